@@ -97,6 +97,7 @@ class Attention(nn.Module):
     def __init__(self, dim: int, context_dim: int, heads: int):
         super().__init__()
         self.heads = heads
+        self.scale = 1.0 / math.sqrt(dim // heads)
         self.q = nn.Linear(dim, dim)
         self.k = nn.Linear(context_dim, dim)
         self.v = nn.Linear(context_dim, dim)
@@ -108,7 +109,7 @@ class Attention(nn.Module):
         q = self.q(x).reshape(b, n, h, d // h).transpose(1, 2)
         k = self.k(context).reshape(b, -1, h, d // h).transpose(1, 2)
         v = self.v(context).reshape(b, -1, h, d // h).transpose(1, 2)
-        scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(d // h))
+        scores = torch.matmul(q, k.transpose(-1, -2)) * self.scale
         if mask is not None:
             scores = scores + mask
         attn = torch.softmax(scores, dim=-1)
