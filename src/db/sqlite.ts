@@ -1,0 +1,248 @@
+// Embedded default Db on better-sqlite3: one file under the data dir, WAL mode, migrations from ./migrations/sqlite.ts.
+// API keys are stored only as SHA-256 hashes and found by hash lookup; all queries are prepared statements.
+
+import Database from 'better-sqlite3';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { sqliteMigrations, type Migration } from './migrations/sqlite.js';
+import {
+  API_KEY_PREFIX,
+  type ApiKeyInfo,
+  type CreatedApiKey,
+  type Db,
+  type ListUsageOptions,
+  type UsageRecord,
+} from './types.js';
+
+export interface SqliteDbOptions {
+  /** Database file; its parent directory is created if missing. ':memory:' for a throwaway database. */
+  path: string;
+  /** Clock in epoch milliseconds (key creation, last use, revocation). Default Date.now. */
+  now?: () => number;
+  /** Apply pending migrations on open (default true). */
+  migrate?: boolean;
+  /** How long a writer waits for another connection's lock, e.g. the CLI creating a key while the server runs. */
+  busyTimeoutMs?: number;
+  /** Migrations to apply; tests only. Default: sqliteMigrations. */
+  migrations?: readonly Migration[];
+}
+
+const MAX_KEY_LENGTH = 256;
+const MAX_NAME_LENGTH = 200;
+const DEFAULT_USAGE_LIMIT = 100;
+const MAX_USAGE_LIMIT = 10_000;
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+interface UsageRow {
+  request_id: string;
+  key_id: string | null;
+  endpoint: string;
+  model: string;
+  served_model: string;
+  size: string;
+  n: number;
+  quality: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  end_user: string | null;
+  duration_ms: number;
+  status: number;
+  prompt: string | null;
+  created_at: number;
+}
+
+interface KeyRow {
+  id: string;
+  name: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+function rowToUsage(r: UsageRow): UsageRecord {
+  return {
+    requestId: r.request_id,
+    keyId: r.key_id,
+    endpoint: r.endpoint,
+    model: r.model,
+    servedModel: r.served_model,
+    size: r.size,
+    n: r.n,
+    quality: r.quality,
+    inputTokens: r.input_tokens,
+    outputTokens: r.output_tokens,
+    user: r.end_user,
+    durationMs: r.duration_ms,
+    status: r.status,
+    prompt: r.prompt,
+    createdAt: r.created_at,
+  };
+}
+
+export class SqliteDb implements Db {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private readonly migrations: readonly Migration[];
+  private stmts: ReturnType<SqliteDb['prepareAll']> | undefined;
+
+  constructor(opts: SqliteDbOptions) {
+    this.path = opts.path;
+    this.now = opts.now ?? Date.now;
+    this.migrations = [...(opts.migrations ?? sqliteMigrations)].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (opts.path !== ':memory:' && opts.path !== '') mkdirSync(dirname(opts.path), { recursive: true });
+    this.db = new Database(opts.path);
+    try {
+      this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
+      this.db.pragma('journal_mode = WAL'); // stays 'memory' for ':memory:'
+      this.db.pragma('synchronous = NORMAL'); // durable enough under WAL, much faster than FULL
+      this.db.pragma('foreign_keys = ON');
+      if (opts.migrate !== false) this.migrate();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  /** The journal mode actually in effect ('wal' for a file database). */
+  journalMode(): string {
+    return String(this.db.pragma('journal_mode', { simple: true }));
+  }
+
+  /** Ids of applied migrations, in order. */
+  appliedMigrations(): string[] {
+    this.ensureMigrationsTable();
+    return (this.db.prepare('SELECT id FROM schema_migrations ORDER BY id').all() as { id: string }[]).map((r) => r.id);
+  }
+
+  private ensureMigrationsTable(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)');
+  }
+
+  migrate(): void {
+    const known = new Set(this.migrations.map((m) => m.id));
+    // IMMEDIATE: take the write lock before reading what is applied, so two processes cannot both apply a migration.
+    const run = this.db.transaction(() => {
+      this.ensureMigrationsTable();
+      const applied = new Set(
+        (this.db.prepare('SELECT id FROM schema_migrations').all() as { id: string }[]).map((r) => r.id),
+      );
+      const unknown = [...applied].filter((id) => !known.has(id));
+      if (unknown.length > 0) {
+        throw new Error(
+          `database ${this.path} has migrations this Easel does not know (${unknown.join(', ')}): it was written by a newer version`,
+        );
+      }
+      const record = this.db.prepare('INSERT INTO schema_migrations (id, applied_at) VALUES (?, ?)');
+      for (const m of this.migrations) {
+        if (applied.has(m.id)) continue;
+        this.db.exec(m.sql);
+        record.run(m.id, this.now());
+      }
+    });
+    run.immediate();
+    this.stmts = undefined; // schema may have changed
+  }
+
+  private prepareAll() {
+    const d = this.db;
+    return {
+      insertKey: d.prepare('INSERT INTO api_keys (id, name, key_hash, created_at) VALUES (?, ?, ?, ?)'),
+      findKey: d.prepare('SELECT id, name FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL'),
+      touchKey: d.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?'),
+      revokeKey: d.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      listKeys: d.prepare(
+        'SELECT id, name, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at, id',
+      ),
+      insertUsage: d.prepare(
+        `INSERT INTO usage_records (request_id, key_id, endpoint, model, served_model, size, n, quality,
+           input_tokens, output_tokens, end_user, duration_ms, status, prompt, created_at)
+         VALUES (@requestId, @keyId, @endpoint, @model, @servedModel, @size, @n, @quality,
+           @inputTokens, @outputTokens, @user, @durationMs, @status, @prompt, @createdAt)`,
+      ),
+      listUsage: d.prepare(
+        `SELECT request_id, key_id, endpoint, model, served_model, size, n, quality, input_tokens, output_tokens,
+           end_user, duration_ms, status, prompt, created_at
+         FROM usage_records WHERE created_at >= ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+      ),
+    };
+  }
+
+  private get s() {
+    if (!this.stmts) this.stmts = this.prepareAll();
+    return this.stmts;
+  }
+
+  createApiKey(name: string): CreatedApiKey {
+    if (typeof name !== 'string' || name.trim().length === 0 || name.length > MAX_NAME_LENGTH) {
+      throw new TypeError(`API key name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters`);
+    }
+    const id = 'key_' + randomBytes(8).toString('hex');
+    const key = API_KEY_PREFIX + randomBytes(32).toString('base64url');
+    const createdAt = this.now();
+    this.s.insertKey.run(id, name, hashApiKey(key), createdAt);
+    return { id, key, name, createdAt };
+  }
+
+  verifyApiKey(key: string): { id: string; name: string } | undefined {
+    if (typeof key !== 'string' || !key.startsWith(API_KEY_PREFIX) || key.length > MAX_KEY_LENGTH) return undefined;
+    const row = this.s.findKey.get(hashApiKey(key)) as { id: string; name: string } | undefined;
+    if (!row) return undefined;
+    this.s.touchKey.run(this.now(), row.id);
+    return { id: row.id, name: row.name };
+  }
+
+  revokeApiKey(id: string): boolean {
+    if (typeof id !== 'string') return false;
+    return this.s.revokeKey.run(this.now(), id).changes > 0;
+  }
+
+  listApiKeys(): ApiKeyInfo[] {
+    return (this.s.listKeys.all() as KeyRow[]).map((r) => ({
+      id: r.id,
+      name: r.name,
+      createdAt: r.created_at,
+      lastUsedAt: r.last_used_at,
+      revokedAt: r.revoked_at,
+    }));
+  }
+
+  recordUsage(r: UsageRecord): void {
+    this.s.insertUsage.run({
+      requestId: r.requestId,
+      keyId: r.keyId ?? null,
+      endpoint: r.endpoint,
+      model: r.model,
+      servedModel: r.servedModel,
+      size: r.size,
+      n: r.n,
+      quality: r.quality ?? null,
+      inputTokens: r.inputTokens,
+      outputTokens: r.outputTokens,
+      user: r.user ?? null,
+      durationMs: Math.round(r.durationMs),
+      status: r.status,
+      prompt: r.prompt ?? null,
+      createdAt: r.createdAt,
+    });
+  }
+
+  listUsage(opts: ListUsageOptions = {}): UsageRecord[] {
+    const rawLimit = opts.limit !== undefined && Number.isFinite(opts.limit) ? opts.limit : DEFAULT_USAGE_LIMIT;
+    const limit = Math.min(MAX_USAGE_LIMIT, Math.max(0, Math.floor(rawLimit)));
+    const since = opts.since !== undefined && Number.isFinite(opts.since) ? opts.since : Number.MIN_SAFE_INTEGER;
+    return (this.s.listUsage.all(since, limit) as UsageRow[]).map(rowToUsage);
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}
+
+export function openSqliteDb(opts: SqliteDbOptions): SqliteDb {
+  return new SqliteDb(opts);
+}

@@ -1,0 +1,66 @@
+// The Db seam: API keys (stored hashed) and per-request usage records, behind one interface so the embedded
+// SQLite default and a Postgres implementation (later issue) are interchangeable. All times are epoch milliseconds.
+
+/** One request's accounting row. Optional fields come back from `listUsage` as null. */
+export interface UsageRecord {
+  requestId: string;
+  keyId?: string | null;
+  /** e.g. '/v1/images/generations' */
+  endpoint: string;
+  /** The model name the client asked for (e.g. 'dall-e-3'). */
+  model: string;
+  /** The local model that served it (after alias resolution). */
+  servedModel: string;
+  size: string;
+  n: number;
+  quality?: string | null;
+  inputTokens: number;
+  outputTokens: number;
+  /** OpenAI's `user` field (end-user identifier). */
+  user?: string | null;
+  durationMs: number;
+  /** HTTP status sent to the client. */
+  status: number;
+  /** Prompt text; only recorded when the server is configured to keep prompts. */
+  prompt?: string | null;
+  createdAt: number;
+}
+
+export interface CreatedApiKey {
+  id: string;
+  /** The secret key ('esk-' + random). Shown once: only its hash is stored. */
+  key: string;
+  name: string;
+  createdAt: number;
+}
+
+export interface ApiKeyInfo {
+  id: string;
+  name: string;
+  createdAt: number;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+export interface ListUsageOptions {
+  /** Maximum rows, newest first. Default 100, capped at 10000. */
+  limit?: number;
+  /** Only records with createdAt >= since. */
+  since?: number;
+}
+
+export interface Db {
+  /** Applies pending migrations; a no-op when the schema is current. */
+  migrate(): void;
+  createApiKey(name: string): CreatedApiKey;
+  /** The key's id and name if it exists and is not revoked (and stamps last_used_at), else undefined. */
+  verifyApiKey(key: string): { id: string; name: string } | undefined;
+  /** True if the key was active and is now revoked; false if unknown or already revoked. */
+  revokeApiKey(id: string): boolean;
+  listApiKeys(): ApiKeyInfo[];
+  recordUsage(r: UsageRecord): void;
+  listUsage(opts?: ListUsageOptions): UsageRecord[];
+  close(): void;
+}
+
+export const API_KEY_PREFIX = 'esk-';

@@ -1,0 +1,256 @@
+// Default ImageStore: images on the local filesystem, one image file plus a small JSON sidecar per id.
+// Writes are atomic (temp file + rename) and ids are checked against a strict pattern before any path is built.
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  extForContentType,
+  isImageContentType,
+  isImageExt,
+  isImageId,
+  newImageId,
+  type EncodedImage,
+  type ImageStore,
+  type PutOptions,
+  type StoredImage,
+  type StoredImageWithBytes,
+} from './types.js';
+
+export interface FsImageStoreOptions {
+  /** Directory holding the images; created (recursively) on first use. */
+  dir: string;
+  /** Clock in epoch milliseconds; injected so tests can move time. Default Date.now. */
+  now?: () => number;
+  /**
+   * Temp files and image files without a sidecar older than this are removed by `sweep`
+   * (left behind by a crash mid-write). Default one hour.
+   */
+  orphanGraceMs?: number;
+}
+
+const SIDECAR_EXT = '.json';
+const TMP_PREFIX = '.tmp-';
+
+interface Sidecar {
+  v: 1;
+  id: string;
+  contentType: StoredImage['contentType'];
+  ext: StoredImage['ext'];
+  byteLength: number;
+  createdAt: number;
+  expiresAt: number;
+}
+
+function parseSidecar(text: string, id: string): StoredImage | undefined {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const s = raw as Partial<Sidecar>;
+  if (
+    s.v !== 1 ||
+    s.id !== id ||
+    !isImageContentType(s.contentType) ||
+    !isImageExt(s.ext) ||
+    s.ext !== extForContentType(s.contentType) ||
+    !Number.isSafeInteger(s.byteLength) ||
+    !Number.isFinite(s.createdAt) ||
+    !Number.isFinite(s.expiresAt)
+  ) {
+    return undefined;
+  }
+  return {
+    id,
+    contentType: s.contentType,
+    ext: s.ext,
+    byteLength: s.byteLength as number,
+    createdAt: s.createdAt as number,
+    expiresAt: s.expiresAt as number,
+  };
+}
+
+function isNotFound(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+export class FsImageStore implements ImageStore {
+  readonly dir: string;
+  private readonly now: () => number;
+  private readonly orphanGraceMs: number;
+  private ready: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(opts: FsImageStoreOptions) {
+    if (typeof opts.dir !== 'string' || opts.dir.length === 0) throw new TypeError('FsImageStore: dir is required');
+    this.dir = opts.dir;
+    this.now = opts.now ?? Date.now;
+    this.orphanGraceMs = opts.orphanGraceMs ?? 60 * 60 * 1000;
+  }
+
+  private ensureDir(): Promise<void> {
+    if (!this.ready) {
+      this.ready = mkdir(this.dir, { recursive: true, mode: 0o700 }).then(
+        () => undefined,
+        (err: unknown) => {
+          this.ready = undefined; // let a later call retry
+          throw err;
+        },
+      );
+    }
+    return this.ready;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error('FsImageStore is closed');
+  }
+
+  private sidecarPath(id: string): string {
+    return join(this.dir, id + SIDECAR_EXT);
+  }
+
+  private imagePath(id: string, ext: string): string {
+    return join(this.dir, `${id}.${ext}`);
+  }
+
+  private async writeAtomic(path: string, data: Buffer | string): Promise<void> {
+    const tmp = join(this.dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    try {
+      await writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
+      await rename(tmp, path);
+    } catch (err) {
+      await rm(tmp, { force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async put(img: EncodedImage, opts: PutOptions): Promise<StoredImage> {
+    this.checkOpen();
+    if (!Buffer.isBuffer(img?.bytes)) throw new TypeError('FsImageStore.put: bytes must be a Buffer');
+    if (!isImageContentType(img.contentType)) {
+      throw new TypeError(`FsImageStore.put: unsupported content type ${String(img.contentType)}`);
+    }
+    const ttl = opts?.ttlSeconds;
+    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
+      throw new RangeError('FsImageStore.put: ttlSeconds must be a positive finite number');
+    }
+    await this.ensureDir();
+    const createdAt = this.now();
+    const meta: StoredImage = {
+      id: newImageId(),
+      contentType: img.contentType,
+      ext: extForContentType(img.contentType),
+      byteLength: img.bytes.length,
+      createdAt,
+      expiresAt: createdAt + Math.round(ttl * 1000),
+    };
+    // Image first, sidecar last: an id is only visible once its sidecar exists, so readers never see half an image.
+    await this.writeAtomic(this.imagePath(meta.id, meta.ext), img.bytes);
+    const sidecar: Sidecar = { v: 1, ...meta };
+    try {
+      await this.writeAtomic(this.sidecarPath(meta.id), JSON.stringify(sidecar));
+    } catch (err) {
+      await rm(this.imagePath(meta.id, meta.ext), { force: true }).catch(() => undefined);
+      throw err;
+    }
+    return meta;
+  }
+
+  private async readMeta(id: string): Promise<StoredImage | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.sidecarPath(id), 'utf8');
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    return parseSidecar(text, id);
+  }
+
+  async get(id: string): Promise<StoredImageWithBytes | undefined> {
+    this.checkOpen();
+    if (!isImageId(id)) return undefined; // never build a path from an untrusted string
+    const meta = await this.readMeta(id);
+    if (!meta || meta.expiresAt <= this.now()) return undefined;
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.imagePath(id, meta.ext));
+    } catch (err) {
+      if (isNotFound(err)) return undefined; // deleted between the two reads
+      throw err;
+    }
+    return { ...meta, bytes };
+  }
+
+  async delete(id: string): Promise<void> {
+    this.checkOpen();
+    if (!isImageId(id)) return;
+    const meta = await this.readMeta(id);
+    // Sidecar first so the id disappears at once; then the image under whichever extension it has.
+    await rm(this.sidecarPath(id), { force: true });
+    const exts = meta ? [meta.ext] : ['png', 'jpeg', 'webp'];
+    await Promise.all(exts.map((e) => rm(this.imagePath(id, e), { force: true })));
+  }
+
+  async sweep(now?: number): Promise<number> {
+    this.checkOpen();
+    const t = now ?? this.now();
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (err) {
+      if (isNotFound(err)) return 0; // nothing stored yet
+      throw err;
+    }
+    const ids = new Set<string>();
+    const images = new Map<string, string>(); // id -> image file name
+    const temps: string[] = [];
+    for (const name of names) {
+      if (name.startsWith(TMP_PREFIX)) {
+        temps.push(name);
+        continue;
+      }
+      const dot = name.indexOf('.');
+      if (dot < 0) continue;
+      const id = name.slice(0, dot);
+      const ext = name.slice(dot + 1);
+      if (!isImageId(id)) continue; // not ours: leave it alone
+      if (name.endsWith(SIDECAR_EXT) && ext === 'json') ids.add(id);
+      else if (isImageExt(ext)) images.set(id, name);
+    }
+
+    let deleted = 0;
+    for (const id of ids) {
+      const meta = await this.readMeta(id);
+      if (meta && meta.expiresAt > t) continue;
+      // Expired, or a sidecar we cannot read (corrupt): either way the image can never be served again.
+      await this.delete(id);
+      images.delete(id);
+      deleted++;
+    }
+
+    // Crash leftovers: image files with no sidecar and temp files, once older than the grace period.
+    const leftovers = [...temps, ...[...images].filter(([id]) => !ids.has(id)).map(([, name]) => name)];
+    for (const name of leftovers) {
+      const p = join(this.dir, name);
+      try {
+        const st = await stat(p);
+        if (t - st.mtimeMs > this.orphanGraceMs) await rm(p, { force: true });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    return deleted;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+export function createFsImageStore(opts: FsImageStoreOptions): FsImageStore {
+  return new FsImageStore(opts);
+}

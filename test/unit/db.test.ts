@@ -1,0 +1,195 @@
+// Tests for the embedded SQLite Db: migrations, hashed API keys, usage records, persistence across reopen.
+// Every test uses a real database file in a fresh temp directory; the clock is injected.
+
+import Database from 'better-sqlite3';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { sqliteMigrations } from '../../src/db/migrations/sqlite.js';
+import { hashApiKey, openSqliteDb, type SqliteDb } from '../../src/db/sqlite.js';
+import type { UsageRecord } from '../../src/db/types.js';
+
+let root: string;
+let dbPath: string;
+let clock: number;
+const now = () => clock;
+const open: SqliteDb[] = [];
+
+function openDb(opts: Partial<Parameters<typeof openSqliteDb>[0]> = {}): SqliteDb {
+  const db = openSqliteDb({ path: dbPath, now, ...opts });
+  open.push(db);
+  return db;
+}
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'easel-db-'));
+  dbPath = join(root, 'data', 'nested', 'easel.sqlite');
+  clock = 1_700_000_000_000;
+});
+afterEach(async () => {
+  for (const db of open.splice(0)) db.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+function usage(over: Partial<UsageRecord> = {}): UsageRecord {
+  return {
+    requestId: 'req_1',
+    endpoint: '/v1/images/generations',
+    model: 'gpt-image-1',
+    servedModel: 'easel-default',
+    size: '1024x1024',
+    n: 2,
+    quality: 'low',
+    inputTokens: 12,
+    outputTokens: 544,
+    user: 'user-42',
+    durationMs: 1234,
+    status: 200,
+    createdAt: clock,
+    ...over,
+  };
+}
+
+describe('SqliteDb migrations', () => {
+  it('creates the file and parent dirs, uses WAL, and records migrations', () => {
+    const db = openDb();
+    expect(existsSync(dbPath)).toBe(true);
+    expect(db.journalMode()).toBe('wal');
+    expect(db.appliedMigrations()).toEqual(sqliteMigrations.map((m) => m.id));
+  });
+
+  it('migrate twice is a no-op and reopen does not re-apply', () => {
+    const db = openDb();
+    const k = db.createApiKey('first');
+    db.migrate();
+    db.migrate();
+    expect(db.appliedMigrations()).toEqual(sqliteMigrations.map((m) => m.id));
+    db.close();
+    const again = openDb();
+    expect(again.appliedMigrations()).toEqual(sqliteMigrations.map((m) => m.id));
+    expect(again.verifyApiKey(k.key)?.id).toBe(k.id);
+    const raw = new Database(dbPath, { readonly: true });
+    const rows = raw.prepare('SELECT id, applied_at FROM schema_migrations').all() as { id: string; applied_at: number }[];
+    raw.close();
+    expect(rows).toHaveLength(sqliteMigrations.length);
+  });
+
+  it('applies a later migration on reopen, and a failing migration changes nothing', () => {
+    openDb().close();
+    const extra = [...sqliteMigrations, { id: '999_test', sql: 'CREATE TABLE test_extra (x INTEGER);' }];
+    const db = openDb({ migrations: extra });
+    expect(db.appliedMigrations()).toEqual(extra.map((m) => m.id));
+    db.close();
+
+    const broken = [...extra, { id: '9999_broken', sql: 'CREATE TABLE ok_part (x INTEGER); THIS IS NOT SQL;' }];
+    expect(() => openDb({ migrations: broken })).toThrow();
+    const raw = new Database(dbPath, { readonly: true });
+    const tables = (raw.prepare("SELECT name FROM sqlite_master WHERE type='table'").all() as { name: string }[]).map((r) => r.name);
+    raw.close();
+    expect(tables).not.toContain('ok_part');
+    expect(tables).toContain('test_extra');
+  });
+
+  it('refuses a database written by a newer version', () => {
+    const extra = [...sqliteMigrations, { id: '999_future', sql: 'CREATE TABLE future (x INTEGER);' }];
+    openDb({ migrations: extra }).close();
+    expect(() => openDb()).toThrow(/newer version/);
+  });
+});
+
+describe('SqliteDb API keys', () => {
+  it('creates, verifies and revokes keys', () => {
+    const db = openDb();
+    const a = db.createApiKey('ci');
+    clock += 1;
+    const b = db.createApiKey('laptop');
+    expect(a.key).toMatch(/^esk-[A-Za-z0-9_-]{43}$/);
+    expect(a.key).not.toBe(b.key);
+    expect(a).toMatchObject({ name: 'ci', createdAt: 1_700_000_000_000 });
+
+    expect(db.listApiKeys()).toEqual([
+      { id: a.id, name: 'ci', createdAt: 1_700_000_000_000, lastUsedAt: null, revokedAt: null },
+      { id: b.id, name: 'laptop', createdAt: 1_700_000_000_001, lastUsedAt: null, revokedAt: null },
+    ]);
+
+    clock += 1000;
+    expect(db.verifyApiKey(a.key)).toEqual({ id: a.id, name: 'ci' });
+    expect(db.listApiKeys()[0].lastUsedAt).toBe(clock);
+
+    expect(db.verifyApiKey(a.key + 'x')).toBeUndefined();
+    expect(db.verifyApiKey(a.key.slice(0, -1))).toBeUndefined();
+    expect(db.verifyApiKey('')).toBeUndefined();
+    expect(db.verifyApiKey(hashApiKey(a.key))).toBeUndefined();
+    expect(db.verifyApiKey(undefined as never)).toBeUndefined();
+
+    clock += 1000;
+    expect(db.revokeApiKey(a.id)).toBe(true);
+    expect(db.revokeApiKey(a.id)).toBe(false);
+    expect(db.revokeApiKey('key_unknown')).toBe(false);
+    expect(db.verifyApiKey(a.key)).toBeUndefined();
+    expect(db.verifyApiKey(b.key)).toEqual({ id: b.id, name: 'laptop' });
+    expect(db.listApiKeys().find((k) => k.id === a.id)?.revokedAt).toBe(clock);
+  });
+
+  it('never stores the plaintext key', async () => {
+    const db = openDb();
+    const k = db.createApiKey('secret-holder');
+    db.close();
+    const raw = new Database(dbPath, { readonly: true });
+    const row = raw.prepare('SELECT * FROM api_keys WHERE id = ?').get(k.id) as Record<string, unknown>;
+    raw.close();
+    expect(row.key_hash).toBe(hashApiKey(k.key));
+    expect(Object.values(row).map(String)).not.toContain(k.key);
+    for (const v of Object.values(row)) expect(String(v)).not.toContain(k.key.slice(4));
+    // Nor anywhere in the database files (main file + WAL).
+    for (const f of [dbPath, dbPath + '-wal']) {
+      if (existsSync(f)) expect((await readFile(f)).includes(Buffer.from(k.key.slice(4)))).toBe(false);
+    }
+  });
+
+  it('rejects empty names', () => {
+    const db = openDb();
+    expect(() => db.createApiKey('')).toThrow();
+    expect(() => db.createApiKey('   ')).toThrow();
+    expect(db.listApiKeys()).toEqual([]);
+  });
+});
+
+describe('SqliteDb usage records', () => {
+  it('round-trips records with and without prompt, newest first', () => {
+    const db = openDb();
+    const key = db.createApiKey('k');
+    const withPrompt = usage({ requestId: 'req_a', keyId: key.id, prompt: 'a red fox, watercolor', createdAt: clock });
+    const without = usage({ requestId: 'req_b', model: 'dall-e-3', size: '1792x1024', n: 1, quality: undefined, user: undefined, createdAt: clock + 10 });
+    db.recordUsage(withPrompt);
+    db.recordUsage(without);
+
+    const rows = db.listUsage();
+    expect(rows).toEqual([
+      { ...without, keyId: null, quality: null, user: null, prompt: null },
+      { ...withPrompt, quality: 'low', user: 'user-42' },
+    ]);
+    expect(db.listUsage({ limit: 1 })).toEqual([rows[0]]);
+    expect(db.listUsage({ since: clock + 5 })).toEqual([rows[0]]);
+    expect(db.listUsage({ since: clock + 11 })).toEqual([]);
+  });
+
+  it('keeps records with the same request id (client-supplied ids may repeat)', () => {
+    const db = openDb();
+    db.recordUsage(usage({ requestId: 'dup' }));
+    db.recordUsage(usage({ requestId: 'dup', status: 429 }));
+    expect(db.listUsage().map((r) => r.status).sort()).toEqual([200, 429]);
+  });
+
+  it('keeps keys and usage across reopen', () => {
+    const db = openDb();
+    const k = db.createApiKey('persist');
+    db.recordUsage(usage({ keyId: k.id, prompt: null }));
+    db.close();
+    const again = openDb();
+    expect(again.verifyApiKey(k.key)?.name).toBe('persist');
+    expect(again.listUsage()).toEqual([{ ...usage({ keyId: k.id }), prompt: null }]);
+  });
+});
