@@ -1,0 +1,400 @@
+// POST /v1/images/edits, both forms: multipart (text fields + described file parts) and JSON
+// (`images: [{image_url}|{file_id}]`). Validates fields per family and the declared image inputs
+// (count, type, byte size); decoding the pixels is the server's job, not this pure layer's.
+//
+// Spec: CreateImageEditRequest (multipart) and EditImageBodyJsonParam / ImageRefParam (JSON) in
+// ../shared/reference/openai-openapi-images.yaml. Both forms default `model` to gpt-image-1.5.
+
+import {
+  ApiError,
+  arrayTooLong,
+  badRequest,
+  bodyNotObject,
+  dallE2ImageInvalid,
+  emptyArray,
+  emptyString,
+  fileTooLarge,
+  inputFidelityNotSupported,
+  invalidImage,
+  invalidType,
+  missingRequired,
+  modelNotSupportedByEndpoint,
+  stringTooLong,
+  unknownParameter,
+  unsupportedMimetype,
+} from './errors.js';
+import {
+  INPUT_FIDELITIES,
+  allowedFields,
+  editImageLimits,
+  familyRules,
+  type Dimensions,
+  type EditImageLimits,
+  type FamilyRules,
+  type InputFidelity,
+  type ParseContext,
+} from './families.js';
+import {
+  readExtensions,
+  readGptOptions,
+  readN,
+  readPrompt,
+  readQuality,
+  readResponseFormat,
+  readSize,
+  readUser,
+  rejectUnknownKeys,
+  resolveModelField,
+  resolveOutput,
+  type ParsedCommon,
+} from './common.js';
+import { isPlainObject, jsonReader, multipartReader, readEnum, type FieldReader } from './fields.js';
+
+export const DEFAULT_EDIT_MODEL = 'gpt-image-1.5';
+/** ImageRefParam.image_url maxLength in the spec. */
+export const IMAGE_URL_MAX_LENGTH = 20_971_520;
+
+/** What the server tells this layer about one uploaded file part (no bytes, just facts). */
+export interface UploadedFilePart {
+  /** Form field name: image, image[], image[0], mask, ... */
+  field: string;
+  filename?: string | null;
+  /** Declared Content-Type of the part. */
+  mimetype: string;
+  bytes: number;
+  /** Pixel size, when the server already knows it (enables square / mask-size checks here). */
+  width?: number;
+  height?: number;
+}
+
+export interface EditFiles {
+  images: readonly UploadedFilePart[];
+  mask?: UploadedFilePart | null;
+}
+
+/** One validated input image (or mask), with the `param` name to blame if decoding it fails later. */
+export type EditImageInput =
+  | {
+      source: 'upload';
+      param: string;
+      field: string;
+      filename: string | null;
+      mimetype: string;
+      bytes: number;
+      width?: number;
+      height?: number;
+    }
+  | { source: 'data_url'; param: string; mimetype: string; base64: string; bytes: number }
+  | { source: 'url'; param: string; url: string };
+
+export interface ParsedEditRequest extends ParsedCommon {
+  endpoint: 'edits';
+  form: 'multipart' | 'json';
+  /** low | high where the model supports it (default low), null otherwise. */
+  input_fidelity: InputFidelity | null;
+  images: EditImageInput[];
+  mask: EditImageInput | null;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const EXTENSION_MIMETYPES: Record<string, string> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+};
+
+/**
+ * The part's type as declared, normalised ("image/jpg" -> "image/jpeg"). Where the client declared
+ * nothing useful (empty or application/octet-stream) the filename's extension decides: OpenAI refuses
+ * such parts outright, Easel is lenient here because the bytes are sniffed later anyway.
+ */
+export function effectiveMimetype(part: { mimetype?: string | null; filename?: string | null }): string {
+  let m = (part.mimetype ?? '').split(';')[0].trim().toLowerCase();
+  if (m === 'image/jpg' || m === 'image/pjpeg') m = 'image/jpeg';
+  if ((m === '' || m === 'application/octet-stream') && part.filename) {
+    const ext = /\.([a-z0-9]+)$/i.exec(part.filename)?.[1]?.toLowerCase();
+    if (ext && EXTENSION_MIMETYPES[ext]) return EXTENSION_MIMETYPES[ext];
+  }
+  return m || 'application/octet-stream';
+}
+
+function dimsOf(x: { width?: number; height?: number }): Dimensions | undefined {
+  if (typeof x.width === 'number' && typeof x.height === 'number' && x.width > 0 && x.height > 0) {
+    return { width: x.width, height: x.height };
+  }
+  return undefined;
+}
+
+function checkUpload(part: UploadedFilePart, param: string, family: 'dall-e-2' | 'gpt-image', limits: EditImageLimits): EditImageInput {
+  const mimetype = effectiveMimetype(part);
+  if (!limits.mimetypes.includes(mimetype)) throw unsupportedMimetype(param, mimetype, limits.mimetypes);
+  if (!Number.isFinite(part.bytes) || part.bytes <= 0) {
+    throw invalidImage(param, `Invalid file '${param}': the file is empty.`, 'invalid_image');
+  }
+  if (part.bytes >= limits.maxImageBytes) {
+    if (family === 'dall-e-2') throw dallE2ImageInvalid(param);
+    throw fileTooLarge(param, limits.maxImageBytes, part.bytes);
+  }
+  const d = dimsOf(part);
+  if (limits.requireSquare && d && d.width !== d.height) {
+    throw invalidImage(param, `Invalid file '${param}': the image must be square, but it is ${d.width}x${d.height}.`);
+  }
+  return {
+    source: 'upload',
+    param,
+    field: part.field,
+    filename: part.filename ?? null,
+    mimetype,
+    bytes: part.bytes,
+    ...(d ? { width: d.width, height: d.height } : {}),
+  };
+}
+
+function checkMaskUpload(part: UploadedFilePart, limits: EditImageLimits, first: EditImageInput | undefined): EditImageInput {
+  const mimetype = effectiveMimetype(part);
+  if (mimetype !== 'image/png') throw unsupportedMimetype('mask', mimetype, ['image/png']);
+  if (!Number.isFinite(part.bytes) || part.bytes <= 0) throw invalidImage('mask', "Invalid file 'mask': the file is empty.");
+  if (part.bytes >= limits.maskMaxBytes) throw fileTooLarge('mask', limits.maskMaxBytes, part.bytes);
+  const d = dimsOf(part);
+  const fd = first && first.source === 'upload' ? dimsOf(first) : undefined;
+  if (d && fd && (d.width !== fd.width || d.height !== fd.height)) {
+    throw invalidImage(
+      'mask',
+      `Invalid file 'mask': the mask must have the same dimensions as the image (${fd.width}x${fd.height}), but it is ${d.width}x${d.height}.`,
+    );
+  }
+  return {
+    source: 'upload',
+    param: 'mask',
+    field: part.field,
+    filename: part.filename ?? null,
+    mimetype,
+    bytes: part.bytes,
+    ...(d ? { width: d.width, height: d.height } : {}),
+  };
+}
+
+const IMAGE_FIELD = /^image(?:\[\d*\])?$/;
+
+function multipartImagesMessage(): ApiError {
+  return badRequest("Unknown parameter: 'images'. For multipart/form-data use 'image' or 'image[]'.", 'images', 'invalid_value');
+}
+function jsonImageMessage(key: string): ApiError {
+  return badRequest(`Unknown parameter: '${key}'. For application/json on /v1/images/edits, use 'images' (array).`, key, 'invalid_value');
+}
+
+function readInputFidelity(r: FieldReader, rules: FamilyRules, modelName: string): InputFidelity | null {
+  if (!rules.gptFeatures) return null;
+  const v = readEnum(r, 'input_fidelity', INPUT_FIDELITIES, { nullable: true });
+  if (!rules.supportsInputFidelity) {
+    if (v !== undefined) throw inputFidelityNotSupported(modelName);
+    return null;
+  }
+  return v ?? 'low';
+}
+
+function chooseFamily(requested: string, family: string): 'dall-e-2' | 'gpt-image' {
+  if (family === 'dall-e-3') {
+    throw modelNotSupportedByEndpoint(requested, 'Image edits support dall-e-2 and the GPT image models.');
+  }
+  return family as 'dall-e-2' | 'gpt-image';
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Multipart edits: `fields` are the text parts, `files` describes the file parts. */
+export function parseMultipartEditRequest(
+  fields: Record<string, string | readonly string[]>,
+  files: EditFiles,
+  ctx: ParseContext,
+): ParsedEditRequest {
+  const r = multipartReader(fields);
+  const { requested, resolved } = resolveModelField(r, ctx, () => ctx.defaultModel ?? DEFAULT_EDIT_MODEL);
+  const family = chooseFamily(requested, resolved.family);
+  const rules = familyRules(family, requested, resolved.name);
+
+  // Text parts: file-only names sent as text are type errors; `images` gets OpenAI's hint.
+  const textAllowed = allowedFields(family, 'edits-multipart').filter((f) => f !== 'image' && f !== 'image[]' && f !== 'mask');
+  const asTextFile = (name: string) => () => invalidType(name, 'a file', r.get(name));
+  const special: Record<string, () => Error> = { images: multipartImagesMessage };
+  for (const k of r.keys()) if (IMAGE_FIELD.test(k) || k === 'mask') special[k] = asTextFile(k);
+  rejectUnknownKeys(r.keys(), textAllowed, resolved, special);
+  for (const part of files.images) {
+    if (IMAGE_FIELD.test(part.field)) continue;
+    if (part.field === 'images') throw multipartImagesMessage();
+    throw unknownParameter(part.field);
+  }
+  if (files.mask && files.mask.field !== 'mask') throw unknownParameter(files.mask.field);
+
+  const prompt = readPrompt(r, rules);
+
+  const limits = editImageLimits(family);
+  const count = files.images.length;
+  if (count === 0) throw missingRequired('image');
+  if (count > limits.maxImages) {
+    if (family === 'dall-e-2') {
+      throw badRequest(`Invalid 'image': dall-e-2 accepts exactly one image, but got ${count}.`, 'image', 'array_above_max_length');
+    }
+    throw arrayTooLong('image', limits.maxImages, count);
+  }
+  const single = count === 1 && files.images[0].field === 'image';
+  const images = files.images.map((part, i) => checkUpload(part, single ? 'image' : `image[${i}]`, family, limits));
+
+  const n = readN(r, rules);
+  const size = readSize(r, rules, family === 'dall-e-2' ? '1024x1024' : 'auto');
+  const quality = readQuality(r, rules);
+  const response_format = readResponseFormat(r, rules);
+  const gpt = readGptOptions(r, rules);
+  const input_fidelity = readInputFidelity(r, rules, requested);
+  const user = readUser(r);
+  const extensions = readExtensions(r, resolved, rules);
+  const mask = files.mask ? checkMaskUpload(files.mask, limits, images[0]) : null;
+
+  const first = images[0];
+  const firstDims = first.source === 'upload' ? dimsOf(first) : undefined;
+  return {
+    endpoint: 'edits',
+    form: 'multipart',
+    model: resolved.name,
+    requested_model: requested,
+    family,
+    prompt,
+    n,
+    size,
+    quality,
+    response_format,
+    ...gpt,
+    input_fidelity,
+    user,
+    extensions,
+    images,
+    mask,
+    resolved: resolveOutput(rules, size, quality, gpt.background, firstDims),
+  };
+}
+
+/** Parses one ImageRefParam (`{image_url}` or `{file_id}`) at `param`. */
+function readImageRef(value: unknown, param: string, limits: EditImageLimits, mask: boolean): EditImageInput {
+  if (!isPlainObject(value)) throw invalidType(param, 'an object', value);
+  for (const k of Object.keys(value)) {
+    if (k !== 'image_url' && k !== 'file_id') throw unknownParameter(`${param}.${k}`);
+  }
+  const hasUrl = value.image_url !== undefined && value.image_url !== null;
+  const hasFile = value.file_id !== undefined && value.file_id !== null;
+  if (hasUrl && hasFile) {
+    throw badRequest(`Invalid '${param}': provide exactly one of 'image_url' or 'file_id', not both.`, param, 'invalid_value');
+  }
+  if (hasFile) {
+    // (Easel wording) Easel has no Files API, so file references cannot be honoured.
+    throw badRequest(
+      `Invalid '${param}.file_id': this server has no Files API, so file IDs cannot be used. Send the image in '${param}.image_url' as a data URL (data:image/png;base64,...) or an https URL, or upload it with multipart/form-data.`,
+      `${param}.file_id`,
+      'unsupported_parameter',
+    );
+  }
+  if (!hasUrl) throw missingRequired(`${param}.image_url`);
+  const urlParam = `${param}.image_url`;
+  const url = value.image_url;
+  if (typeof url !== 'string') throw invalidType(urlParam, 'a string', url);
+  if (url.length > IMAGE_URL_MAX_LENGTH) throw stringTooLong(urlParam, IMAGE_URL_MAX_LENGTH, url.length);
+  if (url.length === 0) throw emptyString(urlParam);
+
+  if (/^data:/i.test(url)) {
+    const m = /^data:([^;,]*)((?:;[^;,]*)*),(.*)$/is.exec(url);
+    if (!m || !/;base64$/i.test(m[2] ?? '')) {
+      throw badRequest(`Invalid '${urlParam}': expected a base64-encoded data URL, for example 'data:image/png;base64,...'.`, urlParam, 'invalid_value');
+    }
+    const mimetype = effectiveMimetype({ mimetype: m[1] });
+    const allowed = mask ? ['image/png'] : limits.mimetypes;
+    if (!allowed.includes(mimetype)) throw unsupportedMimetype(urlParam, mimetype, allowed);
+    const base64 = m[3].replace(/\s+/g, '');
+    if (base64.length === 0 || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(base64)) {
+      throw badRequest(`Invalid '${urlParam}': the data URL does not contain valid base64 data.`, urlParam, 'invalid_value');
+    }
+    const padding = base64.endsWith('==') ? 2 : base64.endsWith('=') ? 1 : 0;
+    const bytes = Math.floor((base64.length * 3) / 4) - padding;
+    const max = mask ? limits.maskMaxBytes : limits.maxImageBytes;
+    if (bytes >= max) throw fileTooLarge(urlParam, max, bytes);
+    return { source: 'data_url', param: urlParam, mimetype, base64, bytes };
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    parsed = undefined as unknown as URL;
+  }
+  if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) {
+    throw badRequest(`Invalid '${urlParam}': expected a data URL or an http(s) URL.`, urlParam, 'invalid_value');
+  }
+  return { source: 'url', param: urlParam, url: parsed.toString() };
+}
+
+/** JSON edits (GPT image models only, as in the spec). */
+export function parseJsonEditRequest(body: unknown, ctx: ParseContext): ParsedEditRequest {
+  if (!isPlainObject(body)) throw bodyNotObject(body);
+  const r = jsonReader(body);
+  const { requested, resolved } = resolveModelField(r, ctx, () => ctx.defaultModel ?? DEFAULT_EDIT_MODEL);
+  if (resolved.family !== 'gpt-image') {
+    throw modelNotSupportedByEndpoint(
+      requested,
+      'JSON image edits support the GPT image models only; send dall-e-2 edits as multipart/form-data.',
+    );
+  }
+  const family = 'gpt-image' as const;
+  const rules = familyRules(family, requested, resolved.name);
+  rejectUnknownKeys(r.keys(), allowedFields(family, 'edits-json'), resolved, {
+    image: () => jsonImageMessage('image'),
+    'image[]': () => jsonImageMessage('image[]'),
+  });
+
+  const prompt = readPrompt(r, rules);
+
+  const limits = editImageLimits(family);
+  if (!r.has('images')) throw missingRequired('images');
+  const list = r.get('images');
+  if (!Array.isArray(list)) throw invalidType('images', 'an array of objects', list);
+  if (list.length === 0) throw emptyArray('images');
+  if (list.length > limits.maxImages) throw arrayTooLong('images', limits.maxImages, list.length);
+  const images = list.map((item, i) => readImageRef(item, `images[${i}]`, limits, false));
+
+  const n = readN(r, rules);
+  const size = readSize(r, rules, 'auto');
+  const quality = readQuality(r, rules);
+  const gpt = readGptOptions(r, rules);
+  const input_fidelity = readInputFidelity(r, rules, requested);
+  const user = readUser(r);
+  const extensions = readExtensions(r, resolved, rules);
+  const maskValue = r.get('mask');
+  const mask = maskValue === undefined || maskValue === null ? null : readImageRef(maskValue, 'mask', limits, true);
+
+  return {
+    endpoint: 'edits',
+    form: 'json',
+    model: resolved.name,
+    requested_model: requested,
+    family,
+    prompt,
+    n,
+    size,
+    quality,
+    response_format: readResponseFormat(r, rules),
+    ...gpt,
+    input_fidelity,
+    user,
+    extensions,
+    images,
+    mask,
+    resolved: resolveOutput(rules, size, quality, gpt.background),
+  };
+}
+
+/** Either form, for a server that has already split the body. */
+export type EditInput =
+  | { form: 'multipart'; fields: Record<string, string | readonly string[]>; files: EditFiles }
+  | { form: 'json'; body: unknown };
+
+export function parseEditRequest(input: EditInput, ctx: ParseContext): ParsedEditRequest {
+  return input.form === 'json' ? parseJsonEditRequest(input.body, ctx) : parseMultipartEditRequest(input.fields, input.files, ctx);
+}
