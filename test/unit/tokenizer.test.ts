@@ -283,17 +283,27 @@ describe('decode', () => {
 });
 
 // --- Golden table from the project's Python reference encoder (training/bpe.py) ----------------------
-// Remake with:  /usr/bin/python3 test/fixtures/make-tokenizer-golden.py   (see tokenizer-golden.json "command")
+// test/fixtures/tokenizer-golden.json holds texts and the ids bpe.py's encode() gives for them with the
+// tiny-sd and tiny-sdxl (tokenizer_2, pad "!") fixture tokenizers; its "command" field remakes it.
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const goldenPath = join(repoRoot, 'test/fixtures/tokenizer-golden.json');
-describe.runIf(existsSync(goldenPath))('golden table from training/bpe.py', () => {
-  it('our ids equal the Python reference encoder', async () => {
-    const golden = JSON.parse(await readFile(goldenPath, 'utf8')) as {
-      tokenizer: string;
-      cases: Array<{ text: string; ids: number[] }>;
-    };
-    const t = await ClipTokenizer.fromFolder(join(repoRoot, golden.tokenizer));
-    expect(golden.cases.length).toBeGreaterThanOrEqual(20);
-    for (const c of golden.cases) expect({ text: c.text, ids: [...t.encode(c.text).ids] }).toEqual(c);
+describe.runIf(existsSync(goldenPath))('golden table from training/bpe.py', async () => {
+  const golden = JSON.parse(await readFile(goldenPath, 'utf8')) as {
+    texts: string[];
+    tables: Array<{ tokenizer: string; pad_id: number | null; ids: number[][] }>;
+  };
+  it('covers enough cases', () => {
+    expect(golden.texts.length).toBeGreaterThanOrEqual(30);
+    expect(golden.tables.length).toBe(2);
+  });
+  describe.each(golden.tables.map((t) => [t.tokenizer, t] as const))('%s', (_name, table) => {
+    it('our ids equal the Python reference encoder', async () => {
+      const t = await ClipTokenizer.fromFolder(join(repoRoot, table.tokenizer));
+      if (table.pad_id !== null) expect(t.padId).toBe(table.pad_id);
+      expect(table.ids.length).toBe(golden.texts.length);
+      golden.texts.forEach((text, i) => {
+        expect({ text, ids: [...t.encode(text).ids] }).toEqual({ text, ids: table.ids[i] });
+      });
+    });
   });
 });
