@@ -1,0 +1,341 @@
+# Trains the easel-shapes model from scratch or resumes it: tokenizer, RGBA autoencoder, then the text
+# encoder + latent UNet; one checkpoint file, replaced in place, written every few minutes and on SIGTERM.
+"""Usage: python3 training/train.py [--ckpt training/checkpoints/easel.pt] [--ae-minutes 7] [--dn-minutes 120]
+
+Runs on CPU (Debian python3-torch; 2 threads) or CUDA when available. Time budgets are wall-clock
+minutes per stage so the same command fits a CPU session; `--dn-minutes` counts total denoiser time
+across resumes. Logs go to training/runs/ (loss every 50 steps, preview PNG grids every checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import bpe  # noqa: E402
+import scenes  # noqa: E402
+from model import (Decoder, Encoder, TextEncoder, UNet, cosine_alphas_cumprod, n_params)  # noqa: E402
+
+BUCKETS = [((16, 16), 0.5), ((16, 24), 0.125), ((24, 16), 0.125), ((16, 28), 0.125), ((28, 16), 0.125)]  # (h, w)
+VOCAB_SIZE = 1100
+
+STOP = False
+
+
+def _on_term(*_):
+    global STOP
+    STOP = True
+
+
+class Tok:
+    """Fast CLIP-style encoding with the project's BPE (bpe.py), caching per word."""
+
+    def __init__(self, vocab, merges):
+        self.vocab, self.merges = vocab, merges
+        self.ranks = {tuple(m): i for i, m in enumerate(merges)}
+        self.bos, self.eos = vocab[bpe.BOS_TOKEN], vocab[bpe.EOS_TOKEN]
+        self._word = lru_cache(maxsize=100000)(lambda w: [vocab[p] for p in bpe.bpe_word(w, self.ranks)])
+
+    def __call__(self, text, L=77):
+        ids = []
+        for w in bpe.pretokenize(text):
+            ids.extend(self._word(w))
+        ids = [self.bos] + ids[: L - 2] + [self.eos]
+        return ids + [self.eos] * (L - len(ids))
+
+
+def log(msg):
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
+
+
+def save(path, state):
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    log(f"checkpoint saved {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+
+
+def half_sd(m):
+    return {k: v.detach().cpu().half() for k, v in m.state_dict().items()}
+
+
+def load_sd(m, sd):
+    m.load_state_dict({k: v.float() for k, v in sd.items()})
+
+
+# ------------------------------------------------------------------------------------------ stage 1: AE
+
+def ae_data(rng, n, size=256):
+    big, small = [], []
+    for _ in range(n):
+        _, spec = scenes.sample(rng)
+        pl = scenes.layout(spec, size, size, rng)
+        big.append(scenes.render(spec, size, size, rng, pl))
+        small.append(scenes.render(spec, size // 4, size // 4, rng, [(x / 4, y / 4, r / 4) for x, y, r in pl]))
+    to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous() * 2 - 1
+    return to_t(big), to_t(small)
+
+
+def train_ae(E, D, dev, minutes, seed, runs):
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    t0 = time.time()
+    big, small = ae_data(rng, 3000)
+    log(f"AE data: {big.shape[0]} scenes in {time.time() - t0:.0f}s")
+    params = list(E.parameters()) + list(D.parameters())
+    opt = torch.optim.AdamW(params, 2e-3, weight_decay=0.0)
+    step, t0 = 0, time.time()
+    B, crop = 16, 6  # latent crop 6x6 -> 96x96 pixels
+    while time.time() - t0 < minutes * 60 and not STOP:
+        idx = torch.randint(0, big.shape[0], (B,))
+        use_small = torch.rand(B, 1, 1, 1) < 0.5
+        x64 = torch.where(use_small, small[idx], F.avg_pool2d(big[idx], 4)).to(dev)
+        z = E.forward_pooled(x64)
+        z = z + torch.randn_like(z) * z.detach().std() * 0.1 * torch.rand(B, 1, 1, 1, device=dev)
+        oy, ox = random.randint(0, 16 - crop), random.randint(0, 16 - crop)
+        y = D(z[:, :, oy:oy + crop, ox:ox + crop])
+        tgt = big[idx][:, :, oy * 16:(oy + crop) * 16, ox * 16:(ox + crop) * 16].to(dev)
+        loss = (y - tgt).abs().mean() + 1e-4 * z.pow(2).mean()
+        lr = 2e-3 * min(1.0, (step + 1) / 100) * (0.2 if time.time() - t0 > minutes * 45 else 1.0)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            log(f"ae step {step} loss {loss.item():.4f}")
+        step += 1
+    with torch.no_grad():
+        zs = torch.cat([E.forward_pooled(small[i:i + 64].to(dev)) for i in range(0, 1024, 64)])
+        rec = D(E.forward_pooled(small[:8].to(dev)))
+        err = (rec - big[:8].to(dev)).abs().mean().item()
+    sf = 1.0 / zs.std().item()
+    log(f"AE done: {step} steps, latent std {zs.std().item():.3f} -> scaling_factor {sf:.4f}, L1(64-in) {err:.4f}")
+    grid = torch.cat([torch.cat(list(big[:4]), 2), torch.cat(list(rec[:4].cpu()), 2)], 1)
+    scenes.to_png(((grid.permute(1, 2, 0).numpy() + 1) / 2), os.path.join(runs, "ae_recon.png"))
+    return sf, step
+
+
+# ------------------------------------------------------------------------------------------ stage 2: DN
+
+def build_pool(E, tok, dev, n, seed, sf):
+    """Scenes rendered at 1/4 scale, encoded once: per bucket latents [N,C,h,w] (fp16), ids, n_objects."""
+    rng = random.Random(seed)
+    pool = {}
+    t0 = time.time()
+    for (h, w), p in BUCKETS:
+        k = int(n * p)
+        imgs, ids, nobj = [], [], []
+        for _ in range(k):
+            cap, spec = scenes.sample(rng)
+            imgs.append(scenes.render(spec, w * 4, h * 4, rng))
+            ids.append(tok(cap))
+            nobj.append(len(spec["objects"]))
+        x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous() * 2 - 1
+        with torch.no_grad():
+            z = torch.cat([E.forward_pooled(x[i:i + 256].to(dev)).cpu() for i in range(0, k, 256)]) * sf
+        pool[(h, w)] = (z.half(), torch.tensor(ids, dtype=torch.int32), torch.tensor(nobj))
+    log(f"latent pool: {n} scenes in {time.time() - t0:.0f}s")
+    return pool
+
+
+def v_loss(U, T, z0, ids, ac, dev):
+    B = z0.shape[0]
+    t = torch.randint(0, ac.shape[0], (B,), device=dev)
+    a = ac[t].view(B, 1, 1, 1)
+    eps = torch.randn_like(z0)
+    zt = a.sqrt() * z0 + (1 - a).sqrt() * eps
+    v = a.sqrt() * eps - (1 - a).sqrt() * z0
+    pred = U(zt, t.float(), T(ids))
+    snr = a / (1 - a)
+    w = torch.clamp(snr, max=5.0) / (snr + 1)  # min-SNR-5 for v-prediction
+    return ((pred - v) ** 2).mean((1, 2, 3)).mul(w.view(B)).mean()
+
+
+@torch.no_grad()
+def ddim_sample(U, T, D, tok, prompts, sf, dev, h=16, w=16, steps=20, cfg=4.0, seed=0):
+    """Deterministic DDIM (diffusers DDIMScheduler, eta=0, trailing spacing) with v-prediction + CFG."""
+    ac = cosine_alphas_cumprod().to(dev)
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(len(prompts), 8, h, w, generator=g).to(dev)
+    cond = T(torch.tensor([tok(p) for p in prompts], device=dev))
+    unc = T(torch.tensor([tok("")] * len(prompts), device=dev))
+    ts = [int(round(1000 - i * 1000 / steps)) - 1 for i in range(steps)]
+    for i, t in enumerate(ts):
+        tt = torch.full((len(prompts),), float(t), device=dev)
+        out = U(torch.cat([z, z]), torch.cat([tt, tt]), torch.cat([cond, unc]))
+        vc, vu = out.chunk(2)
+        v = vu + cfg * (vc - vu)
+        a = ac[t]
+        x0 = a.sqrt() * z - (1 - a).sqrt() * v
+        eps = (1 - a).sqrt() * z + a.sqrt() * v
+        ap = ac[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=dev)
+        z = ap.sqrt() * x0 + (1 - ap).sqrt() * eps
+    return D(z / sf).clamp(-1, 1)
+
+
+PREVIEW = ["a red circle on a blue background", "a large yellow star in the top left corner on a black background",
+           "two pink hearts on a transparent background", "a blue square on the left and a green triangle on the right",
+           "a small white cross at the bottom, gradient from purple to orange", "three gray rings on a yellow background",
+           "a large black diamond in the center on a cyan background", "a purple ring at the top right and an orange square at the bottom left, white background"]
+
+
+def preview(U, T, D, tok, sf, dev, path):
+    imgs = ddim_sample(U, T, D, tok, PREVIEW, sf, dev)
+    grid = torch.cat([torch.cat(list(imgs[:4].cpu()), 2), torch.cat(list(imgs[4:].cpu()), 2)], 1)
+    rgba = (grid.permute(1, 2, 0).numpy() + 1) / 2
+    # composite on a checkerboard so transparency is visible
+    H, W = rgba.shape[:2]
+    cb = ((np.indices((H, W)).sum(0) // 16) % 2 * 0.3 + 0.6)[..., None]
+    rgb = rgba[..., :3] * rgba[..., 3:] + cb * (1 - rgba[..., 3:])
+    scenes.to_png(np.concatenate([rgb, np.ones((H, W, 1))], -1), path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints", "easel.pt"))
+    ap.add_argument("--runs", default=os.path.join(HERE, "runs"))
+    ap.add_argument("--ae-minutes", type=float, default=7.0)
+    ap.add_argument("--dn-minutes", type=float, default=120.0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--pool", type=int, default=60000)
+    ap.add_argument("--seed", type=int, default=20261121)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt-every", type=float, default=5.0, help="minutes")
+    ap.add_argument("--curriculum", type=float, default=0.12, help="fraction of DN time on one-object scenes")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    os.makedirs(os.path.dirname(args.ckpt), exist_ok=True)
+    os.makedirs(args.runs, exist_ok=True)
+    with open(os.path.join(args.runs, "train.pid"), "w") as f:
+        f.write(f"{os.getpid()}\n")
+    signal.signal(signal.SIGTERM, _on_term)
+    signal.signal(signal.SIGINT, _on_term)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+
+    state = torch.load(args.ckpt) if os.path.exists(args.ckpt) else {}
+    if "vocab" not in state:
+        t0 = time.time()
+        vocab, merges = bpe.train_bpe(scenes.bpe_corpus(), VOCAB_SIZE)
+        state.update(vocab=vocab, merges=[list(m) for m in merges], seed=args.seed, log=[])
+        log(f"BPE trained: {len(vocab)} tokens in {time.time() - t0:.0f}s")
+    tok = Tok(state["vocab"], [tuple(m) for m in state["merges"]])
+    words = scenes.COLORS + scenes.SHAPES + ["small", "large", "medium", "top", "left", "right", "bottom",
+                                             "center", "gradient", "transparent", "background", "two", "three"]
+    multi = [w for w in words if tok(w).index(tok.eos) != 2]
+    log(f"vocabulary words split into several tokens: {multi or 'none'}")
+
+    E, D = Encoder().to(dev), Decoder().to(dev)
+    if "enc" in state:
+        load_sd(E, state["enc"])
+        load_sd(D, state["dec"])
+        sf = state["scaling_factor"]
+    else:
+        sf, ae_steps = train_ae(E, D, dev, args.ae_minutes, args.seed, args.runs)
+        state.update(enc=half_sd(E), dec=half_sd(D), scaling_factor=sf, ae_steps=ae_steps,
+                     ae_minutes=args.ae_minutes)
+        save(args.ckpt, state)
+        if STOP:
+            return
+    E.eval()
+    D.eval()
+
+    T, U = TextEncoder(len(state["vocab"])).to(dev), UNet().to(dev)
+    Te, Ue = TextEncoder(len(state["vocab"])).to(dev), UNet().to(dev)
+    if "unet" in state:
+        U.load_state_dict(state["unet"])
+        T.load_state_dict(state["text"])
+        load_sd(Ue, state["unet_ema"])
+        load_sd(Te, state["text_ema"])
+    else:
+        Ue.load_state_dict(U.state_dict())
+        Te.load_state_dict(T.state_dict())
+        state.update(step=0, dn_seconds=0.0, samples=0)
+    log(f"UNet {n_params(U) / 1e6:.2f}M params, text encoder {n_params(T) / 1e6:.2f}M, device {dev}")
+    pool = build_pool(E, tok, dev, args.pool, args.seed + state["step"], sf)
+    empty = torch.tensor(tok(""), dtype=torch.int32)
+    ac = cosine_alphas_cumprod().to(dev)
+    params = list(U.parameters()) + list(T.parameters())
+    opt = torch.optim.AdamW(params, args.lr, weight_decay=0.01)
+    step0, t_start, last_ck = state["step"], time.time(), time.time()
+    base_seconds = state["dn_seconds"]
+    ema_params = list(Ue.parameters()) + list(Te.parameters())
+    keys = [b for b, _ in BUCKETS]
+    probs = [p for _, p in BUCKETS]
+    losses = []
+    while not STOP:
+        elapsed = base_seconds + time.time() - t_start
+        if elapsed > args.dn_minutes * 60:
+            break
+        step = state["step"]
+        hw = keys[np.random.choice(len(keys), p=probs)]
+        z, ids, nobj = pool[hw]
+        if elapsed < args.curriculum * args.dn_minutes * 60:
+            cand = torch.nonzero(nobj == 1).squeeze(1)
+            idx = cand[torch.randint(0, cand.numel(), (args.batch,))]
+        else:
+            idx = torch.randint(0, z.shape[0], (args.batch,))
+        zb = z[idx].float().to(dev)
+        ib = ids[idx].clone()
+        drop = torch.rand(args.batch) < 0.1
+        ib[drop] = empty
+        if random.random() < 0.5 and hw[0] == hw[1]:
+            pass  # no flips: left/right words would have to be swapped in the caption
+        loss = v_loss(U, T, zb, ib.to(dev), ac, dev)
+        lr = args.lr * min(1.0, (step - step0 + 1) / 150)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        decay = min(0.998, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for pe, p in zip(ema_params, params):
+                pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
+        losses.append(loss.item())
+        state["step"] = step + 1
+        state["samples"] += args.batch
+        if state["step"] % 50 == 0:
+            el = base_seconds + time.time() - t_start
+            rate = (state["step"] - step0) * args.batch / (time.time() - t_start)
+            m = float(np.mean(losses[-50:]))
+            state["log"].append([state["step"], round(el), round(m, 5)])
+            log(f"dn step {state['step']} loss {m:.4f} samples {state['samples']} ({rate:.1f}/s) "
+                f"dn-time {el / 60:.1f} min")
+        if time.time() - last_ck > args.ckpt_every * 60:
+            last_ck = time.time()
+            _checkpoint(state, U, T, Ue, Te, base_seconds + time.time() - t_start, args.ckpt)
+            preview(Ue, Te, D, tok, sf, dev, os.path.join(args.runs, f"preview_{state['step']:06d}.png"))
+    _checkpoint(state, U, T, Ue, Te, base_seconds + time.time() - t_start, args.ckpt)
+    preview(Ue, Te, D, tok, sf, dev, os.path.join(args.runs, f"preview_{state['step']:06d}.png"))
+    log("stopped" if STOP else "finished")
+
+
+def _checkpoint(state, U, T, Ue, Te, dn_seconds, path):
+    state.update(unet={k: v.detach().cpu() for k, v in U.state_dict().items()},
+                 text={k: v.detach().cpu() for k, v in T.state_dict().items()},
+                 unet_ema=half_sd(Ue), text_ema=half_sd(Te), dn_seconds=dn_seconds,
+                 hardware=torch.cuda.get_device_name(0) if torch.cuda.is_available() else
+                 f"CPU, {torch.get_num_threads()} threads")
+    save(path, state)
+
+
+if __name__ == "__main__":
+    main()
