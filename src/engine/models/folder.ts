@@ -1,0 +1,136 @@
+// Reads a diffusers-layout ONNX model folder: which parts it has and every constant the pipeline needs.
+// Nothing is hard-coded: scale factors, channels, sizes and the scheduler come from the folder's JSON files.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SchedulerConfig } from '../schedulers/types.js';
+
+export class ModelFolderError extends Error {
+  override readonly name = 'ModelFolderError';
+}
+
+export interface QualityPreset {
+  steps: number;
+  guidance_scale: number;
+  scheduler?: string;
+}
+
+/** Easel's optional `easel.json` beside model_index.json. */
+export interface EaselModelExtras {
+  quality_presets?: Record<string, QualityPreset>;
+  native_sizes?: Array<[number, number]>;
+  supports_alpha?: boolean;
+  default_negative_prompt?: string;
+}
+
+export interface ModelFolder {
+  readonly dir: string;
+  readonly pipelineClass: string;
+  readonly isSdxl: boolean;
+  readonly paths: {
+    readonly tokenizer: string;
+    readonly tokenizer2?: string;
+    readonly textEncoder: string;
+    readonly textEncoder2?: string;
+    readonly unet: string;
+    readonly vaeDecoder: string;
+    readonly vaeEncoder?: string;
+  };
+  readonly vaeScaleFactor: number;
+  readonly latentChannels: number;
+  readonly scalingFactor: number;
+  readonly shiftFactor: number;
+  /** UNet input channels: latentChannels, or 2 * latentChannels + 1 for inpainting UNets. */
+  readonly unetInChannels: number;
+  /** Latent sample size the UNet was trained at (square unless the config says otherwise). */
+  readonly sampleSize: readonly [number, number];
+  /** Channels the VAE decoder produces: 3 (RGB) or 4 (RGBA). */
+  readonly decoderOutChannels: number;
+  readonly schedulerConfig: SchedulerConfig;
+  readonly extras: EaselModelExtras;
+  /** SDXL: the unconditional embedding is zeros when no negative prompt is given (model_index.json, default true). */
+  readonly forceZerosForEmptyPrompt: boolean;
+}
+
+function readJson(path: string, what: string): Record<string, unknown> {
+  if (!existsSync(path)) throw new ModelFolderError(`missing ${what}: ${path}`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new ModelFolderError(`cannot parse ${path}: ${(err as Error).message}`);
+  }
+}
+
+function readOptionalJson(path: string): Record<string, unknown> | undefined {
+  return existsSync(path) ? readJson(path, path) : undefined;
+}
+
+function requireFile(path: string, what: string): string {
+  if (!existsSync(path)) throw new ModelFolderError(`missing ${what}: ${path}`);
+  return path;
+}
+
+function requireTokenizer(dir: string): string {
+  const hasJson = existsSync(join(dir, 'tokenizer.json'));
+  const hasBpe = existsSync(join(dir, 'vocab.json')) && existsSync(join(dir, 'merges.txt'));
+  if (!hasJson && !hasBpe) {
+    throw new ModelFolderError(`missing tokenizer files: ${dir} needs tokenizer.json or vocab.json + merges.txt`);
+  }
+  return dir;
+}
+
+function num(cfg: Record<string, unknown> | undefined, key: string, fallback: number): number {
+  const v = cfg?.[key];
+  return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
+}
+
+export function readModelFolder(dir: string): ModelFolder {
+  if (!existsSync(dir)) throw new ModelFolderError(`model folder not found: ${dir}`);
+  const index = readJson(join(dir, 'model_index.json'), 'model_index.json');
+  const pipelineClass = String(index._class_name ?? 'StableDiffusionPipeline');
+  const isSdxl = pipelineClass.includes('XL') || existsSync(join(dir, 'text_encoder_2'));
+
+  const paths = {
+    tokenizer: requireTokenizer(join(dir, 'tokenizer')),
+    textEncoder: requireFile(join(dir, 'text_encoder', 'model.onnx'), 'text encoder'),
+    unet: requireFile(join(dir, 'unet', 'model.onnx'), 'UNet'),
+    vaeDecoder: requireFile(join(dir, 'vae_decoder', 'model.onnx'), 'VAE decoder'),
+    vaeEncoder: existsSync(join(dir, 'vae_encoder', 'model.onnx')) ? join(dir, 'vae_encoder', 'model.onnx') : undefined,
+    tokenizer2: isSdxl ? requireTokenizer(join(dir, 'tokenizer_2')) : undefined,
+    textEncoder2: isSdxl ? requireFile(join(dir, 'text_encoder_2', 'model.onnx'), 'second text encoder') : undefined,
+  };
+
+  // The VAE config lives in vae_decoder/ in ONNX exports (vae/ in PyTorch layouts); accept either.
+  const vaeCfg =
+    readOptionalJson(join(dir, 'vae_decoder', 'config.json')) ??
+    readOptionalJson(join(dir, 'vae', 'config.json')) ??
+    readJson(join(dir, 'vae_encoder', 'config.json'), 'VAE config (vae_decoder/config.json)');
+  const blocks = Array.isArray(vaeCfg.block_out_channels) ? vaeCfg.block_out_channels.length : 4;
+  const vaeScaleFactor = 2 ** (blocks - 1);
+  const latentChannels = num(vaeCfg, 'latent_channels', 4);
+  const unetCfg = readJson(join(dir, 'unet', 'config.json'), 'UNet config');
+  const unetInChannels = num(unetCfg, 'in_channels', latentChannels);
+  const ss = unetCfg.sample_size;
+  const sampleSize: [number, number] = Array.isArray(ss)
+    ? [Number(ss[0]), Number(ss[1])]
+    : [num(unetCfg, 'sample_size', 64), num(unetCfg, 'sample_size', 64)];
+
+  const schedulerConfig = readJson(join(dir, 'scheduler', 'scheduler_config.json'), 'scheduler config') as SchedulerConfig;
+  const extras = (readOptionalJson(join(dir, 'easel.json')) ?? {}) as EaselModelExtras;
+
+  return {
+    dir,
+    pipelineClass,
+    isSdxl,
+    paths,
+    vaeScaleFactor,
+    latentChannels,
+    scalingFactor: num(vaeCfg, 'scaling_factor', 0.18215),
+    shiftFactor: num(vaeCfg, 'shift_factor', 0),
+    unetInChannels,
+    sampleSize,
+    decoderOutChannels: num(vaeCfg, 'out_channels', 3),
+    schedulerConfig,
+    extras,
+    forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt !== false,
+  };
+}

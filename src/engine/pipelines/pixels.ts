@@ -1,0 +1,63 @@
+// Conversions between 8-bit RGBA images and the VAE's NCHW float tensors in [-1, 1], and mask resampling.
+// The VAE may work on RGB (3 channels, alpha taken as opaque) or RGBA (4 channels, real transparency).
+import { tensor, type Tensor } from '../tensor.js';
+import type { RgbaImage } from '../types.js';
+
+/** RGBA bytes → [1, channels, H, W] in [-1, 1]. With 3 channels alpha is dropped (as PIL's convert('RGB') does). */
+export function imageToTensor(img: RgbaImage, channels: number): Tensor {
+  const { width, height, data } = img;
+  const plane = width * height;
+  const out = new Float32Array(channels * plane);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < channels; c++) out[c * plane + i] = (data[i * 4 + c] / 255) * 2 - 1;
+  }
+  return tensor(out, [1, channels, height, width]);
+}
+
+/** Image `index` of a [B, 3|4, H, W] tensor in [-1, 1] → RGBA bytes (alpha 255 when there are 3 channels). */
+export function tensorToImage(t: Tensor, index = 0): RgbaImage {
+  const [, channels, height, width] = t.dims;
+  const plane = width * height;
+  const base = index * channels * plane;
+  const out = new Uint8Array(plane * 4);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 4; c++) {
+      if (c >= channels) {
+        out[i * 4 + c] = 255;
+        continue;
+      }
+      const v = (t.data[base + c * plane + i] + 1) * 127.5;
+      out[i * 4 + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+    }
+  }
+  return { width, height, data: out };
+}
+
+/** Area-averages a W x H mask down by an integer factor → [1, 1, H/f, W/f]. */
+export function downsampleMask(mask: Float32Array, width: number, height: number, factor: number): Tensor {
+  const w = Math.floor(width / factor);
+  const h = Math.floor(height / factor);
+  const out = new Float32Array(w * h);
+  const area = factor * factor;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let dy = 0; dy < factor; dy++) {
+        const row = (y * factor + dy) * width + x * factor;
+        for (let dx = 0; dx < factor; dx++) s += mask[row + dx];
+      }
+      out[y * w + x] = s / area;
+    }
+  }
+  return tensor(out, [1, 1, h, w]);
+}
+
+/** The init image with the area to repaint blanked (diffusers: image * (mask < 0.5)), as [1, C, H, W]. */
+export function maskedImageTensor(img: RgbaImage, mask: Float32Array, channels: number): Tensor {
+  const t = imageToTensor(img, channels);
+  const plane = img.width * img.height;
+  for (let i = 0; i < plane; i++) {
+    if (mask[i] >= 0.5) for (let c = 0; c < channels; c++) t.data[c * plane + i] = 0;
+  }
+  return t;
+}

@@ -1,0 +1,100 @@
+// Public types of the engine: what a caller asks for and what it gets back.
+// Engine code is camelCase and knows nothing of HTTP or OpenAI's wire names.
+import type { SchedulerName } from './schedulers/types.js';
+import type { Tensor } from './tensor.js';
+
+/** 8-bit RGBA pixels, straight (not premultiplied) alpha, row-major. */
+export interface RgbaImage {
+  readonly width: number;
+  readonly height: number;
+  readonly data: Uint8Array;
+}
+
+export interface GenerateRequest {
+  prompt: string;
+  negativePrompt?: string;
+  /** Output size in pixels; must be multiples of the model's VAE scale factor. */
+  width: number;
+  height: number;
+  /** Number of images (batched through the UNet together). */
+  numImages?: number;
+  numInferenceSteps: number;
+  /** Classifier-free guidance scale; <= 1 skips the unconditional pass. */
+  guidanceScale: number;
+  /** Seed for image 0; image i uses seed + i (mod 2^32). A random seed is drawn when absent. */
+  seed?: number;
+  /** Scheduler algorithm; the model's own scheduler config picks one when absent. */
+  scheduler?: SchedulerName;
+  /** Image-to-image: the starting image (resized to width x height by the caller). */
+  initImage?: RgbaImage;
+  /** Image-to-image strength in (0, 1]: 1 ignores the init image, small values keep it. Default 0.8. */
+  strength?: number;
+  /**
+   * Inpainting: per-pixel weights at width x height, 1 = repaint, 0 = keep the init image.
+   * Requires initImage.
+   */
+  mask?: Float32Array;
+}
+
+export interface StepProgress {
+  /** 0-based index of the step just finished, and the number of steps this generation runs. */
+  step: number;
+  totalSteps: number;
+  timestep: number;
+  /** The scheduler's estimate of the clean latents after this step, [n, C, h, w] (for previews). */
+  predOriginalSample?: Tensor;
+}
+
+export interface GenerateOptions {
+  onStep?(progress: StepProgress): void;
+  /** Decode and report previews after these step indices (0-based), e.g. for streaming partial images. */
+  previewSteps?: readonly number[];
+  onPreview?(step: number, images: RgbaImage[]): void | Promise<void>;
+  signal?: AbortSignal;
+}
+
+export interface GenerateResult {
+  images: RgbaImage[];
+  /** The seed of image 0 (image i used seed + i). */
+  seed: number;
+  timings: GenerateTimings;
+}
+
+export interface GenerateTimings {
+  totalMs: number;
+  textEncoderMs: number;
+  denoiseMs: number;
+  vaeMs: number;
+  /** Sum of the raw session.run() times inside this generation. */
+  sessionRunMs: number;
+}
+
+export interface ModelCapabilities {
+  /** Pixel size the model was trained at. */
+  nativeWidth: number;
+  nativeHeight: number;
+  /** Sizes the model can produce directly (its easel.json may list several; otherwise the native one). */
+  nativeSizes: ReadonlyArray<readonly [number, number]>;
+  /** Output sizes must be multiples of this. */
+  sizeMultiple: number;
+  /** The VAE decodes an alpha channel. */
+  supportsAlpha: boolean;
+  supportsImageToImage: boolean;
+  /** The UNet takes mask + masked-image latents (9-channel inpainting model). */
+  isInpaintModel: boolean;
+  isSdxl: boolean;
+  maxPromptTokens: number;
+}
+
+export interface Pipeline {
+  readonly capabilities: ModelCapabilities;
+  generate(req: GenerateRequest, opts?: GenerateOptions): Promise<GenerateResult>;
+  dispose(): Promise<void>;
+}
+
+export class AbortError extends Error {
+  override readonly name = 'AbortError';
+  constructor(message = 'generation cancelled') {
+    super(message);
+  }
+}
