@@ -1,0 +1,176 @@
+// The `easel` command: serve | generate | models list/pull | keys create/list/revoke.
+// Each subcommand builds what it needs from the Config; nothing here knows HTTP or tensors beyond the calls it makes.
+import { writeFileSync } from 'node:fs';
+import { extname, join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { loadConfig, defaultModelPath } from '../config/config.js';
+import { openSqliteDb } from '../db/index.js';
+import { loadPipeline, SCHEDULER_NAMES, type SchedulerName } from '../engine/index.js';
+import { resolveModelPath } from '../hub/registry.js';
+import { encodeImage, type OutputFormat } from '../imaging/encode.js';
+import { startServer } from '../server/start.js';
+import { registerModelsCommands } from './models.js';
+
+function int(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer`);
+    return n;
+  };
+}
+
+function float(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
+    return n;
+  };
+}
+
+function parseSizeArg(v: string): { width: number; height: number } {
+  const m = /^(\d+)x(\d+)$/.exec(v);
+  if (!m) throw new InvalidArgumentError('size must look like 512x512');
+  return { width: Number(m[1]), height: Number(m[2]) };
+}
+
+/** One-line step progress on a terminal; nothing when stderr is not a TTY. */
+function stepBar(label: string) {
+  const tty = process.stderr.isTTY === true;
+  return {
+    update(step: number, total: number) {
+      if (!tty) return;
+      const width = 30;
+      const full = Math.round((step / total) * width);
+      process.stderr.write(`\r\x1b[K${label} [${'#'.repeat(full)}${'-'.repeat(width - full)}] ${step}/${total}`);
+    },
+    done() {
+      if (tty) process.stderr.write('\n');
+    },
+  };
+}
+
+const program = new Command();
+program.name('easel').description("Self-hosted image generation speaking OpenAI's Images API").version('0.1.0');
+
+program
+  .command('serve')
+  .description('start the HTTP server on the embedded defaults (or a config file)')
+  .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+  .option('--port <port>', 'port (default 8080; 0 picks a free one)', int('port'))
+  .option('--data-dir <dir>', 'images, database and URL secret (default ./data)')
+  .option('--config <file>', 'JSON config file')
+  .option('--model <path>', 'serve this model folder as the default model')
+  .option('--public-url <url>', 'absolute base URL for `url` responses')
+  .action(async (opts) => {
+    const config = loadConfig({
+      config: opts.config,
+      host: opts.host,
+      port: opts.port,
+      dataDir: opts.dataDir,
+      model: opts.model,
+      publicBaseUrl: opts.publicUrl,
+    });
+    const server = await startServer(config, { logger: true });
+    const names = server.models.list().map((m) => m.id).join(', ');
+    process.stderr.write(`easel listening on ${server.url} (models: ${names}; data: ${config.dataDir})\n`);
+    const stop = async () => {
+      await server.close();
+      process.exit(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+
+program
+  .command('generate')
+  .description('generate images from a prompt and write them to files')
+  .argument('<prompt>', 'what to draw')
+  .option('-m, --model <name|path>', 'model folder, shipped model name or cached hub model', defaultModelPath())
+  .option('--size <WxH>', 'image size (multiple of the model scale factor)', parseSizeArg)
+  .option('--steps <n>', 'denoising steps', int('steps'), 20)
+  .option('--guidance <g>', 'classifier-free guidance scale', float('guidance'), 7.5)
+  .option('--seed <n>', 'seed (random when absent)', int('seed'))
+  .option('--negative <text>', 'negative prompt')
+  .option('--scheduler <name>', `one of ${SCHEDULER_NAMES.join(', ')}`)
+  .option('-n, --n <n>', 'number of images', int('n'), 1)
+  .option('--threads <n>', 'CPU threads', int('threads'))
+  .option('--provider <p>', 'cpu | cuda | webgpu', 'cpu')
+  .option('-o, --output <file>', 'output file (.png/.jpg/.webp); with -n > 1, -1, -2... are added', 'out.png')
+  .action(async (prompt: string, opts) => {
+    if (opts.scheduler && !(SCHEDULER_NAMES as readonly string[]).includes(opts.scheduler)) {
+      throw new InvalidArgumentError(`unknown scheduler '${opts.scheduler}'`);
+    }
+    const dir = await resolveModelPath(opts.model);
+    const pipe = await loadPipeline(dir, { threads: opts.threads, provider: opts.provider });
+    try {
+      const size = opts.size ?? { width: pipe.capabilities.nativeWidth, height: pipe.capabilities.nativeHeight };
+      const bar = stepBar('denoising');
+      const result = await pipe.generate(
+        {
+          prompt,
+          negativePrompt: opts.negative,
+          width: size.width,
+          height: size.height,
+          numImages: opts.n,
+          numInferenceSteps: opts.steps,
+          guidanceScale: opts.guidance,
+          seed: opts.seed,
+          scheduler: opts.scheduler as SchedulerName | undefined,
+        },
+        { onStep: (p) => bar.update(p.step + 1, p.totalSteps) },
+      );
+      bar.done();
+      const ext = extname(opts.output).toLowerCase();
+      const format: OutputFormat = ext === '.jpg' || ext === '.jpeg' ? 'jpeg' : ext === '.webp' ? 'webp' : 'png';
+      for (const [i, img] of result.images.entries()) {
+        const file = result.images.length > 1 ? opts.output.replace(/(\.[^.]*)?$/, `-${i + 1}$1`) : opts.output;
+        writeFileSync(file, await encodeImage(img, { format, keepAlpha: true }));
+        process.stdout.write(`${file}\n`);
+      }
+      process.stderr.write(
+        `seed ${result.seed}; ${result.timings.totalMs.toFixed(0)} ms (session.run ${result.timings.sessionRunMs.toFixed(0)} ms)\n`,
+      );
+    } finally {
+      await pipe.dispose();
+    }
+  });
+
+registerModelsCommands(program);
+
+const keys = program.command('keys').description('API keys (used when auth.mode is "keys")');
+keys.option('--data-dir <dir>', 'data directory of the server', 'data');
+function keysDb(cmd: Command) {
+  const dataDir = loadConfig({ dataDir: cmd.parent?.opts().dataDir }).dataDir;
+  return openSqliteDb({ path: join(dataDir, 'easel.sqlite') });
+}
+keys
+  .command('create')
+  .argument('<name>', 'a label for the key')
+  .action(function (this: Command, name: string) {
+    const db = keysDb(this);
+    const k = db.createApiKey(name);
+    db.close();
+    process.stdout.write(`${k.key}\n`);
+    process.stderr.write(`created key ${k.id} (${name}); it is shown only once\n`);
+  });
+keys.command('list').action(function (this: Command) {
+  const db = keysDb(this);
+  for (const k of db.listApiKeys()) {
+    process.stdout.write(`${k.id}\t${k.name}\t${k.revokedAt ? 'revoked' : 'active'}\n`);
+  }
+  db.close();
+});
+keys
+  .command('revoke')
+  .argument('<id>', 'key id (from keys list)')
+  .action(function (this: Command, id: string) {
+    const db = keysDb(this);
+    const ok = db.revokeApiKey(id);
+    db.close();
+    if (!ok) this.error(`no active key with id ${id}`);
+  });
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`easel: ${err.message}\n`);
+  process.exit(1);
+});
