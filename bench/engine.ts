@@ -1,0 +1,43 @@
+// bench/engine: how much the engine adds on top of the model's own compute.
+// Prints total pipeline wall time, the sum of raw session.run times inside it, and their ratio (goal <= 1.03).
+// Rerun: npx tsx bench/engine.ts --model <folder> [--steps 20] [--size 512x512] [--n 1] [--guidance 7.5] [--runs 5]
+import { parseArgs } from 'node:util';
+import { loadPipeline } from '../src/engine/index.js';
+
+const { values } = parseArgs({
+  options: {
+    model: { type: 'string', default: 'test/fixtures/tiny-sd' },
+    steps: { type: 'string', default: '20' },
+    size: { type: 'string' },
+    n: { type: 'string', default: '1' },
+    guidance: { type: 'string', default: '7.5' },
+    runs: { type: 'string', default: '5' },
+    threads: { type: 'string' },
+  },
+});
+
+const pipe = await loadPipeline(values.model!, { threads: values.threads ? Number(values.threads) : undefined });
+const [w, h] = values.size ? values.size.split('x').map(Number) : [pipe.capabilities.nativeWidth, pipe.capabilities.nativeHeight];
+const req = {
+  prompt: 'a red circle and a blue square on a yellow background',
+  width: w,
+  height: h,
+  numImages: Number(values.n),
+  numInferenceSteps: Number(values.steps),
+  guidanceScale: Number(values.guidance),
+  seed: 1,
+};
+await pipe.generate(req); // warm-up: first runs allocate arenas
+const rows: Array<{ total: number; run: number }> = [];
+for (let i = 0; i < Number(values.runs); i++) {
+  const r = await pipe.generate(req);
+  rows.push({ total: r.timings.totalMs, run: r.timings.sessionRunMs });
+}
+await pipe.dispose();
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const total = median(rows.map((r) => r.total));
+const run = median(rows.map((r) => r.run));
+console.log(`model ${values.model}  ${w}x${h}  steps ${values.steps}  n ${values.n}  guidance ${values.guidance}  runs ${rows.length}`);
+console.log(`pipeline wall time (median)   ${total.toFixed(1)} ms`);
+console.log(`sum of session.run (median)   ${run.toFixed(1)} ms`);
+console.log(`ratio wall / session.run      ${(total / run).toFixed(3)}   (goal <= 1.03)`);
