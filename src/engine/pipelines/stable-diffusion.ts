@@ -198,7 +198,7 @@ export class StableDiffusionPipeline implements Pipeline {
 
     // 5. Denoising loop.
     const tLoop = performance.now();
-    const extra = this.sdxlExtras(cond, req, doCfg);
+    const chunks = this.planChunks(cond.hiddenStates, this.sdxlExtras(cond, req, doCfg), n, doCfg);
     const previewSet = new Set(opts.previewSteps ?? []);
     for (let i = tStart; i < total; i++) {
       checkAborted(signal);
@@ -207,7 +207,7 @@ export class StableDiffusionPipeline implements Pipeline {
       if (maskedImageLatents && maskLatent) {
         modelInput = concatChannels([modelInput, repeatBatch(maskLatent, n), maskedImageLatents]);
       }
-      const noisePred = await this.predictNoise(modelInput, t, cond.hiddenStates, extra, n, doCfg, req.guidanceScale, signal);
+      const noisePred = await this.predictNoise(modelInput, t, chunks, doCfg, req.guidanceScale, signal);
       const out = scheduler.step(noisePred, i, latents, rng);
       latents = out.prevSample;
 
@@ -299,42 +299,44 @@ export class StableDiffusionPipeline implements Pipeline {
     return { pooled: cond.pooled, timeIds };
   }
 
-  /** One UNet evaluation for all images, split into chunks of at most maxBatchSize samples, with guidance applied. */
+  /**
+   * Splits the n images into UNet calls of at most maxBatchSize samples and builds each call's text inputs once
+   * per generation (they do not change between steps). Row order follows diffusers: unconditional half first.
+   */
+  private planChunks(hidden: Tensor, extra: SdxlExtras | undefined, n: number, doCfg: boolean): UnetChunk[] {
+    const perImage = doCfg ? 2 : 1;
+    const imagesPerCall = Math.max(1, Math.floor(this.maxBatchSize / perImage));
+    const pair = (t: Tensor, k: number) =>
+      doCfg ? concatBatch([repeatBatch(sliceBatch(t, 0, 1), k), repeatBatch(sliceBatch(t, 1, 2), k)]) : repeatBatch(t, k);
+    const chunks: UnetChunk[] = [];
+    for (let s = 0; s < n; s += imagesPerCall) {
+      const e = Math.min(n, s + imagesPerCall);
+      const k = e - s;
+      const feeds: Record<string, Tensor> = { encoder_hidden_states: pair(hidden, k) };
+      if (extra) {
+        feeds.text_embeds = pair(extra.pooled, k);
+        feeds.time_ids = repeatBatch(sliceBatch(extra.timeIds, 0, 1), k * perImage);
+      }
+      chunks.push({ start: s, end: e, feeds });
+    }
+    return chunks;
+  }
+
+  /** One UNet evaluation for all images, chunk by chunk, with classifier-free guidance applied. */
   private async predictNoise(
     latentInput: Tensor,
     t: number,
-    hidden: Tensor,
-    extra: SdxlExtras | undefined,
-    n: number,
+    chunks: readonly UnetChunk[],
     doCfg: boolean,
     guidance: number,
     signal: AbortSignal | undefined,
   ): Promise<Tensor> {
-    const perImage = doCfg ? 2 : 1;
-    const imagesPerCall = Math.max(1, Math.floor(this.maxBatchSize / perImage));
     const outChunks: Tensor[] = [];
-    for (let s = 0; s < n; s += imagesPerCall) {
+    for (const chunk of chunks) {
       checkAborted(signal);
-      const e = Math.min(n, s + imagesPerCall);
-      const k = e - s;
-      const x = sliceBatch(latentInput, s, e);
-      // Row order follows diffusers: the unconditional half first, then the conditional half.
+      const x = chunks.length === 1 ? latentInput : sliceBatch(latentInput, chunk.start, chunk.end);
       const sample = doCfg ? concatBatch([x, x]) : x;
-      const ehs = doCfg
-        ? concatBatch([repeatBatch(sliceBatch(hidden, 0, 1), k), repeatBatch(sliceBatch(hidden, 1, 2), k)])
-        : repeatBatch(hidden, k);
-      const feeds: Record<string, Tensor> = {
-        sample,
-        timestep: this.timestepFeed(t, sample.dims[0]),
-        encoder_hidden_states: ehs,
-      };
-      if (extra) {
-        feeds.text_embeds = doCfg
-          ? concatBatch([repeatBatch(sliceBatch(extra.pooled, 0, 1), k), repeatBatch(sliceBatch(extra.pooled, 1, 2), k)])
-          : repeatBatch(extra.pooled, k);
-        feeds.time_ids = repeatBatch(sliceBatch(extra.timeIds, 0, 1), sample.dims[0]);
-      }
-      const out = await this.unet.run(feeds);
+      const out = await this.unet.run({ ...chunk.feeds, sample, timestep: this.timestepFeed(t, sample.dims[0]) });
       const pred = out.out_sample ?? Object.values(out)[0];
       outChunks.push(doCfg ? applyGuidance(pred, guidance) : pred);
     }
@@ -389,6 +391,13 @@ export class StableDiffusionPipeline implements Pipeline {
     const models = [this.text.model, this.text2?.model, this.unet, this.vaeDecoder, this.vaeEncoder];
     await Promise.all(models.map((m) => m?.release()));
   }
+}
+
+interface UnetChunk {
+  start: number;
+  end: number;
+  /** encoder_hidden_states (and SDXL's text_embeds, time_ids) for this chunk's rows. */
+  feeds: Record<string, Tensor>;
 }
 
 interface SdxlExtras {
