@@ -186,10 +186,13 @@ background, from prompts such as "a large red star in the top left corner on a b
   caption generator's output plus common English words; every vocabulary word is one token.
 - Text encoder: token + position embeddings, 3 bidirectional transformer layers, width {TEXT_DIM}
   ({nt / 1e6:.2f}M parameters); output `last_hidden_state` [B, 77, {TEXT_DIM}].
-- VAE: deterministic RGBA autoencoder with a x16 spatial factor and {LATENT_CHANNELS} latent channels:
-  encoder = 4x4 area pooling + learned x4 conv downsampling ({ne / 1e6:.2f}M), decoder = four learned x2
-  pixel-shuffle stages ({nd / 1e6:.2f}M), trained with L1 on 96x96 crops and latent-noise augmentation so
-  it cleans up small denoiser errors. `scaling_factor` = {float(st['scaling_factor']):.4f} (1 / latent std).
+- VAE: deterministic RGBA autoencoder with a x16 spatial factor and {LATENT_CHANNELS} latent channels. The
+  first 4 latent channels are fixed: the RGBA image area-averaged 16x16 (easy for the denoiser: colours
+  and layout); the other 4 are learned (tanh-bounded) and carry shape and edge detail. Encoder = 4x4 area
+  pooling + learned x4 conv downsampling ({ne / 1e6:.2f}M); decoder = bilinear x16 of the 4 fixed channels
+  plus a learned residual from four x2 pixel-shuffle stages ({nd / 1e6:.2f}M) that sharpens edges. Trained
+  with L1 on 96x96 crops centred on detail, with latent-noise augmentation so it also cleans up small
+  denoiser errors. `scaling_factor` = {float(st['scaling_factor']):.4f} (1 / latent std).
 - UNet: conv + attention UNet on 16x16 latents (levels 16/8/4, widths 64/128/192), self- and
   cross-attention at every level, two coordinate input channels so absolute places ("top left") are
   easy to learn at every aspect ratio ({nu / 1e6:.2f}M parameters).
@@ -214,7 +217,7 @@ flat-colour shapes upscale cleanly, so the compute goes into getting the layout 
   placements in `scenes.HELDOUT_*` never appear in training).
 - Autoencoder: {st.get('ae_steps')} steps of batch 16 ({st.get('ae_minutes')} min), 3,000 rendered 256x256 scenes.
 - Denoiser + text encoder: {st.get('step')} steps of batch 32 = {st.get('samples')} samples, AdamW lr 1e-3,
-  EMA 0.998, a pool of 40,000 scenes encoded once per run, first 12% of the time on one-object scenes.
+  EMA 0.998, a pool of 40,000 scenes encoded once per run, first 10 minutes on one-object scenes only.
   Denoiser wall time {st.get('dn_seconds', 0) / 60:.0f} min.
 - Hardware: {st.get('hardware', 'CPU')} (Debian python3-torch 1.13 with OpenBLAS/OpenMP).
 - Loss (min-SNR-weighted v-MSE, mean of 50 steps): {curve}.

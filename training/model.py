@@ -64,14 +64,16 @@ class Encoder(nn.Module):
         self.r1 = Res(ch[1], ch[1])
         self.d2 = nn.Conv2d(ch[1], ch[2], 3, stride=2, padding=1)
         self.r2 = Res(ch[2], ch[2])
-        self.out = nn.Sequential(gn(ch[2]), nn.SiLU(), nn.Conv2d(ch[2], LATENT_CHANNELS, 3, padding=1))
+        self.out = nn.Sequential(gn(ch[2]), nn.SiLU(), nn.Conv2d(ch[2], LATENT_CHANNELS - 4, 3, padding=1))
 
     def forward_pooled(self, x64):
-        """x64: the RGBA image already area-downsampled by 4."""
+        """x64: the RGBA image already area-downsampled by 4. The first 4 latent channels are the image
+        area-averaged to 1/16 (a fixed, easy-to-model base); the others are learned, bounded by tanh."""
+        base = F.avg_pool2d(x64, 4)
         h = self.r0(self.inp(x64))
         h = self.r1(self.d1(h))
         h = self.r2(self.d2(h))
-        return self.out(h)
+        return torch.cat([base, torch.tanh(self.out(h))], 1)
 
     def forward(self, x):
         return self.forward_pooled(F.avg_pool2d(x, 4))
@@ -88,12 +90,16 @@ class Decoder(nn.Module):
             ups.append(nn.ModuleList([nn.Conv2d(a, b * 4, 3, padding=1), Res(b, b)]))
         self.ups = nn.ModuleList(ups)
         self.out = nn.Sequential(gn(ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], 4, 3, padding=1))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
 
     def forward(self, z):
+        """Bilinear x16 upsampling of the 4 base channels plus a learned residual (sharp edges)."""
         h = self.r0b(self.r0(self.inp(z)))
         for conv, res in self.ups:
             h = res(F.pixel_shuffle(conv(h), 2))
-        return self.out(h)
+        base = F.interpolate(z[:, :4], scale_factor=16, mode="bilinear", align_corners=False)
+        return base + self.out(h)
 
 
 # ------------------------------------------------------------------------------------------ text

@@ -7,6 +7,6 @@ PY=${PYTHON:-/usr/bin/python3}
 mkdir -p training/runs training/checkpoints
 rm -f training/checkpoints/easel.pt
 "$PY" training/make_heldout.py
-"$PY" training/train.py --ae-minutes 7 --dn-minutes "${1:-120}" --pool 40000
+"$PY" training/train.py --ae-minutes 10 --dn-minutes "${1:-120}" --pool 40000
 "$PY" training/export.py
 "$PY" training/verify_export.py

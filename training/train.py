@@ -88,14 +88,14 @@ def ae_data(rng, n, size=256):
     return to_t(big), to_t(small)
 
 
-def train_ae(E, D, dev, minutes, seed, runs):
+def train_ae(E, D, dev, minutes, seed, runs, n_data=3000):
     rng = random.Random(seed)
     torch.manual_seed(seed)
     t0 = time.time()
-    big, small = ae_data(rng, 3000)
+    big, small = ae_data(rng, n_data)
     log(f"AE data: {big.shape[0]} scenes in {time.time() - t0:.0f}s")
     params = list(E.parameters()) + list(D.parameters())
-    opt = torch.optim.AdamW(params, 2e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, 1e-3, weight_decay=0.0)
     step, t0 = 0, time.time()
     B, crop = 16, 6  # latent crop 6x6 -> 96x96 pixels
     while time.time() - t0 < minutes * 60 and not STOP:
@@ -104,15 +104,31 @@ def train_ae(E, D, dev, minutes, seed, runs):
         x64 = torch.where(use_small, small[idx], F.avg_pool2d(big[idx], 4)).to(dev)
         z = E.forward_pooled(x64)
         z = z + torch.randn_like(z) * z.detach().std() * 0.1 * torch.rand(B, 1, 1, 1, device=dev)
-        oy, ox = random.randint(0, 16 - crop), random.randint(0, 16 - crop)
-        y = D(z[:, :, oy:oy + crop, ox:ox + crop])
-        tgt = big[idx][:, :, oy * 16:(oy + crop) * 16, ox * 16:(ox + crop) * 16].to(dev)
+        # per-sample crops centred on detail (where the image differs from its x16 blur), 1 in 4 random
+        bi = big[idx]
+        with torch.no_grad():
+            blur = F.interpolate(F.avg_pool2d(bi, 16), scale_factor=16, mode="bilinear", align_corners=False)
+            energy = F.avg_pool2d((bi - blur).abs().sum(1, keepdim=True), 16).flatten(1)
+        zc, tc = [], []
+        for b in range(B):
+            if random.random() < 0.25:
+                cy, cx = random.randint(0, 15), random.randint(0, 15)
+            else:
+                k = int(torch.multinomial(energy[b] + 1e-6, 1))
+                cy, cx = k // 16, k % 16
+            oy = min(max(cy - crop // 2 + random.randint(-1, 1), 0), 16 - crop)
+            ox = min(max(cx - crop // 2 + random.randint(-1, 1), 0), 16 - crop)
+            zc.append(z[b:b + 1, :, oy:oy + crop, ox:ox + crop])
+            tc.append(bi[b:b + 1, :, oy * 16:(oy + crop) * 16, ox * 16:(ox + crop) * 16])
+        y = D(torch.cat(zc))
+        tgt = torch.cat(tc).to(dev)
         loss = (y - tgt).abs().mean() + 1e-4 * z.pow(2).mean()
-        lr = 2e-3 * min(1.0, (step + 1) / 100) * (0.2 if time.time() - t0 > minutes * 45 else 1.0)
+        lr = 1e-3 * min(1.0, (step + 1) / 50) * (0.3 if time.time() - t0 > minutes * 45 else 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         if step % 50 == 0:
             log(f"ae step {step} loss {loss.item():.4f}")
@@ -207,15 +223,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints", "easel.pt"))
     ap.add_argument("--runs", default=os.path.join(HERE, "runs"))
-    ap.add_argument("--ae-minutes", type=float, default=7.0)
+    ap.add_argument("--ae-minutes", type=float, default=10.0)
     ap.add_argument("--dn-minutes", type=float, default=120.0)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--pool", type=int, default=60000)
+    ap.add_argument("--pool", type=int, default=40000)
     ap.add_argument("--seed", type=int, default=20261121)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=float, default=5.0, help="minutes")
-    ap.add_argument("--curriculum", type=float, default=0.12, help="fraction of DN time on one-object scenes")
+    ap.add_argument("--curriculum-minutes", type=float, default=10.0, help="first DN minutes on one-object scenes")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -286,7 +302,7 @@ def main():
         step = state["step"]
         hw = keys[np.random.choice(len(keys), p=probs)]
         z, ids, nobj = pool[hw]
-        if elapsed < args.curriculum * args.dn_minutes * 60:
+        if elapsed < args.curriculum_minutes * 60:
             cand = torch.nonzero(nobj == 1).squeeze(1)
             idx = cand[torch.randint(0, cand.numel(), (args.batch,))]
         else:
