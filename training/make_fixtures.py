@@ -589,7 +589,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=os.path.join(here, "..", "test", "fixtures"))
     parser.add_argument("--only", choices=sorted(FIXTURES), action="append")
+    parser.add_argument(
+        "--width-mult", type=int, default=1,
+        help="multiply UNet/VAE widths (benchmark-sized models for bench/engine; never committed)",
+    )
     args = parser.parse_args()
+    global UNET_CH, VAE_CH
+    UNET_CH = tuple(c * args.width_mult for c in UNET_CH)
+    VAE_CH = VAE_CH * args.width_mult
     torch.set_num_threads(1)
     for name in args.only or list(FIXTURES):
         root = os.path.join(args.out, name)
