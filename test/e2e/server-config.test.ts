@@ -1,0 +1,76 @@
+// End-to-end checks of configured behaviour: a bounded queue answering 429 + Retry-After while staying responsive,
+// and API-key auth (keys made through the same database the CLI uses), with the official openai client.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { openSqliteDb } from '../../src/db/index.js';
+import { startServer, type RunningServer } from '../../src/server/start.js';
+
+const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
+
+describe('bounded queue and API keys', () => {
+  let dir: string;
+  let server: RunningServer;
+  let key: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'easel-cfg-'));
+    const file = join(dir, 'easel.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        models: [{ name: 'tiny', path: FIXTURE, family: 'gpt-image' }],
+        queue: { maxWaiting: 1 },
+        auth: { mode: 'keys' },
+        dataDir: 'data',
+      }),
+    );
+    const config = loadConfig({ config: file, port: 0 }, { EASEL_THREADS: '1' });
+    expect(config.defaultModel).toBe('tiny');
+    const db = openSqliteDb({ path: join(config.dataDir, 'easel.sqlite') });
+    key = db.createApiKey('test').key;
+    db.close();
+    server = await startServer(config, { waitForWarmUp: true });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('requires a valid key on /v1 but not on health', async () => {
+    const none = new OpenAI({ apiKey: 'esk-wrong', baseURL: `${server.url}/v1`, maxRetries: 0 });
+    await expect(none.images.generate({ model: 'tiny', prompt: 'x' })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    const res = await fetch(`${server.url}/v1/models`);
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBeDefined();
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    const ok = new OpenAI({ apiKey: key, baseURL: `${server.url}/v1`, maxRetries: 0 });
+    expect((await ok.models.list()).data.map((m) => m.id)).toContain('tiny');
+  });
+
+  it('answers 429 with Retry-After when the queue is full, and keeps serving health', async () => {
+    const client = new OpenAI({ apiKey: key, baseURL: `${server.url}/v1`, maxRetries: 0 });
+    const slow = () =>
+      client.images
+        .generate({ model: 'gpt-image-1', prompt: 'busy', size: '1024x1024', num_inference_steps: 100 } as never)
+        .withResponse()
+        .then(
+          () => 200,
+          (e: InstanceType<typeof OpenAI.APIError>) => {
+            if (e.status === 429) expect(Number(e.headers?.get('retry-after'))).toBeGreaterThan(0);
+            return e.status;
+          },
+        );
+    const all = Promise.all([slow(), slow(), slow(), slow()]);
+    const health = await fetch(`${server.url}/healthz`);
+    expect(health.status).toBe(200);
+    const statuses = await all;
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(2);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(1);
+    expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+  });
+});
