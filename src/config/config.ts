@@ -41,7 +41,12 @@ export interface Config {
     lowCategories: string[];
   };
   records: { storePrompts: boolean };
-  limits: { bodyBytes: number; uploadBytes: number };
+  limits: {
+    bodyBytes: number;
+    uploadBytes: number;
+    /** Let edit image URLs reach loopback/private/link-local addresses and plain http (development only). */
+    allowPrivateImageUrls?: boolean;
+  };
 }
 
 /** The package root (where package.json and models/ live), whether running from src/ or dist/. */

@@ -19,9 +19,11 @@ import type { JobQueue } from '../jobs/types.js';
 import type { ImageStore } from '../storage/types.js';
 import type { ModelRegistry } from './model-registry.js';
 import type { ModerationHook } from './moderation.js';
+import { registerEditRoutes } from './routes/edits.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerGenerationRoutes } from './routes/generations.js';
 import { registerMetaRoutes } from './routes/meta.js';
+import { registerVariationRoutes } from './routes/variations.js';
 
 export interface ServerDeps {
   config: Readonly<Config>;
@@ -94,6 +96,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerMetaRoutes(app, deps);
   registerFileRoutes(app, deps);
   registerGenerationRoutes(app, deps);
+  registerEditRoutes(app, deps);
+  registerVariationRoutes(app, deps);
   return app;
 }
 

@@ -122,6 +122,70 @@ export function openApiDocument(modelNames: readonly string[]): Record<string, u
           },
         },
       },
+      '/v1/images/edits': {
+        post: {
+          operationId: 'createImageEdit',
+          summary: 'Edits images: image-to-image without a mask, inpainting where the mask is fully transparent. Streams with stream: true.',
+          requestBody: {
+            required: true,
+            content: {
+              'multipart/form-data': {
+                schema: {
+                  type: 'object',
+                  required: ['image', 'prompt'],
+                  properties: {
+                    image: { description: 'One file (image) or several (image[]); the first is edited, the others only count as input.' },
+                    mask: { type: 'string', format: 'binary', description: 'PNG with alpha, same size as the first image.' },
+                    prompt: { type: 'string' },
+                    ...extensionProps,
+                  },
+                },
+              },
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['images', 'prompt'],
+                  properties: {
+                    images: { type: 'array', items: { type: 'object', properties: { image_url: { type: 'string' }, file_id: { type: 'string' } } } },
+                    mask: { type: 'object', properties: { image_url: { type: 'string' } } },
+                    prompt: { type: 'string' },
+                    ...extensionProps,
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            '200': {
+              description: 'The edited images (or text/event-stream with stream: true)',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/ImagesResponse' } }, 'text/event-stream': {} },
+            },
+            ...errors,
+          },
+        },
+      },
+      '/v1/images/variations': {
+        post: {
+          operationId: 'createImageVariation',
+          summary: 'Variations of one square PNG (dall-e-2 family).',
+          requestBody: {
+            required: true,
+            content: {
+              'multipart/form-data': {
+                schema: {
+                  type: 'object',
+                  required: ['image'],
+                  properties: { image: { type: 'string', format: 'binary' }, n: { type: 'integer' }, size: { type: 'string' }, response_format: { type: 'string' }, user: { type: 'string' } },
+                },
+              },
+            },
+          },
+          responses: {
+            '200': { description: 'The variations', content: { 'application/json': { schema: { $ref: '#/components/schemas/ImagesResponse' } } } },
+            ...errors,
+          },
+        },
+      },
       '/v1/images/files/{file}': {
         get: {
           operationId: 'getImageFile',

@@ -1,0 +1,240 @@
+// POST /v1/images/edits: OpenAI's edit endpoint in both forms (multipart uploads, JSON with image URLs), answered
+// as JSON or, with stream: true, as SSE — through the engine's image-to-image (no mask) and inpainting (mask).
+//
+// Rules (documented in README "Edits and variations"):
+// - The first image is the init image, resized to the planned generation size. Further images (GPT families take
+//   up to 16) are checked, decoded and billed as input image tokens, but do not change the pixels: a text-to-image
+//   UNet has no way to take reference images.
+// - Mask: fully transparent mask pixels (alpha 0) are repainted, the rest is kept; inpainting runs at strength 1
+//   (the masked area starts from noise). A 9-channel inpainting UNet gets the mask and masked image; other models
+//   use the engine's latent blending. Without a mask: image-to-image at EDIT_STRENGTH.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseJsonEditRequest, parseMultipartEditRequest, type ParsedEditRequest } from '../../contract/edits.js';
+import { badRequest, unsupportedMediaType } from '../../contract/errors.js';
+import { editImageLimits, familyRules } from '../../contract/families.js';
+import { resolveOutput } from '../../contract/common.js';
+import { buildImagesResponse, completedEvent, partialImageEvent } from '../../contract/responses.js';
+import { buildUsage } from '../../contract/usage.js';
+import type { GenerateRequest } from '../../engine/types.js';
+import type { ServerDeps } from '../app.js';
+import type { ServedModel } from '../model-registry.js';
+import {
+  checkModeration,
+  clientAbortSignal,
+  deliver,
+  encodeOutput,
+  isClientGone,
+  planJob,
+  recordUsage,
+  runJob,
+  type JobPlan,
+} from '../render.js';
+import { SseStream } from '../sse.js';
+import {
+  checkMask,
+  decodeImage,
+  decodeMask,
+  describeUpload,
+  inputBytes,
+  inspectImage,
+  readMultipart,
+  registerMultipart,
+  verifyDecodes,
+  type InspectedImage,
+} from '../uploads.js';
+import { parseContext, partialSteps } from './generations.js';
+
+/** Image-to-image strength for edits without a mask: keeps the composition, lets the prompt restyle it. */
+export const EDIT_STRENGTH = 0.75;
+/** Strength for masked edits: the masked area is generated afresh, the rest is kept by the mask. */
+export const INPAINT_STRENGTH = 1;
+
+const ENDPOINT = '/v1/images/edits';
+
+/**
+ * Engine steps for a given strength: at least one denoising step always runs (diffusers' get_timesteps would run
+ * none for steps * strength < 1), so the step count is raised when needed.
+ */
+export function stepsForStrength(steps: number, strength: number): { steps: number; effective: number } {
+  const s = Math.max(steps, Math.ceil(1 / strength));
+  return { steps: s, effective: Math.min(Math.floor(s * strength), s) };
+}
+
+interface EditJob {
+  parsed: ParsedEditRequest;
+  plan: JobPlan;
+  /** Pixel sizes of every input image (usage). */
+  inputs: Array<{ width: number; height: number }>;
+  /** Denoising steps that actually run (for spacing partial images). */
+  effectiveSteps: number;
+}
+
+export function registerEditRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const ctx = parseContext(deps);
+  void app.register(async (scope) => {
+    await registerMultipart(scope, deps.config);
+    scope.post(ENDPOINT, { bodyLimit: deps.config.limits.uploadBytes }, async (req, reply) => {
+      const started = performance.now();
+      const job = await prepareEdit(deps, req, ctx);
+      const { parsed, plan } = job;
+      const served = deps.models.resolve(parsed.model)!;
+      if (parsed.stream) return streamEdit(deps, req, reply, served, job, started);
+
+      const result = await runJob(deps, served, plan.request, clientAbortSignal(req, reply));
+      const encoded = await Promise.all(result.images.map((img) => encodeOutput(img, plan.output)));
+      const data = await Promise.all(encoded.map((e) => deliver(deps, req, e, plan.output.format, parsed.response_format)));
+      const gpt = parsed.family === 'gpt-image';
+      const usage = gpt ? editUsage(job, 0, true) : undefined;
+      const body = buildImagesResponse({
+        created: Math.floor(deps.now() / 1000),
+        family: parsed.family,
+        images: data,
+        output: gpt
+          ? {
+              background: encoded.some((e) => e.transparent) ? 'transparent' : 'opaque',
+              output_format: parsed.output_format,
+              size: parsed.resolved.size,
+              quality: parsed.resolved.quality,
+            }
+          : undefined,
+        usage,
+      });
+      recordUsage(deps, req, parsed, ENDPOINT, started, 200, { input: usage?.input_tokens ?? 0, output: usage?.output_tokens ?? 0 });
+      reply.header('x-easel-seed', String(result.seed));
+      return body;
+    });
+  });
+}
+
+function editUsage(job: EditJob, partials: number, outputDetails: boolean) {
+  const { parsed } = job;
+  return buildUsage({
+    prompt: parsed.prompt,
+    inputImages: job.inputs,
+    inputFidelity: parsed.input_fidelity,
+    quality: parsed.resolved.quality,
+    size: parsed.resolved.size,
+    n: parsed.n,
+    partialImages: partials,
+    outputDetails,
+  });
+}
+
+/** Parses either form, runs moderation, fetches and checks every image, and plans the engine request. */
+async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnType<typeof parseContext>): Promise<EditJob> {
+  let parsed: ParsedEditRequest;
+  let uploads: Buffer[] = [];
+  let maskUpload: Buffer | undefined;
+  const contentType = String(req.headers['content-type'] ?? '').toLowerCase();
+  if (req.isMultipart()) {
+    const body = await readMultipart(req, deps.config);
+    const imageFiles = body.files.filter((f) => f.field !== 'mask');
+    const maskFiles = body.files.filter((f) => f.field === 'mask');
+    if (maskFiles.length > 1) throw badRequest("Invalid 'mask': send at most one mask file.", 'mask', 'invalid_value');
+    const described = await Promise.all(imageFiles.map(describeUpload));
+    const mask = maskFiles[0] ? await describeUpload(maskFiles[0]) : null;
+    parsed = parseMultipartEditRequest(body.fields, { images: described, mask }, ctx);
+    uploads = imageFiles.map((f) => f.data);
+    maskUpload = maskFiles[0]?.data;
+  } else if (contentType.startsWith('application/json') || contentType === '') {
+    parsed = parseJsonEditRequest(req.body, ctx);
+  } else {
+    throw unsupportedMediaType(req.headers['content-type'], ['multipart/form-data', 'application/json']);
+  }
+
+  await checkModeration(deps, parsed.prompt, parsed.moderation, req.id);
+  const served = deps.models.resolve(parsed.model)!;
+  const caps = served.local.pipeline.capabilities;
+  if (!caps.supportsImageToImage) {
+    throw badRequest(`The model '${parsed.requested_model}' cannot edit images on this server (its folder has no VAE encoder).`, 'model', 'model_not_supported');
+  }
+
+  // Bytes, then headers (format, size, bomb check) of every input, before decoding anything.
+  const limits = editImageLimits(parsed.family);
+  const fetchOpts = { allowPrivate: deps.config.limits.allowPrivateImageUrls === true, maxBytes: limits.maxImageBytes };
+  const inspected: InspectedImage[] = [];
+  for (const [i, input] of parsed.images.entries()) {
+    const bytes = await inputBytes(input, uploads[i], fetchOpts);
+    inspected.push(await inspectImage(bytes, input.param, limits.mimetypes));
+  }
+  const first = inspected[0];
+  if (limits.requireSquare && first.width !== first.height) {
+    throw badRequest(`Invalid file '${first.param}': the image must be square, but it is ${first.width}x${first.height}.`, first.param, 'invalid_image');
+  }
+  let mask: InspectedImage | undefined;
+  if (parsed.mask) {
+    const bytes = await inputBytes(parsed.mask, maskUpload, { ...fetchOpts, maxBytes: limits.maskMaxBytes });
+    mask = await inspectImage(bytes, parsed.mask.param, ['image/png']);
+    checkMask(mask, first);
+  }
+
+  // size: auto follows the first image's aspect (the JSON form only learns it here).
+  if (parsed.size === 'auto') {
+    const rules = familyRules(parsed.family, parsed.requested_model, parsed.model);
+    parsed = { ...parsed, resolved: resolveOutput(rules, 'auto', parsed.quality, parsed.background, { width: first.width, height: first.height }) };
+  }
+  const plan = planJob(served, parsed);
+  const { width, height } = plan.request;
+  const initImage = await decodeImage(first, width, height, !caps.supportsAlpha);
+  for (const other of inspected.slice(1)) await verifyDecodes(other);
+  const engineMask = mask ? await decodeMask(mask, width, height) : undefined;
+
+  const strength = engineMask ? INPAINT_STRENGTH : EDIT_STRENGTH;
+  const steps = stepsForStrength(plan.request.numInferenceSteps, strength);
+  const request: GenerateRequest = { ...plan.request, numInferenceSteps: steps.steps, initImage, strength, ...(engineMask ? { mask: engineMask } : {}) };
+  return {
+    parsed,
+    plan: { ...plan, request },
+    inputs: inspected.map((img) => ({ width: img.width, height: img.height })),
+    effectiveSteps: steps.effective,
+  };
+}
+
+/** stream: true — as generations: partial previews of image 0, then one completed event per image (same usage). */
+async function streamEdit(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, served: ServedModel, job: EditJob, started: number): Promise<void> {
+  const { parsed, plan } = job;
+  const sse = new SseStream(req, reply);
+  const controller = new AbortController();
+  reply.raw.once('close', () => controller.abort());
+  const common = { size: parsed.resolved.size, quality: parsed.resolved.quality, output_format: parsed.output_format };
+  let partialIndex = 0;
+  try {
+    const result = await runJob(deps, served, plan.request, controller.signal, {
+      previewSteps: parsed.partial_images > 0 ? partialSteps(job.effectiveSteps, parsed.partial_images) : [],
+      onPreview: async (_step, images) => {
+        const e = await encodeOutput(images[0], plan.output);
+        sse.send(
+          partialImageEvent('edit', {
+            ...common,
+            b64_json: e.bytes.toString('base64'),
+            created_at: Math.floor(deps.now() / 1000),
+            background: e.transparent ? 'transparent' : 'opaque',
+            partial_image_index: partialIndex++,
+          }),
+        );
+      },
+    });
+    const usage = editUsage(job, partialIndex, false);
+    for (const img of result.images) {
+      const e = await encodeOutput(img, plan.output);
+      sse.send(
+        completedEvent('edit', {
+          ...common,
+          b64_json: e.bytes.toString('base64'),
+          created_at: Math.floor(deps.now() / 1000),
+          background: e.transparent ? 'transparent' : 'opaque',
+          usage,
+        }),
+      );
+    }
+    recordUsage(deps, req, parsed, ENDPOINT, started, 200, { input: usage.input_tokens, output: usage.output_tokens });
+    sse.end();
+  } catch (err) {
+    if (isClientGone(err) || sse.isClosed) {
+      sse.end();
+      return;
+    }
+    req.log.warn({ err }, 'edit stream failed');
+    sse.fail(err);
+  }
+}

@@ -1,0 +1,71 @@
+// POST /v1/images/variations (dall-e-2 family): variations of one square PNG through the engine's image-to-image.
+// Each of the n images starts from the same picture with its own noise (the engine seeds image i with seed + i).
+//
+// Rules (documented in README "Edits and variations"): strength VARIATION_STRENGTH, an empty (unconditional)
+// prompt, and guidance 1 (an empty prompt gives classifier-free guidance nothing to steer by) unless the request
+// sets the guidance_scale extension.
+import type { FastifyInstance } from 'fastify';
+import { unsupportedMediaType, badRequest } from '../../contract/errors.js';
+import { editImageLimits } from '../../contract/families.js';
+import { buildImagesResponse } from '../../contract/responses.js';
+import { parseVariationRequest } from '../../contract/variations.js';
+import type { GenerateRequest } from '../../engine/types.js';
+import type { ServerDeps } from '../app.js';
+import { clientAbortSignal, deliver, encodeOutput, planJob, recordUsage, runJob } from '../render.js';
+import { decodeImage, describeUpload, inspectImage, readMultipart, registerMultipart } from '../uploads.js';
+import { parseContext } from './generations.js';
+import { stepsForStrength } from './edits.js';
+
+/** How far variations may move from the input: composition and colours stay, details change. */
+export const VARIATION_STRENGTH = 0.6;
+
+const ENDPOINT = '/v1/images/variations';
+
+export function registerVariationRoutes(app: FastifyInstance, deps: ServerDeps): void {
+  const ctx = parseContext(deps);
+  void app.register(async (scope) => {
+    await registerMultipart(scope, deps.config);
+    scope.post(ENDPOINT, async (req, reply) => {
+      const started = performance.now();
+      if (!req.isMultipart()) throw unsupportedMediaType(req.headers['content-type'], ['multipart/form-data']);
+      const body = await readMultipart(req, deps.config);
+      const images = body.files.filter((f) => f.field === 'image');
+      const others = body.files.filter((f) => f.field !== 'image');
+      if (images.length > 1) throw badRequest("Invalid 'image': variations take exactly one image.", 'image', 'invalid_value');
+      const parsed = parseVariationRequest(
+        body.fields,
+        { image: images[0] ? await describeUpload(images[0]) : null, others: await Promise.all(others.map(describeUpload)) },
+        ctx,
+      );
+      const served = deps.models.resolve(parsed.model)!;
+      const caps = served.local.pipeline.capabilities;
+      if (!caps.supportsImageToImage) {
+        throw badRequest(`The model '${parsed.requested_model}' cannot make variations on this server (its folder has no VAE encoder).`, 'model', 'model_not_supported');
+      }
+
+      const limits = editImageLimits('dall-e-2');
+      const img = await inspectImage(images[0].data, 'image', limits.mimetypes);
+      if (img.width !== img.height) {
+        throw badRequest(`Invalid file 'image': the image must be square, but it is ${img.width}x${img.height}.`, 'image', 'invalid_image');
+      }
+      const plan = planJob(served, parsed);
+      const initImage = await decodeImage(img, plan.request.width, plan.request.height, !caps.supportsAlpha);
+      const steps = stepsForStrength(plan.request.numInferenceSteps, VARIATION_STRENGTH);
+      const request: GenerateRequest = {
+        ...plan.request,
+        prompt: '',
+        numInferenceSteps: steps.steps,
+        guidanceScale: parsed.extensions.guidance_scale ?? 1,
+        initImage,
+        strength: VARIATION_STRENGTH,
+      };
+
+      const result = await runJob(deps, served, request, clientAbortSignal(req, reply));
+      const encoded = await Promise.all(result.images.map((i) => encodeOutput(i, plan.output)));
+      const data = await Promise.all(encoded.map((e) => deliver(deps, req, e, plan.output.format, parsed.response_format)));
+      recordUsage(deps, req, parsed, ENDPOINT, started, 200, { input: 0, output: 0 });
+      reply.header('x-easel-seed', String(result.seed));
+      return buildImagesResponse({ created: Math.floor(deps.now() / 1000), family: 'dall-e-2', images: data });
+    });
+  });
+}
