@@ -1,6 +1,6 @@
 // The `easel` command: serve | generate | models list/pull | keys create/list/revoke.
 // Each subcommand builds what it needs from the Config; nothing here knows HTTP or tensors beyond the calls it makes.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, defaultModelPath } from '../config/config.js';
@@ -8,7 +8,10 @@ import { openSqliteDb } from '../db/index.js';
 import { loadPipeline, SCHEDULER_NAMES, type SchedulerName } from '../engine/index.js';
 import { resolveModelPath } from '../hub/registry.js';
 import { encodeImage, type OutputFormat } from '../imaging/encode.js';
+import { planSize } from '../server/plan.js';
+import { EDIT_STRENGTH, INPAINT_STRENGTH, stepsForStrength } from '../server/routes/edits.js';
 import { startServer } from '../server/start.js';
+import { checkMask, decodeImage, decodeMask, inspectImage } from '../server/uploads.js';
 import { registerModelsCommands } from './models.js';
 
 function int(name: string) {
@@ -130,6 +133,73 @@ program
       process.stderr.write(
         `seed ${result.seed}; ${result.timings.totalMs.toFixed(0)} ms (session.run ${result.timings.sessionRunMs.toFixed(0)} ms)\n`,
       );
+    } finally {
+      await pipe.dispose();
+    }
+  });
+
+program
+  .command('edit')
+  .description('edit an image: image-to-image, or inpainting where --mask is fully transparent')
+  .argument('<image>', 'input image (png, jpeg or webp)')
+  .argument('<prompt>', 'what the edited image should show')
+  .option('--mask <file>', 'PNG with alpha, same size as the image; transparent pixels are repainted')
+  .option('-m, --model <name|path>', 'model folder, shipped model name or cached hub model', defaultModelPath())
+  .option('--size <WxH>', 'generation size (default: the model\'s native area at the image\'s aspect)', parseSizeArg)
+  .option('--steps <n>', 'denoising steps (before strength)', int('steps'), 20)
+  .option('--guidance <g>', 'classifier-free guidance scale', float('guidance'), 7.5)
+  .option('--strength <s>', `how much to change, (0, 1] (default ${EDIT_STRENGTH}; ${INPAINT_STRENGTH} with --mask)`, float('strength'))
+  .option('--seed <n>', 'seed (random when absent)', int('seed'))
+  .option('--negative <text>', 'negative prompt')
+  .option('--scheduler <name>', `one of ${SCHEDULER_NAMES.join(', ')}`)
+  .option('-n, --n <n>', 'number of images', int('n'), 1)
+  .option('--threads <n>', 'CPU threads', int('threads'))
+  .option('--provider <p>', 'cpu | cuda | webgpu', 'cpu')
+  .option('-o, --output <file>', 'output file (.png/.jpg/.webp), written at the input image\'s size', 'out.png')
+  .action(async (imagePath: string, prompt: string, opts) => {
+    if (opts.scheduler && !(SCHEDULER_NAMES as readonly string[]).includes(opts.scheduler)) {
+      throw new InvalidArgumentError(`unknown scheduler '${opts.scheduler}'`);
+    }
+    const strength: number = opts.strength ?? (opts.mask ? INPAINT_STRENGTH : EDIT_STRENGTH);
+    if (!(strength > 0 && strength <= 1)) throw new InvalidArgumentError('strength must be in (0, 1]');
+    const image = await inspectImage(readFileSync(imagePath), 'image', ['image/png', 'image/jpeg', 'image/webp']);
+    const mask = opts.mask ? await inspectImage(readFileSync(opts.mask), 'mask', ['image/png']) : undefined;
+    if (mask) checkMask(mask, image);
+    const dir = await resolveModelPath(opts.model);
+    const pipe = await loadPipeline(dir, { threads: opts.threads, provider: opts.provider });
+    try {
+      const caps = pipe.capabilities;
+      if (!caps.supportsImageToImage) throw new Error(`the model at ${dir} has no VAE encoder and cannot edit images`);
+      const plan = planSize(image.width, image.height, caps);
+      const size = opts.size ?? { width: plan.genWidth, height: plan.genHeight };
+      const steps = stepsForStrength(opts.steps, strength);
+      const bar = stepBar('editing');
+      const result = await pipe.generate(
+        {
+          prompt,
+          negativePrompt: opts.negative,
+          width: size.width,
+          height: size.height,
+          numImages: opts.n,
+          numInferenceSteps: steps.steps,
+          guidanceScale: opts.guidance,
+          seed: opts.seed,
+          scheduler: opts.scheduler as SchedulerName | undefined,
+          initImage: await decodeImage(image, size.width, size.height, !caps.supportsAlpha),
+          strength,
+          ...(mask ? { mask: await decodeMask(mask, size.width, size.height) } : {}),
+        },
+        { onStep: (p) => bar.update(p.step + 1, p.totalSteps) },
+      );
+      bar.done();
+      const ext = extname(opts.output).toLowerCase();
+      const format: OutputFormat = ext === '.jpg' || ext === '.jpeg' ? 'jpeg' : ext === '.webp' ? 'webp' : 'png';
+      for (const [i, img] of result.images.entries()) {
+        const file = result.images.length > 1 ? opts.output.replace(/(\.[^.]*)?$/, `-${i + 1}$1`) : opts.output;
+        writeFileSync(file, await encodeImage(img, { format, keepAlpha: true, width: image.width, height: image.height }));
+        process.stdout.write(`${file}\n`);
+      }
+      process.stderr.write(`seed ${result.seed}; strength ${strength}; ${result.timings.totalMs.toFixed(0)} ms\n`);
     } finally {
       await pipe.dispose();
     }
