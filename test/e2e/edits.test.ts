@@ -1,6 +1,6 @@
 // End-to-end tests of POST /v1/images/edits and /v1/images/variations with the official openai client against a
 // real server on an ephemeral port (tiny-sd fixture), including hostile uploads and streaming edits.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,6 +11,7 @@ import OpenAI, { toFile } from 'openai';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
+import { openSqliteDb } from '../../src/db/index.js';
 import { startServer, type RunningServer } from '../../src/server/start.js';
 import { fetchImageUrl, isPrivateAddress, MAX_INPUT_PIXELS } from '../../src/server/uploads.js';
 import { validateSchema } from '../helpers/openapi.js';
@@ -157,13 +158,16 @@ describe('edits', () => {
 
   it('accepts the JSON form with data: URLs (image and mask)', async () => {
     const dataUrl = (buf: Buffer) => `data:image/png;base64,${buf.toString('base64')}`;
+    const noise = await sharp(randomBytes(1200 * 1000 * 3), { raw: { width: 1200, height: 1000, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+    expect(noise.length).toBeGreaterThan(3 * 1024 * 1024);
     const res = await fetch(`${server.url}/v1/images/edits`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
         model: 'gpt-image-1',
         prompt: 'add stars',
-        images: [{ image_url: dataUrl(await picture(300, 200)) }],
+        // The second image is random noise: a ~5 MB data URL, over the 2 MB JSON limit of other routes.
+        images: [{ image_url: dataUrl(await picture(300, 200)) }, { image_url: dataUrl(noise) }],
         mask: { image_url: dataUrl(await maskPng(300, 200)) },
         quality: 'low',
         output_format: 'webp',
@@ -207,6 +211,39 @@ describe('edits', () => {
     expect(digest(events[0].b64_json!)).not.toBe(digest(events[2].b64_json!));
     expect(digest(events[1].b64_json!)).not.toBe(digest(events[2].b64_json!));
     expect(events[2].usage!.output_tokens).toBe(1056 + 2 * 100);
+  });
+
+  it('a client that leaves mid-stream cancels the edit and frees the engine', async () => {
+    const editRecords = () => {
+      const db = openSqliteDb({ path: join(dataDir, 'easel.sqlite') });
+      try {
+        return db.listUsage({ limit: 10000 }).filter((r) => r.endpoint === '/v1/images/edits').length;
+      } finally {
+        db.close();
+      }
+    };
+    const before = editRecords();
+    const controller = new AbortController();
+    const stream = await client.images.edit(
+      { model: 'gpt-image-1', image: await png(await picture(256, 256)), prompt: 'slow', stream: true, partial_images: 3, size: '1024x1024', num_inference_steps: 100 } as never,
+      { signal: controller.signal },
+    );
+    const seen: string[] = [];
+    try {
+      for await (const e of stream as AsyncIterable<{ type: string }>) {
+        seen.push(e.type);
+        controller.abort(); // the SDK ends the iteration quietly (or throws) once aborted
+      }
+    } catch {
+      // aborted
+    }
+    expect(seen).toEqual(['image_edit.partial_image']);
+    const next = await client.images.edit({ model: 'gpt-image-1', image: await png(await picture(64, 64)), prompt: 'next', size: '1024x1024', quality: 'low' });
+    expect(next.data).toHaveLength(1);
+    const ready = (await (await fetch(`${server.url}/readyz`)).json()) as { queue: { running: number; waiting: number } };
+    expect(ready.queue).toEqual({ running: 0, waiting: 0 });
+    // Only the second edit completed: the cancelled one never reached its usage record.
+    expect(editRecords()).toBe(before + 1);
   });
 });
 
