@@ -230,7 +230,7 @@ describe('edits', () => {
     );
     const seen: string[] = [];
     try {
-      for await (const e of stream as AsyncIterable<{ type: string }>) {
+      for await (const e of stream as unknown as AsyncIterable<{ type: string }>) {
         seen.push(e.type);
         controller.abort(); // the SDK ends the iteration quietly (or throws) once aborted
       }
