@@ -683,21 +683,30 @@ export function scoreScene(img: RgbaImage, expected: SceneSpec, palette: Palette
   for (const o of expected.objects) expCount[o.color] = (expCount[o.color] ?? 0) + 1;
   for (const o of found) foundCount[o.color] = (foundCount[o.color] ?? 0) + 1;
   let countOk = true;
+  const diffs: string[] = [];
   for (const c of new Set([...Object.keys(expCount), ...Object.keys(foundCount)])) {
     const e = expCount[c] ?? 0, f = foundCount[c] ?? 0;
     if (e !== f) {
       countOk = false;
-      const shapes = found.filter((o) => o.color === c).map((o) => o.shape).join(', ');
-      reasons.push(`count: expected ${e} ${c}, found ${f}${f ? ` (${shapes})` : ''}`);
+      diffs.push(`${e} ${c} expected, ${f} found`);
     }
   }
   const objects = assign(expected.objects, found, geometry, checkSize);
-  for (const c of objects) {
-    if (c.ok) continue;
-    if (!c.found) {
-      if (countOk) reasons.push(`missing: ${describeObj(c.expected)}`);
-      continue;
+  const listFound = () => found.map((f) => `${f.color} ${f.shape} at ${f.position}`).join(', ') || 'nothing';
+  if (!countOk && found.length !== expected.objects.length) {
+    reasons.push(`count: expected ${expected.objects.length} object(s), found ${found.length} (${diffs.join('; ')}): ${listFound()}`);
+  } else if (!countOk) {
+    // Same number of objects but not the same colours: report each unmatched expected object as a colour error.
+    const matched = new Set(objects.map((c) => c.found).filter((f) => f !== null));
+    const spare = found.filter((f) => !matched.has(f));
+    for (const c of objects) {
+      if (c.found) continue;
+      const other = spare.shift();
+      reasons.push(`color: expected ${describeObj(c.expected)}, found ${other ? `a ${other.color} ${other.shape} at ${other.position}` : 'nothing'}`);
     }
+  }
+  for (const c of objects) {
+    if (c.ok || !c.found) continue;
     const f = c.found;
     const what = describeObj(c.expected);
     if (!c.position) reasons.push(`position: ${what} found at ${f.position} (${f.center.map((v) => v.toFixed(2)).join(', ')})`);
