@@ -692,7 +692,11 @@ export function scoreScene(img: RgbaImage, expected: SceneSpec, palette: Palette
     }
   }
   const objects = assign(expected.objects, found, geometry, checkSize);
-  const listFound = () => found.map((f) => `${f.color} ${f.shape} at ${f.position}`).join(', ') || 'nothing';
+  const listFound = () => {
+    const names = found.slice(0, 6).map((f) => `${f.color} ${f.shape} at ${f.position}`);
+    if (found.length > 6) names.push(`and ${found.length - 6} more`);
+    return names.join(', ') || 'nothing';
+  };
   if (!countOk && found.length !== expected.objects.length) {
     reasons.push(`count: expected ${expected.objects.length} object(s), found ${found.length} (${diffs.join('; ')}): ${listFound()}`);
   } else if (!countOk) {
@@ -702,7 +706,7 @@ export function scoreScene(img: RgbaImage, expected: SceneSpec, palette: Palette
     for (const c of objects) {
       if (c.found) continue;
       const other = spare.shift();
-      reasons.push(`color: expected ${describeObj(c.expected)}, found ${other ? `a ${other.color} ${other.shape} at ${other.position}` : 'nothing'}`);
+      reasons.push(`color: expected ${describeObj(c.expected)}, found ${other ? `${/^[aeiou]/.test(other.color) ? 'an' : 'a'} ${other.color} ${other.shape} at ${other.position}` : 'nothing'}`);
     }
   }
   for (const c of objects) {
