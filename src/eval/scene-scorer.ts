@@ -640,6 +640,11 @@ function placeDistance(e: ObjectSpec, f: FoundObject, geometry: SceneGeometry): 
 function assign(expected: ObjectSpec[], found: FoundObject[], geometry: SceneGeometry, checkSize: boolean): ObjectCheck[] {
   let best: { cost: number; tie: number; checks: ObjectCheck[] } | null = null;
   const used = new Array<boolean>(found.length).fill(false);
+  // Candidates of each expected object: the found objects of its colour, the 8 largest (noisy images can hold
+  // hundreds of same-colour specks; the count check already fails those).
+  const candidates = expected.map((e) =>
+    found.map((f, j) => ({ f, j })).filter(({ f }) => f.color === e.color).sort((a, b) => b.f.area - a.f.area).slice(0, 8).map(({ j }) => j),
+  );
   const cur: ObjectCheck[] = [];
   const rec = (k: number, cost: number, tie: number) => {
     if (best && cost > best.cost) return;
@@ -648,8 +653,8 @@ function assign(expected: ObjectSpec[], found: FoundObject[], geometry: SceneGeo
       return;
     }
     const e = expected[k];
-    for (let j = 0; j < found.length; j++) {
-      if (used[j] || found[j].color !== e.color) continue;
+    for (const j of candidates[k]) {
+      if (used[j]) continue;
       used[j] = true;
       const c = pairCheck(e, found[j], geometry, checkSize);
       cur.push(c);

@@ -8,28 +8,16 @@
 // - Mask: fully transparent mask pixels (alpha 0) are repainted, the rest is kept; inpainting runs at strength 1
 //   (the masked area starts from noise). A 9-channel inpainting UNet gets the mask and masked image; other models
 //   use the engine's latent blending. Without a mask: image-to-image at EDIT_STRENGTH.
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parseJsonEditRequest, parseMultipartEditRequest, type ParsedEditRequest } from '../../contract/edits.js';
 import { badRequest, unsupportedMediaType } from '../../contract/errors.js';
 import { editImageLimits, familyRules } from '../../contract/families.js';
 import { resolveOutput } from '../../contract/common.js';
-import { buildImagesResponse, completedEvent, partialImageEvent } from '../../contract/responses.js';
 import { buildUsage } from '../../contract/usage.js';
 import type { GenerateRequest } from '../../engine/types.js';
 import type { ServerDeps } from '../app.js';
-import type { ServedModel } from '../model-registry.js';
-import {
-  checkModeration,
-  clientAbortSignal,
-  deliver,
-  encodeOutput,
-  isClientGone,
-  planJob,
-  recordUsage,
-  runJob,
-  type JobPlan,
-} from '../render.js';
-import { SseStream } from '../sse.js';
+import { checkModeration, planJob, type JobPlan } from '../render.js';
+import { answerJob } from '../respond.js';
 import {
   checkMask,
   decodeImage,
@@ -42,7 +30,7 @@ import {
   verifyDecodes,
   type InspectedImage,
 } from '../uploads.js';
-import { parseContext, partialSteps } from './generations.js';
+import { parseContext } from './generations.js';
 
 /** Image-to-image strength for edits without a mask: keeps the composition, lets the prompt restyle it. */
 export const EDIT_STRENGTH = 0.75;
@@ -78,30 +66,16 @@ export function registerEditRoutes(app: FastifyInstance, deps: ServerDeps): void
       const job = await prepareEdit(deps, req, ctx);
       const { parsed, plan } = job;
       const served = deps.models.resolve(parsed.model)!;
-      if (parsed.stream) return streamEdit(deps, req, reply, served, job, started);
-
-      const result = await runJob(deps, served, plan.request, clientAbortSignal(req, reply));
-      const encoded = await Promise.all(result.images.map((img) => encodeOutput(img, plan.output)));
-      const data = await Promise.all(encoded.map((e) => deliver(deps, req, e, plan.output.format, parsed.response_format)));
-      const gpt = parsed.family === 'gpt-image';
-      const usage = gpt ? editUsage(job, 0, true) : undefined;
-      const body = buildImagesResponse({
-        created: Math.floor(deps.now() / 1000),
-        family: parsed.family,
-        images: data,
-        output: gpt
-          ? {
-              background: encoded.some((e) => e.transparent) ? 'transparent' : 'opaque',
-              output_format: parsed.output_format,
-              size: parsed.resolved.size,
-              quality: parsed.resolved.quality,
-            }
-          : undefined,
-        usage,
+      return answerJob(deps, req, reply, {
+        endpoint: ENDPOINT,
+        kind: 'edit',
+        parsed,
+        plan,
+        served,
+        started,
+        effectiveSteps: job.effectiveSteps,
+        usage: (partials, outputDetails) => editUsage(job, partials, outputDetails),
       });
-      recordUsage(deps, req, parsed, ENDPOINT, started, 200, { input: usage?.input_tokens ?? 0, output: usage?.output_tokens ?? 0 });
-      reply.header('x-easel-seed', String(result.seed));
-      return body;
     });
   });
 }
@@ -188,53 +162,4 @@ async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnTyp
     inputs: inspected.map((img) => ({ width: img.width, height: img.height })),
     effectiveSteps: steps.effective,
   };
-}
-
-/** stream: true — as generations: partial previews of image 0, then one completed event per image (same usage). */
-async function streamEdit(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, served: ServedModel, job: EditJob, started: number): Promise<void> {
-  const { parsed, plan } = job;
-  const sse = new SseStream(req, reply);
-  const controller = new AbortController();
-  reply.raw.once('close', () => controller.abort());
-  const common = { size: parsed.resolved.size, quality: parsed.resolved.quality, output_format: parsed.output_format };
-  let partialIndex = 0;
-  try {
-    const result = await runJob(deps, served, plan.request, controller.signal, {
-      previewSteps: parsed.partial_images > 0 ? partialSteps(job.effectiveSteps, parsed.partial_images) : [],
-      onPreview: async (_step, images) => {
-        const e = await encodeOutput(images[0], plan.output);
-        sse.send(
-          partialImageEvent('edit', {
-            ...common,
-            b64_json: e.bytes.toString('base64'),
-            created_at: Math.floor(deps.now() / 1000),
-            background: e.transparent ? 'transparent' : 'opaque',
-            partial_image_index: partialIndex++,
-          }),
-        );
-      },
-    });
-    const usage = editUsage(job, partialIndex, false);
-    for (const img of result.images) {
-      const e = await encodeOutput(img, plan.output);
-      sse.send(
-        completedEvent('edit', {
-          ...common,
-          b64_json: e.bytes.toString('base64'),
-          created_at: Math.floor(deps.now() / 1000),
-          background: e.transparent ? 'transparent' : 'opaque',
-          usage,
-        }),
-      );
-    }
-    recordUsage(deps, req, parsed, ENDPOINT, started, 200, { input: usage.input_tokens, output: usage.output_tokens });
-    sse.end();
-  } catch (err) {
-    if (isClientGone(err) || sse.isClosed) {
-      sse.end();
-      return;
-    }
-    req.log.warn({ err }, 'edit stream failed');
-    sse.fail(err);
-  }
 }

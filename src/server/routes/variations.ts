@@ -7,11 +7,11 @@
 import type { FastifyInstance } from 'fastify';
 import { unsupportedMediaType, badRequest } from '../../contract/errors.js';
 import { editImageLimits } from '../../contract/families.js';
-import { buildImagesResponse } from '../../contract/responses.js';
 import { parseVariationRequest } from '../../contract/variations.js';
 import type { GenerateRequest } from '../../engine/types.js';
 import type { ServerDeps } from '../app.js';
-import { clientAbortSignal, deliver, encodeOutput, planJob, recordUsage, runJob } from '../render.js';
+import { planJob } from '../render.js';
+import { answerJob } from '../respond.js';
 import { decodeImage, describeUpload, inspectImage, readMultipart, registerMultipart } from '../uploads.js';
 import { parseContext } from './generations.js';
 import { stepsForStrength } from './edits.js';
@@ -60,12 +60,15 @@ export function registerVariationRoutes(app: FastifyInstance, deps: ServerDeps):
         strength: VARIATION_STRENGTH,
       };
 
-      const result = await runJob(deps, served, request, clientAbortSignal(req, reply));
-      const encoded = await Promise.all(result.images.map((i) => encodeOutput(i, plan.output)));
-      const data = await Promise.all(encoded.map((e) => deliver(deps, req, e, plan.output.format, parsed.response_format)));
-      recordUsage(deps, req, parsed, ENDPOINT, started, 200, { input: 0, output: 0 });
-      reply.header('x-easel-seed', String(result.seed));
-      return buildImagesResponse({ created: Math.floor(deps.now() / 1000), family: 'dall-e-2', images: data });
+      return answerJob(deps, req, reply, {
+        endpoint: ENDPOINT,
+        kind: 'edit',
+        parsed,
+        plan: { ...plan, request },
+        served,
+        started,
+        effectiveSteps: steps.effective,
+      });
     });
   });
 }
