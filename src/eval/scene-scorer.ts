@@ -534,10 +534,13 @@ function findObjects(work: Work, bg: BgModel, palette: Palette, geometry: SceneG
       if (work.a[i] < 128) continue;
     } else {
       const y = Math.floor(i / w);
-      if (dist(r, g, b, [bg.rows[y * 3], bg.rows[y * 3 + 1], bg.rows[y * 3 + 2]]) <= BG_SAME) continue;
+      const dBg = dist(r, g, b, [bg.rows[y * 3], bg.rows[y * 3 + 1], bg.rows[y * 3 + 2]]);
+      // Far from the background, or (where an object's colour is close to a gradient's middle) clearly nearer to
+      // a palette colour than to the background.
+      if (dBg <= BG_SAME && !(dBg > 8 && nearest(palette, r, g, b).d < dBg / 2)) continue;
     }
-    fg[i] = 1;
     const nn = nearest(palette, r, g, b);
+    fg[i] = 1;
     if (nn.d <= PALETTE_MAX) label[i] = names.indexOf(nn.name) + 1;
   }
   // Pixels next to foreground count as object edge for the haze test.
