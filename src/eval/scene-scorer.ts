@@ -39,7 +39,7 @@
  *      1.16, mass low), heart (aspect 1.12, mass high, solidity ~0.9);
  *    - measured on ground-truth renders (scenes.render): 618 objects of 286 seeded random scenes at 256..512 px,
  *      100% confident and right; the 100 held-out scenes rendered at 1024x1024 / 1792x1024 / 1024x1536 / 256x256,
- *      174/174 right. Under a stress test (4x lanczos upscale, Gaussian blur sigma 6 px, +-12 noise) all shapes
+ *      157/157 right. Under a stress test (4x lanczos upscale, Gaussian blur sigma 6 px, +-12 noise) all shapes
  *      but star stay 100% right; stars drop to 76% right, 23% 'unknown', 1% read as cross;
  *    - the closest pairs are triangle/heart (both wide, differing in mass offset and solidity) and circle/heart
  *      at small sizes; whenever the best prototype is not clearly nearer than the runner-up, or the object is
