@@ -129,7 +129,7 @@ export function rejectUnknownKeys(
   const ok = new Set([...allowed, ...modelExtensions(model)]);
   for (const key of keys) {
     if (ok.has(key)) continue;
-    const custom = special[key];
+    const custom = Object.hasOwn(special, key) ? special[key] : undefined;
     if (custom) throw custom();
     throw unknownParameter(key);
   }
