@@ -85,7 +85,7 @@ it('never answers 5xx to random multipart forms on edits and variations', async 
     const files = Math.floor(rng.uniform() * 4);
     for (let k = 0; k < files; k++) {
       const name = pick(['image', 'image[]', 'mask', 'image', 'other']);
-      form.append(name, new Blob([pick(blobs)], { type: pick(['image/png', 'application/octet-stream', 'text/plain', '']) }), pick(['a.png', 'b.jpg', 'c', '../../etc/passwd']));
+      form.append(name, new Blob([new Uint8Array(pick(blobs))], { type: pick(['image/png', 'application/octet-stream', 'text/plain', '']) }), pick(['a.png', 'b.jpg', 'c', '../../etc/passwd']));
     }
     if (rng.uniform() < 0.7) form.append('prompt', 'a red circle');
     form.append('num_inference_steps', '1');
