@@ -1,6 +1,8 @@
 // bench/engine: how much the engine adds on top of the model's own compute.
 // Prints total pipeline wall time, the sum of raw session.run times inside it, and their ratio (goal <= 1.03).
-// Rerun: npx tsx bench/engine.ts --model <folder> [--steps 20] [--size 512x512] [--n 1] [--guidance 7.5] [--runs 5]
+// With --torch (the default model only), also the same model in PyTorch eager (training/bench_torch.py), side by side.
+// Rerun: npx tsx bench/engine.ts --model <folder> [--steps 20] [--size 512x512] [--n 1] [--guidance 7.5] [--runs 5] [--torch]
+import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { loadPipeline } from '../src/engine/index.js';
 
@@ -13,6 +15,7 @@ const { values } = parseArgs({
     guidance: { type: 'string', default: '7.5' },
     runs: { type: 'string', default: '5' },
     threads: { type: 'string' },
+    torch: { type: 'boolean', default: false },
   },
 });
 
@@ -41,3 +44,17 @@ console.log(`model ${values.model}  ${w}x${h}  steps ${values.steps}  n ${values
 console.log(`pipeline wall time (median)   ${total.toFixed(1)} ms`);
 console.log(`sum of session.run (median)   ${run.toFixed(1)} ms`);
 console.log(`ratio wall / session.run      ${(total / run).toFixed(3)}   (goal <= 1.03)`);
+
+if (values.torch) {
+  // Same weights, steps, guidance and latent size in PyTorch eager with the same thread count (2 by default).
+  const scale = pipe.folder.vaeScaleFactor;
+  const latent = `${h / scale}x${w / scale}`;
+  const out = execFileSync(
+    '/usr/bin/python3',
+    ['training/bench_torch.py', '--steps', String(values.steps), '--latent', latent, '--cfg', String(values.guidance), '--runs', String(values.runs), '--threads', values.threads ?? '2'],
+    { encoding: 'utf8' },
+  );
+  const torch = JSON.parse(out.trim().split('\n').pop()!) as { median_ms: number; torch: string };
+  console.log(`PyTorch ${torch.torch} eager (median) ${torch.median_ms.toFixed(1)} ms`);
+  console.log(`ratio Easel / PyTorch eager   ${(total / torch.median_ms).toFixed(3)}   (< 1 means Easel is faster)`);
+}
