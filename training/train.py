@@ -97,12 +97,31 @@ def train_ae(E, D, dev, minutes, seed, runs, n_data=3000):
     params = list(E.parameters()) + list(D.parameters())
     opt = torch.optim.AdamW(params, 1e-3, weight_decay=0.0)
     step, t0 = 0, time.time()
-    B, crop = 16, 6  # latent crop 6x6 -> 96x96 pixels
     while time.time() - t0 < minutes * 60 and not STOP:
+        lr = 1e-3 * min(1.0, (step + 1) / 50) * (0.3 if time.time() - t0 > minutes * 45 else 1.0)
+        loss = ae_step(E, D, big, small, opt, lr, dev, train_encoder=True)
+        if step % 50 == 0:
+            log(f"ae step {step} loss {loss:.4f}")
+        step += 1
+    with torch.no_grad():
+        zs = torch.cat([E.forward_pooled(small[i:i + 64].to(dev)) for i in range(0, 1024, 64)])
+        rec = D(E.forward_pooled(small[:8].to(dev)))
+        err = (rec - big[:8].to(dev)).abs().mean().item()
+    sf = 1.0 / zs.std().item()
+    log(f"AE done: {step} steps, latent std {zs.std().item():.3f} -> scaling_factor {sf:.4f}, L1(64-in) {err:.4f}")
+    grid = torch.cat([torch.cat(list(big[:4]), 2), torch.cat(list(rec[:4].cpu()), 2)], 1)
+    scenes.to_png(((grid.permute(1, 2, 0).numpy() + 1) / 2), os.path.join(runs, "ae_recon.png"))
+    return sf, step
+
+
+def ae_step(E, D, big, small, opt, lr, dev, train_encoder, B=16, crop=6):
+    """One L1 step on 96x96 crops (latent 6x6) centred on detail; the encoder sees the full image."""
+    if True:
         idx = torch.randint(0, big.shape[0], (B,))
         use_small = torch.rand(B, 1, 1, 1) < 0.5
         x64 = torch.where(use_small, small[idx], F.avg_pool2d(big[idx], 4)).to(dev)
-        z = E.forward_pooled(x64)
+        with torch.set_grad_enabled(train_encoder):
+            z = E.forward_pooled(x64)
         z = z + torch.randn_like(z) * z.detach().std() * 0.1 * torch.rand(B, 1, 1, 1, device=dev)
         # per-sample crops centred on detail (where the image differs from its x16 blur), 1 in 4 random
         bi = big[idx]
@@ -123,25 +142,13 @@ def train_ae(E, D, dev, minutes, seed, runs, n_data=3000):
         y = D(torch.cat(zc))
         tgt = torch.cat(tc).to(dev)
         loss = (y - tgt).abs().mean() + 1e-4 * z.pow(2).mean()
-        lr = 1e-3 * min(1.0, (step + 1) / 50) * (0.3 if time.time() - t0 > minutes * 45 else 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
         opt.step()
-        if step % 50 == 0:
-            log(f"ae step {step} loss {loss.item():.4f}")
-        step += 1
-    with torch.no_grad():
-        zs = torch.cat([E.forward_pooled(small[i:i + 64].to(dev)) for i in range(0, 1024, 64)])
-        rec = D(E.forward_pooled(small[:8].to(dev)))
-        err = (rec - big[:8].to(dev)).abs().mean().item()
-    sf = 1.0 / zs.std().item()
-    log(f"AE done: {step} steps, latent std {zs.std().item():.3f} -> scaling_factor {sf:.4f}, L1(64-in) {err:.4f}")
-    grid = torch.cat([torch.cat(list(big[:4]), 2), torch.cat(list(rec[:4].cpu()), 2)], 1)
-    scenes.to_png(((grid.permute(1, 2, 0).numpy() + 1) / 2), os.path.join(runs, "ae_recon.png"))
-    return sf, step
+        return loss.item()
 
 
 # ------------------------------------------------------------------------------------------ stage 2: DN
@@ -232,6 +239,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=float, default=5.0, help="minutes")
     ap.add_argument("--curriculum-minutes", type=float, default=10.0, help="first DN minutes on one-object scenes")
+    ap.add_argument("--dec-every", type=int, default=3, help="one decoder step every N denoiser steps (0: off)")
+    ap.add_argument("--dec-scenes", type=int, default=1500)
+    ap.add_argument("--dec-lr", type=float, default=5e-4)
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -271,6 +281,12 @@ def main():
             return
     E.eval()
     D.eval()
+    dec_data = dec_opt = None
+    if args.dec_every > 0:  # keep sharpening the decoder (encoder frozen, so the latent space is fixed)
+        dec_data = ae_data(random.Random(args.seed + 7 + state.get("dec_steps", 0)), args.dec_scenes)
+        dec_opt = torch.optim.AdamW(D.parameters(), args.dec_lr, weight_decay=0.0)
+        state.setdefault("dec_steps", 0)
+        log(f"decoder data: {args.dec_scenes} scenes")
 
     T, U = TextEncoder(len(state["vocab"])).to(dev), UNet().to(dev)
     Te, Ue = TextEncoder(len(state["vocab"])).to(dev), UNet().to(dev)
@@ -326,6 +342,14 @@ def main():
             for pe, p in zip(ema_params, params):
                 pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
         losses.append(loss.item())
+        if dec_opt is not None and step % args.dec_every == 0:
+            D.train()
+            dl = ae_step(E, D, dec_data[0], dec_data[1], dec_opt, args.dec_lr * min(1.0, (step - step0 + 1) / 100),
+                         dev, train_encoder=False)
+            D.eval()
+            state["dec_steps"] += 1
+            if state["dec_steps"] % 50 == 0:
+                log(f"decoder step {state['dec_steps']} loss {dl:.4f}")
         state["step"] = step + 1
         state["samples"] += args.batch
         if state["step"] % 50 == 0:
@@ -337,8 +361,10 @@ def main():
                 f"dn-time {el / 60:.1f} min")
         if time.time() - last_ck > args.ckpt_every * 60:
             last_ck = time.time()
+            state["dec"] = half_sd(D)
             _checkpoint(state, U, T, Ue, Te, base_seconds + time.time() - t_start, args.ckpt)
             preview(Ue, Te, D, tok, sf, dev, os.path.join(args.runs, f"preview_{state['step']:06d}.png"))
+    state["dec"] = half_sd(D)
     _checkpoint(state, U, T, Ue, Te, base_seconds + time.time() - t_start, args.ckpt)
     preview(Ue, Te, D, tok, sf, dev, os.path.join(args.runs, f"preview_{state['step']:06d}.png"))
     log("stopped" if STOP else "finished")
