@@ -174,7 +174,7 @@ def build_pool(E, tok, dev, n, seed, sf):
     return pool
 
 
-def v_loss(U, T, z0, ids, ac, dev):
+def v_loss(U, T, z0, ids, ac, dev, snr_floor=1.0):
     B = z0.shape[0]
     t = torch.randint(0, ac.shape[0], (B,), device=dev)
     a = ac[t].view(B, 1, 1, 1)
@@ -183,7 +183,10 @@ def v_loss(U, T, z0, ids, ac, dev):
     v = a.sqrt() * eps - (1 - a).sqrt() * z0
     pred = U(zt, t.float(), T(ids))
     snr = a / (1 - a)
-    w = torch.clamp(snr, max=5.0) / (snr + 1)  # min-SNR-5 for v-prediction
+    # min-SNR-5 for v-prediction (Hang et al. 2023: x0-weight min(snr, 5) -> v-weight min(snr, 5)/(snr + 1)),
+    # with the x0-weight floored at snr_floor so the high-noise steps that decide layout and background
+    # from the text are not weighted down to ~0 (they were, and text adherence learned slowly).
+    w = torch.clamp(snr, min=snr_floor, max=5.0) / (snr + 1)
     return ((pred - v) ** 2).mean((1, 2, 3)).mul(w.view(B)).mean()
 
 
@@ -239,6 +242,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--ckpt-every", type=float, default=5.0, help="minutes")
     ap.add_argument("--curriculum-minutes", type=float, default=10.0, help="first DN minutes on one-object scenes")
+    ap.add_argument("--snr-floor", type=float, default=1.0, help="floor of the min-SNR x0-weight (0: plain min-SNR)")
     ap.add_argument("--dec-every", type=int, default=3, help="one decoder step every N denoiser steps (0: off)")
     ap.add_argument("--dec-scenes", type=int, default=1500)
     ap.add_argument("--dec-lr", type=float, default=5e-4)
@@ -300,7 +304,13 @@ def main():
         Te.load_state_dict(T.state_dict())
         state.update(step=0, dn_seconds=0.0, samples=0)
     log(f"UNet {n_params(U) / 1e6:.2f}M params, text encoder {n_params(T) / 1e6:.2f}M, device {dev}")
-    pool = build_pool(E, tok, dev, args.pool, args.seed + state["step"], sf)
+    cache = os.path.join(args.runs, f"pool_{args.seed}_{args.pool}_{sf:.5f}.pt")
+    if os.path.exists(cache):
+        pool = torch.load(cache)
+        log(f"latent pool loaded from {cache}")
+    else:
+        pool = build_pool(E, tok, dev, args.pool, args.seed, sf)
+        torch.save(pool, cache)
     empty = torch.tensor(tok(""), dtype=torch.int32)
     ac = cosine_alphas_cumprod().to(dev)
     params = list(U.parameters()) + list(T.parameters())
@@ -329,7 +339,7 @@ def main():
         ib[drop] = empty
         if random.random() < 0.5 and hw[0] == hw[1]:
             pass  # no flips: left/right words would have to be swapped in the caption
-        loss = v_loss(U, T, zb, ib.to(dev), ac, dev)
+        loss = v_loss(U, T, zb, ib.to(dev), ac, dev, args.snr_floor)
         lr = args.lr * min(1.0, (step - step0 + 1) / 150)
         for g in opt.param_groups:
             g["lr"] = lr
