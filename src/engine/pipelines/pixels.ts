@@ -19,18 +19,15 @@ export function tensorToImage(t: Tensor, index = 0): RgbaImage {
   const [, channels, height, width] = t.dims;
   const plane = width * height;
   const base = index * channels * plane;
-  const out = new Uint8Array(plane * 4);
-  for (let i = 0; i < plane; i++) {
-    for (let c = 0; c < 4; c++) {
-      if (c >= channels) {
-        out[i * 4 + c] = 255;
-        continue;
-      }
-      const v = (t.data[base + c * plane + i] + 1) * 127.5;
-      out[i * 4 + c] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
-    }
+  // Uint8ClampedArray clamps to 0..255 and rounds on store, so the hot loop has no branches.
+  const out = new Uint8ClampedArray(plane * 4);
+  if (channels < 4) for (let i = 3; i < out.length; i += 4) out[i] = 255;
+  const d = t.data;
+  for (let c = 0; c < Math.min(channels, 4); c++) {
+    const src = base + c * plane;
+    for (let i = 0, o = c; i < plane; i++, o += 4) out[o] = (d[src + i] + 1) * 127.5;
   }
-  return { width, height, data: out };
+  return { width, height, data: new Uint8Array(out.buffer) };
 }
 
 /** Area-averages a W x H mask down by an integer factor → [1, 1, H/f, W/f]. */

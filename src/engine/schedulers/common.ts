@@ -122,6 +122,20 @@ export function makeBetas(cfg: BetaConfig): Float64Array {
  * schedulers (Euler, Euler ancestral, DPM-Solver), which set the last value to 2**-24 "so first sigma is not inf".
  */
 export function makeAlphasCumprod(cfg: BetaConfig, zeroSnrFloor: boolean): Float64Array {
+  // A scheduler is made per generation; the schedule depends only on these fields, so compute it once.
+  const key = JSON.stringify([cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end, cfg.beta_schedule, cfg.trained_betas, cfg.rescale_betas_zero_snr, zeroSnrFloor]);
+  let cached = alphasCache.get(key);
+  if (!cached) {
+    cached = computeAlphasCumprod(cfg, zeroSnrFloor);
+    if (alphasCache.size > 32) alphasCache.clear();
+    alphasCache.set(key, cached);
+  }
+  return cached.slice();
+}
+
+const alphasCache = new Map<string, Float64Array>();
+
+function computeAlphasCumprod(cfg: BetaConfig, zeroSnrFloor: boolean): Float64Array {
   let betas = makeBetas(cfg);
   if (cfg.rescale_betas_zero_snr) betas = rescaleZeroTerminalSnr(betas);
   const out = new Float64Array(betas.length);
