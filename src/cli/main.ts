@@ -5,7 +5,7 @@ import { extname, join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, defaultModelPath } from '../config/config.js';
 import { openSqliteDb } from '../db/index.js';
-import { loadPipeline, SCHEDULER_NAMES, type SchedulerName } from '../engine/index.js';
+import { loadPipeline, SCHEDULER_NAMES, type RgbaImage, type SchedulerName } from '../engine/index.js';
 import { resolveModelPath } from '../hub/registry.js';
 import { encodeImage, type OutputFormat } from '../imaging/encode.js';
 import { planSize } from '../server/plan.js';
@@ -50,6 +50,17 @@ function stepBar(label: string) {
       if (tty) process.stderr.write('\n');
     },
   };
+}
+
+/** Writes images to `output` (format from its extension); with several, -1, -2, ... go before the extension. */
+async function writeImages(images: RgbaImage[], output: string, size: { width?: number; height?: number } = {}): Promise<void> {
+  const ext = extname(output).toLowerCase();
+  const format: OutputFormat = ext === '.jpg' || ext === '.jpeg' ? 'jpeg' : ext === '.webp' ? 'webp' : 'png';
+  for (const [i, img] of images.entries()) {
+    const file = images.length > 1 ? output.replace(/(\.[^.]*)?$/, `-${i + 1}$1`) : output;
+    writeFileSync(file, await encodeImage(img, { format, keepAlpha: true, ...size }));
+    process.stdout.write(`${file}\n`);
+  }
 }
 
 const program = new Command();
@@ -123,13 +134,7 @@ program
         { onStep: (p) => bar.update(p.step + 1, p.totalSteps) },
       );
       bar.done();
-      const ext = extname(opts.output).toLowerCase();
-      const format: OutputFormat = ext === '.jpg' || ext === '.jpeg' ? 'jpeg' : ext === '.webp' ? 'webp' : 'png';
-      for (const [i, img] of result.images.entries()) {
-        const file = result.images.length > 1 ? opts.output.replace(/(\.[^.]*)?$/, `-${i + 1}$1`) : opts.output;
-        writeFileSync(file, await encodeImage(img, { format, keepAlpha: true }));
-        process.stdout.write(`${file}\n`);
-      }
+      await writeImages(result.images, opts.output);
       process.stderr.write(
         `seed ${result.seed}; ${result.timings.totalMs.toFixed(0)} ms (session.run ${result.timings.sessionRunMs.toFixed(0)} ms)\n`,
       );
@@ -192,13 +197,7 @@ program
         { onStep: (p) => bar.update(p.step + 1, p.totalSteps) },
       );
       bar.done();
-      const ext = extname(opts.output).toLowerCase();
-      const format: OutputFormat = ext === '.jpg' || ext === '.jpeg' ? 'jpeg' : ext === '.webp' ? 'webp' : 'png';
-      for (const [i, img] of result.images.entries()) {
-        const file = result.images.length > 1 ? opts.output.replace(/(\.[^.]*)?$/, `-${i + 1}$1`) : opts.output;
-        writeFileSync(file, await encodeImage(img, { format, keepAlpha: true, width: image.width, height: image.height }));
-        process.stdout.write(`${file}\n`);
-      }
+      await writeImages(result.images, opts.output, { width: image.width, height: image.height });
       process.stderr.write(`seed ${result.seed}; strength ${strength}; ${result.timings.totalMs.toFixed(0)} ms\n`);
     } finally {
       await pipe.dispose();
