@@ -88,6 +88,24 @@ def ae_data(rng, n, size=256):
     return to_t(big), to_t(small)
 
 
+def _ae_chunk(job):
+    seed, k = job
+    big, small = ae_data(random.Random(seed), k)
+    return big, small
+
+
+def ae_data_parallel(seed, n, workers, chunk=250):
+    """ae_data in seeded chunks across processes (the same scenes with any number of workers)."""
+    jobs = [(seed * 7919 + c, min(chunk, n - c * chunk)) for c in range((n + chunk - 1) // chunk)]
+    if workers > 1:
+        import multiprocessing as mp
+        with mp.get_context("spawn").Pool(workers) as pool:
+            parts = pool.map(_ae_chunk, jobs)
+    else:
+        parts = [_ae_chunk(j) for j in jobs]
+    return torch.cat([b for b, _ in parts]), torch.cat([s for _, s in parts])
+
+
 def train_ae(E, D, dev, minutes, seed, runs, n_data=3000):
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -153,24 +171,49 @@ def ae_step(E, D, big, small, opt, lr, dev, train_encoder, B=16, crop=6):
 
 # ------------------------------------------------------------------------------------------ stage 2: DN
 
-def build_pool(E, tok, dev, n, seed, sf):
-    """Scenes rendered at 1/4 scale, encoded once: per bucket latents [N,C,h,w] (fp16), ids, n_objects."""
+def _render_chunk(job):
+    """Worker: render one seeded chunk of scenes at 1/4 scale -> (uint8 RGBA [k,h,w,4], captions, n_objects)."""
+    seed, (h, w), k = job
     rng = random.Random(seed)
-    pool = {}
+    imgs, caps, nobj = [], [], []
+    for _ in range(k):
+        cap, spec = scenes.sample(rng)
+        imgs.append((scenes.render(spec, w * 4, h * 4, rng) * 255 + 0.5).astype(np.uint8))
+        caps.append(cap)
+        nobj.append(len(spec["objects"]))
+    return np.stack(imgs), caps, nobj
+
+
+def build_pool(E, tok, dev, n, seed, sf, workers=0, chunk=2000):
+    """Scenes rendered at 1/4 scale, encoded once: per bucket latents [N,C,h,w] (fp16), ids, n_objects.
+
+    Chunks are seeded by (seed, bucket, chunk index), so the pool is the same with any number of workers."""
     t0 = time.time()
-    for (h, w), p in BUCKETS:
+    jobs = []
+    for bi, ((h, w), p) in enumerate(BUCKETS):
         k = int(n * p)
-        imgs, ids, nobj = [], [], []
-        for _ in range(k):
-            cap, spec = scenes.sample(rng)
-            imgs.append(scenes.render(spec, w * 4, h * 4, rng))
-            ids.append(tok(cap))
-            nobj.append(len(spec["objects"]))
-        x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).contiguous() * 2 - 1
+        jobs += [(seed * 1000003 + bi * 10007 + c, (h, w), min(chunk, k - c * chunk))
+                 for c in range((k + chunk - 1) // chunk)]
+    parts = {hw: ([], [], []) for hw, _ in BUCKETS}
+    if workers > 1:
+        import multiprocessing as mp
+        pool_ctx = mp.get_context("spawn").Pool(workers)  # spawn: the parent may already hold a CUDA context
+        results = pool_ctx.imap(_render_chunk, jobs)
+    else:
+        pool_ctx, results = None, map(_render_chunk, jobs)
+    for (_, hw, _), (imgs, caps, nobj) in zip(jobs, results):
+        x = torch.from_numpy(imgs).to(dev).permute(0, 3, 1, 2).float().div(127.5).sub(1)
         with torch.no_grad():
-            z = torch.cat([E.forward_pooled(x[i:i + 256].to(dev)).cpu() for i in range(0, k, 256)]) * sf
-        pool[(h, w)] = (z.half(), torch.tensor(ids, dtype=torch.int32), torch.tensor(nobj))
-    log(f"latent pool: {n} scenes in {time.time() - t0:.0f}s")
+            z = torch.cat([E.forward_pooled(x[i:i + 512]) for i in range(0, x.shape[0], 512)]) * sf
+        zs, ids, nb = parts[hw]
+        zs.append(z.half().cpu())
+        ids += [tok(c) for c in caps]
+        nb += nobj
+    if pool_ctx is not None:
+        pool_ctx.close()
+    pool = {hw: (torch.cat(zs), torch.tensor(ids, dtype=torch.int32), torch.tensor(nb))
+            for hw, (zs, ids, nb) in parts.items()}
+    log(f"latent pool: {n} scenes in {time.time() - t0:.0f}s ({workers} workers)")
     return pool
 
 
@@ -246,10 +289,21 @@ def main():
     ap.add_argument("--dec-every", type=int, default=3, help="one decoder step every N denoiser steps (0: off)")
     ap.add_argument("--dec-scenes", type=int, default=1500)
     ap.add_argument("--dec-lr", type=float, default=5e-4)
+    ap.add_argument("--dec-batch", type=int, default=16)
+    ap.add_argument("--pool-workers", type=int, default=0, help="processes rendering the latent pool (0: in process)")
+    ap.add_argument("--run-minutes", type=float, default=0.0,
+                    help="stop this invocation after N wall-clock minutes of denoiser training (0: only --dn-minutes)")
+    ap.add_argument("--lr-decay", action="store_true",
+                    help="cosine-decay the learning rate to 5%% over --run-minutes (for a final run)")
+    ap.add_argument("--ema", type=float, default=0.998, help="EMA decay")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     os.makedirs(os.path.dirname(args.ckpt), exist_ok=True)
     os.makedirs(args.runs, exist_ok=True)
     with open(os.path.join(args.runs, "train.pid"), "w") as f:
@@ -259,7 +313,7 @@ def main():
     random.seed(args.seed)
     torch.manual_seed(args.seed)
 
-    state = torch.load(args.ckpt) if os.path.exists(args.ckpt) else {}
+    state = torch.load(args.ckpt, weights_only=False) if os.path.exists(args.ckpt) else {}
     if "vocab" not in state:
         t0 = time.time()
         vocab, merges = bpe.train_bpe(scenes.bpe_corpus(), VOCAB_SIZE)
@@ -287,7 +341,7 @@ def main():
     D.eval()
     dec_data = dec_opt = None
     if args.dec_every > 0:  # keep sharpening the decoder (encoder frozen, so the latent space is fixed)
-        dec_data = ae_data(random.Random(args.seed + 7 + state.get("dec_steps", 0)), args.dec_scenes)
+        dec_data = ae_data_parallel(args.seed + 7 + state.get("dec_steps", 0), args.dec_scenes, args.pool_workers)
         dec_opt = torch.optim.AdamW(D.parameters(), args.dec_lr, weight_decay=0.0)
         state.setdefault("dec_steps", 0)
         log(f"decoder data: {args.dec_scenes} scenes")
@@ -306,12 +360,14 @@ def main():
     log(f"UNet {n_params(U) / 1e6:.2f}M params, text encoder {n_params(T) / 1e6:.2f}M, device {dev}")
     cache = os.path.join(args.runs, f"pool_{args.seed}_{args.pool}_{sf:.5f}.pt")
     if os.path.exists(cache):
-        pool = torch.load(cache)
+        pool = torch.load(cache, weights_only=False)
         log(f"latent pool loaded from {cache}")
     else:
-        pool = build_pool(E, tok, dev, args.pool, args.seed, sf)
+        pool = build_pool(E, tok, dev, args.pool, args.seed, sf, args.pool_workers)
         torch.save(pool, cache)
-    empty = torch.tensor(tok(""), dtype=torch.int32)
+    if dev == "cuda":  # a few GB at most: keep it on the GPU so batches are gathered there
+        pool = {hw: tuple(t.to(dev) for t in v) for hw, v in pool.items()}
+    empty = torch.tensor(tok(""), dtype=torch.int32, device=pool[BUCKETS[0][0]][1].device)
     ac = cosine_alphas_cumprod().to(dev)
     params = list(U.parameters()) + list(T.parameters())
     opt = torch.optim.AdamW(params, args.lr, weight_decay=0.01)
@@ -321,51 +377,62 @@ def main():
     keys = [b for b, _ in BUCKETS]
     probs = [p for _, p in BUCKETS]
     losses = []
+    run = dict(hardware=torch.cuda.get_device_name(0) if dev == "cuda" else f"CPU, {torch.get_num_threads()} threads",
+               start_step=step0, batch=args.batch, lr=args.lr, lr_decay=args.lr_decay, pool=args.pool,
+               started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    state.setdefault("runs", []).append(run)
     while not STOP:
         elapsed = base_seconds + time.time() - t_start
         if elapsed > args.dn_minutes * 60:
+            break
+        run_frac = (time.time() - t_start) / (args.run_minutes * 60) if args.run_minutes > 0 else 0.0
+        if run_frac >= 1.0:
             break
         step = state["step"]
         hw = keys[np.random.choice(len(keys), p=probs)]
         z, ids, nobj = pool[hw]
         if elapsed < args.curriculum_minutes * 60:
             cand = torch.nonzero(nobj == 1).squeeze(1)
-            idx = cand[torch.randint(0, cand.numel(), (args.batch,))]
+            idx = cand[torch.randint(0, cand.numel(), (args.batch,), device=cand.device)]
         else:
-            idx = torch.randint(0, z.shape[0], (args.batch,))
+            idx = torch.randint(0, z.shape[0], (args.batch,), device=z.device)
         zb = z[idx].float().to(dev)
         ib = ids[idx].clone()
-        drop = torch.rand(args.batch) < 0.1
+        drop = torch.rand(args.batch, device=ib.device) < 0.1
         ib[drop] = empty
         if random.random() < 0.5 and hw[0] == hw[1]:
             pass  # no flips: left/right words would have to be swapped in the caption
         loss = v_loss(U, T, zb, ib.to(dev), ac, dev, args.snr_floor)
         lr = args.lr * min(1.0, (step - step0 + 1) / 150)
+        if args.lr_decay and args.run_minutes > 0:
+            lr *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * run_frac))
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        decay = min(0.998, (1 + step) / (10 + step))
+        decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
-            for pe, p in zip(ema_params, params):
-                pe.mul_(decay).add_(p.detach(), alpha=1 - decay)
-        losses.append(loss.item())
+            torch._foreach_mul_(ema_params, decay)
+            torch._foreach_add_(ema_params, [p.detach() for p in params], alpha=1 - decay)
+        losses.append(loss.detach())
         if dec_opt is not None and step % args.dec_every == 0:
             D.train()
             dl = ae_step(E, D, dec_data[0], dec_data[1], dec_opt, args.dec_lr * min(1.0, (step - step0 + 1) / 100),
-                         dev, train_encoder=False)
+                         dev, train_encoder=False, B=args.dec_batch)
             D.eval()
             state["dec_steps"] += 1
             if state["dec_steps"] % 50 == 0:
                 log(f"decoder step {state['dec_steps']} loss {dl:.4f}")
         state["step"] = step + 1
         state["samples"] += args.batch
+        run.update(end_step=step + 1, seconds=round(time.time() - t_start))
         if state["step"] % 50 == 0:
             el = base_seconds + time.time() - t_start
             rate = (state["step"] - step0) * args.batch / (time.time() - t_start)
-            m = float(np.mean(losses[-50:]))
+            m = float(torch.stack(losses[-50:]).mean())
+            losses = losses[-50:]
             state["log"].append([state["step"], round(el), round(m, 5)])
             log(f"dn step {state['step']} loss {m:.4f} samples {state['samples']} ({rate:.1f}/s) "
                 f"dn-time {el / 60:.1f} min")
