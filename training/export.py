@@ -75,7 +75,7 @@ def load(ckpt_path):
     E, D = Encoder(), Decoder()
     load_sd(E, st["enc"])
     load_sd(D, st["dec"])
-    T, U = TextEncoder(len(st["vocab"])), UNet()
+    T, U = TextEncoder(len(st["vocab"])), UNet(**st.get("unet_config", dict(full_res_self_attn=True)))
     load_sd(T, st["text_ema"])
     load_sd(U, st["unet_ema"])
     for m in (E, D, T, U):
@@ -141,7 +141,8 @@ def main():
           "requires_safety_checker": False})
     dump(os.path.join(out, "palette.json"), {k: list(v) for k, v in scenes.PALETTE.items()})
     dump(os.path.join(out, "easel.json"), {"quality_presets": PRESETS, "native_sizes": NATIVE_SIZES,
-                                           "supports_alpha": True})
+                                           "supports_alpha": True,
+                                           "transparent_background_prompt": ", on a transparent background"})
     write_card(out, st, n_params(U), n_params(T), n_params(D), n_params(E))
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(out) for f in fs)
     print(f"exported {out}: {total / 1e6:.1f} MB")
@@ -157,6 +158,15 @@ def write_card(out, st, nu, nt, nd, ne):
     if not results:
         results = "<!-- results -->\n## Results\n\nNot measured yet for this export.\n"
     log = st.get("log", [])
+    cfg = st.get("unet_config", dict(full_res_self_attn=True))
+    attn_levels = "at every level" if cfg["full_res_self_attn"] else "at 8x8 and 4x4 only"
+    runs = "".join(
+        f"  - steps {r['start_step']}-{r.get('end_step', r['start_step'])}: {r.get('seconds', 0) / 60:.0f} min on "
+        f"{r['hardware']}, batch {r['batch']}, lr {r['lr']:g}{' cosine-decayed to 5%' if r.get('lr_decay') else ''}, "
+        f"pool {r['pool']:,} scenes\n" for r in st.get("runs", []))
+    first = st.get("runs", [{}])[0].get("start_step", st.get("step"))
+    if first:  # runs from before train.py kept a record (session 1: CPU, 2 threads, batch 32, lr 1e-3)
+        runs = f"  - steps 0-{first}: CPU, 2 threads, batch 32, lr 1e-3, pool 40,000 scenes (no per-run record)\n" + runs
     curve = ", ".join(f"step {s}: {l:.3f}" for s, _, l in log[:: max(1, len(log) // 8)]) if log else "n/a"
     text = f"""# easel-shapes
 
@@ -193,9 +203,9 @@ background, from prompts such as "a large red star in the top left corner on a b
   plus a learned residual from four x2 pixel-shuffle stages ({nd / 1e6:.2f}M) that sharpens edges. Trained
   with L1 on 96x96 crops centred on detail, with latent-noise augmentation so it also cleans up small
   denoiser errors. `scaling_factor` = {float(st['scaling_factor']):.4f} (1 / latent std).
-- UNet: conv + attention UNet on 16x16 latents (levels 16/8/4, widths 64/128/192), self- and
-  cross-attention at every level, two coordinate input channels so absolute places ("top left") are
-  easy to learn at every aspect ratio ({nu / 1e6:.2f}M parameters).
+- UNet: conv + attention UNet on 16x16 latents (levels 16/8/4, widths 64/128/192), cross-attention
+  to the text at every level, self-attention {attn_levels}, two coordinate input channels so absolute
+  places ("top left") are easy to learn at every aspect ratio ({nu / 1e6:.2f}M parameters).
 - Schedule: 1000 steps, `squaredcos_cap_v2`, v-prediction, min-SNR-5 loss weighting; sampled with
   DDIM, trailing timestep spacing. Classifier-free guidance: 10% of training captions were replaced by
   the tokenization of "" (what the engine uses as the unconditional prompt).
@@ -216,10 +226,10 @@ flat-colour shapes upscale cleanly, so the compute goes into getting the layout 
 - Seed {st.get('seed')}; scenes from `training/scenes.py` (held-out colour-shape pairs, shape pairs and
   placements in `scenes.HELDOUT_*` never appear in training).
 - Autoencoder: {st.get('ae_steps')} steps of batch 16 ({st.get('ae_minutes')} min), 3,000 rendered 256x256 scenes.
-- Denoiser + text encoder: {st.get('step')} steps of batch 32 = {st.get('samples')} samples, AdamW lr 1e-3,
-  EMA 0.998, a pool of 40,000 scenes encoded once per run, first 10 minutes on one-object scenes only.
-  Denoiser wall time {st.get('dn_seconds', 0) / 60:.0f} min.
-- Hardware: {st.get('hardware', 'CPU')} (Debian python3-torch 1.13 with OpenBLAS/OpenMP).
+- Denoiser + text encoder: {st.get('step')} steps = {st.get('samples')} samples, AdamW, a pool of rendered
+  scenes encoded once per run, first 10 minutes on one-object scenes only. Denoiser wall time
+  {st.get('dn_seconds', 0) / 60:.0f} min in all. Runs (each resume restarts AdamW with a 150-step warm-up):
+{runs}
 - Loss (min-SNR-weighted v-MSE, mean of 50 steps): {curve}.
 
 {results}"""

@@ -122,14 +122,17 @@ class TextEncoder(nn.Module):
 # ------------------------------------------------------------------------------------------ unet
 
 class Attn(nn.Module):
-    """Self-attention + cross-attention to text + feed-forward on a [B,C,h,w] map."""
+    """Self-attention (optional) + cross-attention to text + feed-forward on a [B,C,h,w] map."""
 
-    def __init__(self, c, heads=4):
+    def __init__(self, c, heads=4, self_attn=True):
         super().__init__()
         self.h = heads
-        self.n1, self.n2, self.n3 = nn.LayerNorm(c), nn.LayerNorm(c), nn.LayerNorm(c)
-        self.qkv = nn.Linear(c, 3 * c)
-        self.o1 = nn.Linear(c, c)
+        self.self_attn = self_attn
+        if self_attn:
+            self.n1 = nn.LayerNorm(c)
+            self.qkv = nn.Linear(c, 3 * c)
+            self.o1 = nn.Linear(c, c)
+        self.n2, self.n3 = nn.LayerNorm(c), nn.LayerNorm(c)
         self.q2 = nn.Linear(c, c)
         self.kv2 = nn.Linear(TEXT_DIM, 2 * c)
         self.o2 = nn.Linear(c, c)
@@ -148,8 +151,9 @@ class Attn(nn.Module):
     def forward(self, x, ctx):
         B, C, H, W = x.shape
         h = x.flatten(2).transpose(1, 2)
-        q, k, v = self.qkv(self.n1(h)).chunk(3, dim=-1)
-        h = h + self.o1(self._mha(q, k, v))
+        if self.self_attn:
+            q, k, v = self.qkv(self.n1(h)).chunk(3, dim=-1)
+            h = h + self.o1(self._mha(q, k, v))
         k2, v2 = self.kv2(ctx).chunk(2, dim=-1)
         h = h + self.o2(self._mha(self.q2(self.n2(h)), k2, v2))
         h = h + self.ff(self.n3(h))
@@ -175,14 +179,18 @@ def coord_channels(x):
 
 
 class UNet(nn.Module):
-    def __init__(self, ch=(64, 128, 192)):
+    """Levels 16/8/4 (for a 256x256 image). Cross-attention to the text at every level; self-attention at
+    8x8 and 4x4, and at 16x16 only with full_res_self_attn (the first CPU run had it: it was ~60% of a
+    training step on 2 cores and is not needed for layouts of at most three objects)."""
+
+    def __init__(self, ch=(64, 128, 192), full_res_self_attn=False):
         super().__init__()
         te = 256
         self.temb = nn.Sequential(nn.Linear(128, te), nn.SiLU(), nn.Linear(te, te))
         self.pool_txt = nn.Linear(TEXT_DIM, te)
         self.inp = nn.Conv2d(LATENT_CHANNELS + 2, ch[0], 3, padding=1)
         self.d0 = Res(ch[0], ch[0], te)
-        self.a0 = Attn(ch[0])
+        self.a0 = Attn(ch[0], self_attn=full_res_self_attn)
         self.down0 = nn.Conv2d(ch[0], ch[1], 3, stride=2, padding=1)
         self.d1 = Res(ch[1], ch[1], te)
         self.a1 = Attn(ch[1])
@@ -195,7 +203,7 @@ class UNet(nn.Module):
         self.ua1 = Attn(ch[1])
         self.up0 = nn.Conv2d(ch[1], ch[0], 3, padding=1)
         self.u0 = Res(2 * ch[0], ch[0], te)
-        self.ua0 = Attn(ch[0])
+        self.ua0 = Attn(ch[0], self_attn=full_res_self_attn)
         self.out = nn.Sequential(gn(ch[0]), nn.SiLU(), nn.Conv2d(ch[0], LATENT_CHANNELS, 3, padding=1))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)

@@ -296,6 +296,7 @@ def main():
     ap.add_argument("--lr-decay", action="store_true",
                     help="cosine-decay the learning rate to 5%% over --run-minutes (for a final run)")
     ap.add_argument("--ema", type=float, default=0.998, help="EMA decay")
+    ap.add_argument("--full-res-self-attn", action="store_true", help="UNet self-attention at 16x16 too (slower)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -346,12 +347,19 @@ def main():
         state.setdefault("dec_steps", 0)
         log(f"decoder data: {args.dec_scenes} scenes")
 
-    T, U = TextEncoder(len(state["vocab"])).to(dev), UNet().to(dev)
-    Te, Ue = TextEncoder(len(state["vocab"])).to(dev), UNet().to(dev)
+    # checkpoints from before the switch have no unet_config: they had 16x16 self-attention
+    old_cfg = state.get("unet_config", dict(full_res_self_attn=True)) if "unet" in state else None
+    cfg = dict(full_res_self_attn=args.full_res_self_attn)
+    state["unet_config"] = cfg
+    T, U = TextEncoder(len(state["vocab"])).to(dev), UNet(**cfg).to(dev)
+    Te, Ue = TextEncoder(len(state["vocab"])).to(dev), UNet(**cfg).to(dev)
     if "unet" in state:
-        U.load_state_dict(state["unet"])
+        strict = old_cfg == cfg  # else warm start: every weight the new layout shares with the old one
+        if not strict:
+            log(f"UNet layout changed {old_cfg} -> {cfg}: warm start from the shared weights")
+        U.load_state_dict(state["unet"], strict=strict)
         T.load_state_dict(state["text"])
-        load_sd(Ue, state["unet_ema"])
+        Ue.load_state_dict({k: v.float() for k, v in state["unet_ema"].items()}, strict=strict)
         load_sd(Te, state["text_ema"])
     else:
         Ue.load_state_dict(U.state_dict())

@@ -39,9 +39,12 @@ export function planJob(served: ServedModel, parsed: ParsedCommon): JobPlan {
   const gpt = parsed.family === 'gpt-image';
   if (gpt && parsed.background === 'transparent' && !caps.supportsAlpha) throw transparentNotSupported();
   const keepAlpha = gpt && parsed.output_format !== 'jpeg' && caps.supportsAlpha && parsed.background !== 'opaque';
+  const transparentWords = served.local.pipeline.folder.extras.transparent_background_prompt;
+  const steerToTransparent = gpt && parsed.background === 'transparent' && transparentWords && !/transparent/i.test(parsed.prompt);
   return {
     request: {
-      prompt: parsed.prompt,
+      // only the conditioning changes: usage, moderation and the response are about the prompt as sent
+      prompt: steerToTransparent ? `${parsed.prompt}${transparentWords}` : parsed.prompt,
       negativePrompt: ext.negative_prompt ?? served.local.pipeline.folder.extras.default_negative_prompt,
       width: sizes.genWidth,
       height: sizes.genHeight,

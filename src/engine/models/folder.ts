@@ -20,6 +20,12 @@ export interface EaselModelExtras {
   native_sizes?: Array<[number, number]>;
   supports_alpha?: boolean;
   default_negative_prompt?: string;
+  /**
+   * Words appended to the prompt the model sees when a request asks for a transparent background and the prompt
+   * does not say "transparent" itself (e.g. ", on a transparent background"): the model paints real alpha only when
+   * its conditioning asks for it.
+   */
+  transparent_background_prompt?: string;
 }
 
 export interface ModelFolder {
