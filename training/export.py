@@ -71,7 +71,7 @@ def export_graph(model, args, names, outs, dyn, path, preserve=False):
 
 
 def load(ckpt_path):
-    st = torch.load(ckpt_path)
+    st = torch.load(ckpt_path, weights_only=False)
     E, D = Encoder(), Decoder()
     load_sd(E, st["enc"])
     load_sd(D, st["dec"])

@@ -106,18 +106,22 @@ def ae_data_parallel(seed, n, workers, chunk=250):
     return torch.cat([b for b, _ in parts]), torch.cat([s for _, s in parts])
 
 
-def train_ae(E, D, dev, minutes, seed, runs, n_data=3000):
-    rng = random.Random(seed)
+def train_ae(E, D, dev, minutes, seed, runs, n_data=3000, lr0=1e-3, cosine=False, workers=0, B=16):
+    """Trains encoder + decoder jointly (from scratch, or on from their current weights) for `minutes`."""
     torch.manual_seed(seed)
     t0 = time.time()
-    big, small = ae_data(rng, n_data)
+    big, small = ae_data_parallel(seed, n_data, workers) if workers > 1 else ae_data(random.Random(seed), n_data)
     log(f"AE data: {big.shape[0]} scenes in {time.time() - t0:.0f}s")
     params = list(E.parameters()) + list(D.parameters())
-    opt = torch.optim.AdamW(params, 1e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(params, lr0, weight_decay=0.0)
+    E.train()
+    D.train()
     step, t0 = 0, time.time()
     while time.time() - t0 < minutes * 60 and not STOP:
-        lr = 1e-3 * min(1.0, (step + 1) / 50) * (0.3 if time.time() - t0 > minutes * 45 else 1.0)
-        loss = ae_step(E, D, big, small, opt, lr, dev, train_encoder=True)
+        frac = (time.time() - t0) / (minutes * 60)
+        decay = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)) if cosine else (0.3 if frac > 0.75 else 1.0)
+        lr = lr0 * min(1.0, (step + 1) / 50) * decay
+        loss = ae_step(E, D, big, small, opt, lr, dev, train_encoder=True, B=B)
         if step % 50 == 0:
             log(f"ae step {step} loss {loss:.4f}")
         step += 1
@@ -296,6 +300,10 @@ def main():
     ap.add_argument("--lr-decay", action="store_true",
                     help="cosine-decay the learning rate to 5%% over --run-minutes (for a final run)")
     ap.add_argument("--ema", type=float, default=0.998, help="EMA decay")
+    ap.add_argument("--ae-more-minutes", type=float, default=0.0,
+                    help="train the existing autoencoder on (encoder + decoder) for N minutes before the denoiser; "
+                         "changes the latent space, so the latent pool is rebuilt")
+    ap.add_argument("--ae-scenes", type=int, default=3000, help="scenes (256x256) the autoencoder trains on")
     ap.add_argument("--full-res-self-attn", action="store_true", help="UNet self-attention at 16x16 too (slower)")
     args = ap.parse_args()
 
@@ -338,6 +346,16 @@ def main():
         save(args.ckpt, state)
         if STOP:
             return
+    if args.ae_more_minutes > 0:
+        # scaling_factor stays: the 4 fixed channels (pooled RGBA) do not change, and the learned ones are tanh-bounded
+        _, more = train_ae(E, D, dev, args.ae_more_minutes, args.seed + 101 + state.get("ae_steps", 0), args.runs,
+                           n_data=args.ae_scenes, lr0=5e-4, cosine=True, workers=args.pool_workers)
+        state.update(enc=half_sd(E), dec=half_sd(D), ae_steps=state.get("ae_steps", 0) + more,
+                     ae_minutes=state.get("ae_minutes", 0) + args.ae_more_minutes,
+                     ae_version=state.get("ae_version", 0) + 1)
+        save(args.ckpt, state)
+        if STOP:
+            return
     E.eval()
     D.eval()
     dec_data = dec_opt = None
@@ -366,7 +384,7 @@ def main():
         Te.load_state_dict(T.state_dict())
         state.update(step=0, dn_seconds=0.0, samples=0)
     log(f"UNet {n_params(U) / 1e6:.2f}M params, text encoder {n_params(T) / 1e6:.2f}M, device {dev}")
-    cache = os.path.join(args.runs, f"pool_{args.seed}_{args.pool}_{sf:.5f}.pt")
+    cache = os.path.join(args.runs, f"pool_{args.seed}_{args.pool}_{sf:.5f}_ae{state.get('ae_version', 0)}.pt")
     if os.path.exists(cache):
         pool = torch.load(cache, weights_only=False)
         log(f"latent pool loaded from {cache}")
