@@ -1,7 +1,7 @@
 # The autoencoder's ceiling on the held-out set: each held-out scene rendered exactly (seeded layout), encoded
 # and decoded by the checkpoint's VAE, written as NNN.png. A denoiser can score no better than these do;
 # score them with `npx tsx training/score_pngs.ts DIR`.
-"""Usage: python3 training/ae_ceiling.py [--ckpt training/checkpoints/easel.pt] [--out /tmp/ae-ceiling] [--size 256]"""
+"""Usage: python3 training/ae_ceiling.py [--ckpt training/checkpoints/easel.pt] [--out /tmp/ae-ceiling] [--size 256] [--raw]"""
 import argparse
 import json
 import os
@@ -22,6 +22,7 @@ def main():
     ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints", "easel.pt"))
     ap.add_argument("--out", default="/tmp/ae-ceiling")
     ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--raw", action="store_true", help="write the exact renders (the scorer's own ceiling)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     _st, E, D, _T, _U = load(args.ckpt)
@@ -30,10 +31,11 @@ def main():
     for p in items:
         rng = random.Random(p["id"])
         img = scenes.render(p["expect"], args.size, args.size, rng)
-        x = torch.from_numpy(img).permute(2, 0, 1)[None] * 2 - 1
-        with torch.no_grad():
-            y = D(E(x)).clamp(-1, 1)[0]
-        scenes.to_png(((y.permute(1, 2, 0).numpy() + 1) / 2), os.path.join(args.out, f"{p['id']:03d}.png"))
+        if not args.raw:
+            x = torch.from_numpy(img).permute(2, 0, 1)[None] * 2 - 1
+            with torch.no_grad():
+                img = (D(E(x)).clamp(-1, 1)[0].permute(1, 2, 0).numpy() + 1) / 2
+        scenes.to_png(img, os.path.join(args.out, f"{p['id']:03d}.png"))
     print(f"wrote {len(items)} round-trips to {args.out}")
 
 

@@ -188,7 +188,9 @@ background, from prompts such as "a large red star in the top left corner on a b
   "two", "three"), same kind ("two pink circles") or different ("... and ...").
 - Backgrounds: "on a blue background" / "blue background", "a gradient from blue to pink" (first
   colour at the top), "transparent background" (real alpha: the VAE decodes RGBA, straight alpha).
-  No background named means white. Other words are ignored (training captions contain random
+  No background named means white. A request with `background: "transparent"` whose prompt does not
+  say "transparent" gets ", on a transparent background" appended to the prompt the model sees
+  (`easel.json` `transparent_background_prompt`). Other words are ignored (training captions contain random
   distractor words and made-up words, which the BPE splits into sub-tokens).
 
 ## Architecture
