@@ -166,7 +166,10 @@ def write_card(out, st, nu, nt, nd, ne):
         f"pool {r['pool']:,} scenes\n" for r in st.get("runs", []))
     first = st.get("runs", [{}])[0].get("start_step", st.get("step"))
     if first:  # runs from before train.py kept a record (session 1: CPU, 2 threads, batch 32, lr 1e-3)
-        runs = f"  - steps 0-{first}: CPU, 2 threads, batch 32, lr 1e-3, pool 40,000 scenes (no per-run record)\n" + runs
+        runs = (f"  - steps 0-{first}: CPU, 2 threads, batch 32, lr 1e-3, pool 40,000 scenes, UNet with 16x16 "
+                f"self-attention (no per-run record; the next run warm-started the current layout from it)\n" + runs)
+    ae_more = (", then trained on (`--ae-more-minutes`, encoder and decoder together, lr 5e-4 cosine-decayed) "
+               "on 5,000 new scenes, which re-encodes the latent pool" if st.get("ae_version") else "")
     curve = ", ".join(f"step {s}: {l:.3f}" for s, _, l in log[:: max(1, len(log) // 8)]) if log else "n/a"
     text = f"""# easel-shapes
 
@@ -227,7 +230,9 @@ flat-colour shapes upscale cleanly, so the compute goes into getting the layout 
 ## Recipe (reproduce with `training/run.sh`)
 - Seed {st.get('seed')}; scenes from `training/scenes.py` (held-out colour-shape pairs, shape pairs and
   placements in `scenes.HELDOUT_*` never appear in training).
-- Autoencoder: {st.get('ae_steps')} steps of batch 16 ({st.get('ae_minutes')} min), 3,000 rendered 256x256 scenes.
+- Autoencoder: {st.get('ae_steps')} steps of batch 16 ({st.get('ae_minutes')} min) in all: 10 min from scratch on 3,000
+  rendered 256x256 scenes{ae_more}; then the decoder alone keeps sharpening during denoiser training
+  ({st.get('dec_steps', 0)} more steps, one every 3-6 denoiser steps, encoder frozen).
 - Denoiser + text encoder: {st.get('step')} steps = {st.get('samples')} samples, AdamW, a pool of rendered
   scenes encoded once per run, first 10 minutes on one-object scenes only. Denoiser wall time
   {st.get('dn_seconds', 0) / 60:.0f} min in all. Runs (each resume restarts AdamW with a 150-step warm-up):

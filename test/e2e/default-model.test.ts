@@ -1,0 +1,91 @@
+// The shipped default model through the public API with the official client, read back from the pixels by the
+// project's scorer (the same one `npm run eval:default-model` uses on the 100 held-out prompts). A smoke check that
+// the model in the repository still follows what it has learnt, at a square and a wide size: the background and
+// the colour of every object. The model is not finished (MODEL.md: 2/100 held-out prompts fully right), so shape,
+// place, size and count are not asserted here yet; they join this check once training gets them right.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import OpenAI from 'openai';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { loadHeldout } from '../../src/eval/heldout.js';
+import { scoreScene, type SceneSpec } from '../../src/eval/scene-scorer.js';
+import { startServer, type RunningServer } from '../../src/server/start.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const MODEL = join(ROOT, 'models', 'easel-shapes');
+const { palette, geometry } = loadHeldout({ root: ROOT, modelDir: MODEL });
+
+let server: RunningServer;
+let client: OpenAI;
+let dataDir: string;
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'easel-default-model-'));
+  server = await startServer(loadConfig({ model: MODEL, port: 0, dataDir }, { EASEL_THREADS: '2' }), { waitForWarmUp: true });
+  client = new OpenAI({ apiKey: 'sk-local', baseURL: `${server.url}/v1`, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await server?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function generate(params: Record<string, unknown>) {
+  const res = await client.images.generate({ model: 'gpt-image-1', quality: 'medium', ...params } as unknown as OpenAI.ImageGenerateParamsNonStreaming);
+  const png = Buffer.from(res.data![0].b64_json!, 'base64');
+  const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { res, img: { width: info.width, height: info.height, data: new Uint8Array(data) } };
+}
+
+const solid = (color: string) => ({ kind: 'solid', color }) as const;
+const obj = (color: string, shape: string, position: string | null, size = 'medium') => ({ color, shape, position, size });
+
+/** Prompts of the model's vocabulary (not from the held-out set), each with the scene it must produce. */
+const CASES: Array<{ prompt: string; size: string; seed: number; expect: SceneSpec }> = [
+  { prompt: 'a red circle on a blue background', size: '1024x1024', seed: 1, expect: { background: solid('blue'), objects: [obj('red', 'circle', null)] } as SceneSpec },
+  {
+    prompt: 'a large black diamond in the center on a cyan background',
+    size: '1536x1024',
+    seed: 2,
+    expect: { background: solid('cyan'), objects: [obj('black', 'diamond', 'center', 'large')] } as SceneSpec,
+  },
+];
+
+describe('default model through the API', () => {
+  for (const c of CASES) {
+    it(`draws "${c.prompt}" at ${c.size}`, async () => {
+      const { img } = await generate({ prompt: c.prompt, size: c.size, seed: c.seed });
+      const score = scoreScene(img, c.expect, palette, geometry);
+      expect(score.checks.background.found).toEqual(c.expect.background);
+      for (const o of score.checks.objects) expect(o.found?.color, `an object of colour ${o.expected.color}`).toBe(o.expected.color);
+    });
+  }
+
+  it('background "transparent" gives real alpha even when the prompt names no background', async () => {
+    const { res, img } = await generate({ prompt: 'a purple star', background: 'transparent', size: '1024x1024', seed: 4 });
+    expect(res.background).toBe('transparent');
+    const score = scoreScene(img, { background: { kind: 'transparent' }, objects: [obj('purple', 'star', null)] } as SceneSpec, palette, geometry);
+    expect(score.checks.background.ok).toBe(true);
+  });
+
+  it('steers background "transparent" into the conditioning: same pixels as saying it in the prompt', async () => {
+    const steered = await generate({ prompt: 'two orange hearts', background: 'transparent', size: '1024x1024', seed: 5 });
+    const said = await generate({ prompt: 'two orange hearts, on a transparent background', background: 'auto', size: '1024x1024', seed: 5 });
+    const plain = await generate({ prompt: 'two orange hearts', background: 'auto', size: '1024x1024', seed: 5 });
+    expect(Buffer.compare(Buffer.from(steered.img.data), Buffer.from(said.img.data))).toBe(0);
+    expect(Buffer.compare(Buffer.from(steered.img.data), Buffer.from(plain.img.data))).not.toBe(0);
+    // usage counts the prompt as sent, not the steering words
+    expect(steered.res.usage!.input_tokens).toBe(plain.res.usage!.input_tokens);
+  });
+
+  it('background "opaque" flattens a transparent scene onto white', async () => {
+    const { res, img } = await generate({ prompt: 'a purple star on a transparent background', background: 'opaque', size: '1024x1024', seed: 4 });
+    expect(res.background).toBe('opaque');
+    for (let i = 3; i < img.data.length; i += 4) if (img.data[i] !== 255) throw new Error('found a non-opaque pixel');
+    const score = scoreScene(img, { background: solid('white'), objects: [obj('purple', 'star', null)] } as SceneSpec, palette, geometry);
+    expect(score.checks.background.ok).toBe(true);
+  });
+});
