@@ -106,11 +106,14 @@ def ae_data_parallel(seed, n, workers, chunk=250):
     return torch.cat([b for b, _ in parts]), torch.cat([s for _, s in parts])
 
 
-def train_ae(E, D, dev, minutes, seed, runs, n_data=3000, lr0=1e-3, cosine=False, workers=0, B=16):
-    """Trains encoder + decoder jointly (from scratch, or on from their current weights) for `minutes`."""
+def train_ae(E, D, dev, minutes, seed, runs, n_data=3000, lr0=1e-3, cosine=False, workers=None, B=16):
+    """Trains encoder + decoder jointly (from scratch, or on from their current weights) for `minutes`.
+
+    workers=None: one seeded stream of scenes (the from-scratch recipe); else seeded chunks rendered by that
+    many processes (the same scenes for any number)."""
     torch.manual_seed(seed)
     t0 = time.time()
-    big, small = ae_data_parallel(seed, n_data, workers) if workers > 1 else ae_data(random.Random(seed), n_data)
+    big, small = ae_data(random.Random(seed), n_data) if workers is None else ae_data_parallel(seed, n_data, workers)
     log(f"AE data: {big.shape[0]} scenes in {time.time() - t0:.0f}s")
     params = list(E.parameters()) + list(D.parameters())
     opt = torch.optim.AdamW(params, lr0, weight_decay=0.0)
