@@ -26,13 +26,12 @@ from model import LATENT_CHANNELS, TEXT_DIM, Decoder, Encoder, TextEncoder, UNet
 from train import Tok, load_sd  # noqa: E402
 
 NATIVE_SIZES = [[256, 256], [384, 256], [256, 384], [448, 256], [256, 448]]
-PRESETS = {
-    "low": {"steps": 8, "guidance_scale": 4.0},
-    "medium": {"steps": 16, "guidance_scale": 4.0},
-    "high": {"steps": 28, "guidance_scale": 4.0},
-    "standard": {"steps": 16, "guidance_scale": 4.0},
-    "hd": {"steps": 28, "guidance_scale": 4.0},
-}
+PRESET_STEPS = {"low": 8, "medium": 16, "high": 28, "standard": 16, "hd": 28}
+
+
+def presets(guidance):
+    """easel.json quality presets: DDIM steps per preset, one guidance scale (chosen with tune_presets.sh)."""
+    return {k: {"steps": n, "guidance_scale": guidance} for k, n in PRESET_STEPS.items()}
 
 
 class TextWrap(nn.Module):
@@ -87,6 +86,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints", "easel.pt"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "easel-shapes"))
+    ap.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance of every preset")
+    ap.add_argument("--clip-sample", action="store_true", help="DDIM clips x0 to the latent range (+-scaling_factor)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     st, E, D, T, U = load(args.ckpt)
@@ -132,7 +133,7 @@ def main():
     dump(os.path.join(out, "scheduler", "scheduler_config.json"),
          {"_class_name": "DDIMScheduler", "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
           "beta_start": 0.0001, "beta_end": 0.02, "prediction_type": "v_prediction", "timestep_spacing": "trailing",
-          "set_alpha_to_one": True, "steps_offset": 0, "clip_sample": False})
+          "set_alpha_to_one": True, "steps_offset": 0, "clip_sample": args.clip_sample, "clip_sample_range": sf})
     dump(os.path.join(out, "model_index.json"),
          {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.25.0",
           "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
@@ -140,15 +141,27 @@ def main():
           "vae_encoder": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDIMScheduler"],
           "requires_safety_checker": False})
     dump(os.path.join(out, "palette.json"), {k: list(v) for k, v in scenes.PALETTE.items()})
-    dump(os.path.join(out, "easel.json"), {"quality_presets": PRESETS, "native_sizes": NATIVE_SIZES,
+    dump(os.path.join(out, "easel.json"), {"quality_presets": presets(args.guidance), "native_sizes": NATIVE_SIZES,
                                            "supports_alpha": True,
                                            "transparent_background_prompt": ", on a transparent background"})
-    write_card(out, st, n_params(U), n_params(T), n_params(D), n_params(E))
+    write_card(out, st, n_params(U), n_params(T), n_params(D), n_params(E), args.guidance, args.clip_sample)
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(out) for f in fs)
     print(f"exported {out}: {total / 1e6:.1f} MB")
 
 
-def write_card(out, st, nu, nt, nd, ne):
+def _run_line(r):
+    """One line of the model card's run history from a checkpoint's `runs` entry."""
+    line = (f"  - steps {r['start_step']}-{r.get('end_step', r['start_step'])}: {r.get('seconds', 0) / 60:.0f} min on "
+            f"{r['hardware']}, batch {r['batch']}, lr {r['lr']:g}{' cosine-decayed to 5%' if r.get('lr_decay') else ''}, "
+            f"pool {r['pool']:,} scenes")
+    if "pool_round" in r:
+        line += f" (round {r['pool_round']})"
+    if r.get("object_weight"):
+        line += f", object loss weight {r['object_weight']:g}"
+    return line + "\n"
+
+
+def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample):
     card_path = os.path.join(out, "MODEL.md")
     results = ""
     if os.path.exists(card_path):  # keep a measured-results section written by hand / by the eval
@@ -160,16 +173,15 @@ def write_card(out, st, nu, nt, nd, ne):
     log = st.get("log", [])
     cfg = st.get("unet_config", dict(full_res_self_attn=True))
     attn_levels = "at every level" if cfg["full_res_self_attn"] else "at 8x8 and 4x4 only"
-    runs = "".join(
-        f"  - steps {r['start_step']}-{r.get('end_step', r['start_step'])}: {r.get('seconds', 0) / 60:.0f} min on "
-        f"{r['hardware']}, batch {r['batch']}, lr {r['lr']:g}{' cosine-decayed to 5%' if r.get('lr_decay') else ''}, "
-        f"pool {r['pool']:,} scenes\n" for r in st.get("runs", []))
+    runs = "".join(_run_line(r) for r in st.get("runs", []))
     first = st.get("runs", [{}])[0].get("start_step", st.get("step"))
     if first:  # runs from before train.py kept a record (session 1: CPU, 2 threads, batch 32, lr 1e-3)
         runs = (f"  - steps 0-{first}: CPU, 2 threads, batch 32, lr 1e-3, pool 40,000 scenes, UNet with 16x16 "
                 f"self-attention (no per-run record; the next run warm-started the current layout from it)\n" + runs)
     ae_more = (", then trained on (`--ae-more-minutes`, encoder and decoder together, lr 5e-4 cosine-decayed) "
                "on 5,000 new scenes, which re-encodes the latent pool" if st.get("ae_version") else "")
+    obj_w = (" and, from the runs that list it, an object-weighted loss (latent pixels covered by objects count "
+             "up to 1 + w times as much: `train.object_weight`)" if any(r.get("object_weight") for r in st.get("runs", [])) else "")
     curve = ", ".join(f"step {s}: {l:.3f}" for s, _, l in log[:: max(1, len(log) // 8)]) if log else "n/a"
     text = f"""# easel-shapes
 
@@ -211,7 +223,7 @@ background, from prompts such as "a large red star in the top left corner on a b
 - UNet: conv + attention UNet on 16x16 latents (levels 16/8/4, widths 64/128/192), cross-attention
   to the text at every level, self-attention {attn_levels}, two coordinate input channels so absolute
   places ("top left") are easy to learn at every aspect ratio ({nu / 1e6:.2f}M parameters).
-- Schedule: 1000 steps, `squaredcos_cap_v2`, v-prediction, min-SNR-5 loss weighting; sampled with
+- Schedule: 1000 steps, `squaredcos_cap_v2`, v-prediction, min-SNR-5 loss weighting{obj_w}; sampled with
   DDIM, trailing timestep spacing. Classifier-free guidance: 10% of training captions were replaced by
   the tokenization of "" (what the engine uses as the unconditional prompt).
 
@@ -226,7 +238,9 @@ flat-colour shapes upscale cleanly, so the compute goes into getting the layout 
 ## Quality presets (`easel.json`)
 | preset | steps | guidance |
 |---|---|---|
-""" + "".join(f"| {k} | {v['steps']} | {v['guidance_scale']} |\n" for k, v in PRESETS.items()) + f"""
+""" + "".join(f"| {k} | {v['steps']} | {v['guidance_scale']} |\n" for k, v in presets(guidance).items()) + f"""
+DDIM, trailing timestep spacing{", x0 clipped to the latent range (`clip_sample`)" if clip_sample else ""}. The guidance
+scale was chosen by `training/tune_presets.sh` (held-out adherence through the API at each candidate scale).
 ## Recipe (reproduce with `training/run.sh`)
 - Seed {st.get('seed')}; scenes from `training/scenes.py` (held-out colour-shape pairs, shape pairs and
   placements in `scenes.HELDOUT_*` never appear in training).

@@ -9,6 +9,7 @@ across resumes. Logs go to training/runs/ (loss every 50 steps, preview PNG grid
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
 import os
@@ -224,7 +225,22 @@ def build_pool(E, tok, dev, n, seed, sf, workers=0, chunk=2000):
     return pool
 
 
-def v_loss(U, T, z0, ids, ac, dev, snr_floor=1.0):
+def object_weight(z0, sf, strength):
+    """Per-latent-pixel loss weight 1 + strength * (object mask), read from the clean latent itself.
+
+    Objects cover a few percent of a 16x16 latent, so a plain mean lets the background dominate the loss
+    and the model learned to leave objects out. The background is constant along each row (solid or
+    vertical gradient or transparent), so a latent pixel whose pooled RGBA (channels 0-3) differs from its
+    row's median is (partly) object, in proportion to its coverage up to a quarter (edge pixels, where the
+    learned channels carry the outline, are partly covered). Rows more than half covered by objects mark
+    their background instead: rare, and harmless."""
+    base = z0[:, :4] / sf  # pooled RGBA in [-1, 1]
+    bg = base.median(dim=3, keepdim=True).values
+    d = (base - bg).abs().amax(1, keepdim=True)
+    return 1 + strength * (d / 0.25).clamp(max=1.0)  # a quarter-covered contrasting pixel counts fully
+
+
+def v_loss(U, T, z0, ids, ac, dev, snr_floor=1.0, weight=None):
     B = z0.shape[0]
     t = torch.randint(0, ac.shape[0], (B,), device=dev)
     a = ac[t].view(B, 1, 1, 1)
@@ -237,7 +253,8 @@ def v_loss(U, T, z0, ids, ac, dev, snr_floor=1.0):
     # with the x0-weight floored at snr_floor so the high-noise steps that decide layout and background
     # from the text are not weighted down to ~0 (they were, and text adherence learned slowly).
     w = torch.clamp(snr, min=snr_floor, max=5.0) / (snr + 1)
-    return ((pred - v) ** 2).mean((1, 2, 3)).mul(w.view(B)).mean()
+    err = (pred - v) ** 2 if weight is None else (pred - v) ** 2 * weight
+    return err.mean((1, 2, 3)).mul(w.view(B)).mean()
 
 
 @torch.no_grad()
@@ -293,11 +310,16 @@ def main():
     ap.add_argument("--ckpt-every", type=float, default=5.0, help="minutes")
     ap.add_argument("--curriculum-minutes", type=float, default=10.0, help="first DN minutes on one-object scenes")
     ap.add_argument("--snr-floor", type=float, default=1.0, help="floor of the min-SNR x0-weight (0: plain min-SNR)")
+    ap.add_argument("--object-weight", type=float, default=3.0,
+                    help="extra loss weight on latent pixels covered by objects (0: plain mean; see object_weight)")
     ap.add_argument("--dec-every", type=int, default=3, help="one decoder step every N denoiser steps (0: off)")
     ap.add_argument("--dec-scenes", type=int, default=1500)
     ap.add_argument("--dec-lr", type=float, default=5e-4)
     ap.add_argument("--dec-batch", type=int, default=16)
     ap.add_argument("--pool-workers", type=int, default=0, help="processes rendering the latent pool (0: in process)")
+    ap.add_argument("--pool-round", type=int, default=-1,
+                    help="which set of scenes the latent pool holds (-1: one new set per invocation, i.e. the number "
+                         "of earlier runs, so resumes do not keep training on the same scenes)")
     ap.add_argument("--run-minutes", type=float, default=0.0,
                     help="stop this invocation after N wall-clock minutes of denoiser training (0: only --dn-minutes)")
     ap.add_argument("--lr-decay", action="store_true",
@@ -387,13 +409,18 @@ def main():
         Te.load_state_dict(T.state_dict())
         state.update(step=0, dn_seconds=0.0, samples=0)
     log(f"UNet {n_params(U) / 1e6:.2f}M params, text encoder {n_params(T) / 1e6:.2f}M, device {dev}")
-    cache = os.path.join(args.runs, f"pool_{args.seed}_{args.pool}_{sf:.5f}_ae{state.get('ae_version', 0)}.pt")
+    pool_round = args.pool_round if args.pool_round >= 0 else len(state.get("runs", []))
+    pool_seed = args.seed + 1_000_033 * pool_round  # round 0 is the pool of the first runs
+    cache = os.path.join(args.runs, f"pool_{pool_seed}_{args.pool}_{sf:.5f}_ae{state.get('ae_version', 0)}.pt")
     if os.path.exists(cache):
         pool = torch.load(cache, weights_only=False)
         log(f"latent pool loaded from {cache}")
     else:
-        pool = build_pool(E, tok, dev, args.pool, args.seed, sf, args.pool_workers)
+        for old in glob.glob(os.path.join(args.runs, "pool_*.pt")):  # one pool on disk at a time (100k ~ 0.5 GB)
+            os.remove(old)
+        pool = build_pool(E, tok, dev, args.pool, pool_seed, sf, args.pool_workers)
         torch.save(pool, cache)
+    log(f"latent pool round {pool_round} (seed {pool_seed})")
     if dev == "cuda":  # a few GB at most: keep it on the GPU so batches are gathered there
         pool = {hw: tuple(t.to(dev) for t in v) for hw, v in pool.items()}
     empty = torch.tensor(tok(""), dtype=torch.int32, device=pool[BUCKETS[0][0]][1].device)
@@ -407,7 +434,8 @@ def main():
     probs = [p for _, p in BUCKETS]
     losses = []
     run = dict(hardware=torch.cuda.get_device_name(0) if dev == "cuda" else f"CPU, {torch.get_num_threads()} threads",
-               start_step=step0, batch=args.batch, lr=args.lr, lr_decay=args.lr_decay, pool=args.pool,
+               start_step=step0, batch=args.batch, lr=args.lr, lr_decay=args.lr_decay, pool=args.pool, object_weight=args.object_weight,
+               pool_round=pool_round,
                started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     state.setdefault("runs", []).append(run)
     while not STOP:
@@ -431,7 +459,8 @@ def main():
         ib[drop] = empty
         if random.random() < 0.5 and hw[0] == hw[1]:
             pass  # no flips: left/right words would have to be swapped in the caption
-        loss = v_loss(U, T, zb, ib.to(dev), ac, dev, args.snr_floor)
+        wmap = object_weight(zb, sf, args.object_weight) if args.object_weight > 0 else None
+        loss = v_loss(U, T, zb, ib.to(dev), ac, dev, args.snr_floor, wmap)
         lr = args.lr * min(1.0, (step - step0 + 1) / 150)
         if args.lr_decay and args.run_minutes > 0:
             lr *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * run_frac))

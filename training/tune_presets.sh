@@ -1,0 +1,41 @@
+#!/bin/bash
+# Chooses the guidance scale (and whether DDIM clips x0) for an exported model by measurement: for each
+# candidate, a copy of the model folder gets that setting in easel.json / scheduler_config.json and the held-out
+# prompts go through the public API (`npm run eval:default-model`). Prints one line per candidate.
+#   training/tune_presets.sh [MODEL_DIR] [LIMIT] [QUALITY] [CANDIDATES]
+#   e.g. training/tune_presets.sh models/easel-shapes 100 medium "2,3,4,6,3c"   ("c": with clip_sample)
+# Then re-export with the winner: python3 training/export.py --guidance G [--clip-sample]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODEL=$(realpath "${1:-models/easel-shapes}")
+LIMIT=${2:-100}
+QUALITY=${3:-medium}
+CANDIDATES=${4:-1.5,2,3,4,6,2c,4c}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+IFS=, read -ra list <<< "$CANDIDATES"
+for c in "${list[@]}"; do
+  g=${c%c}
+  clip=false
+  [ "$g" != "$c" ] && clip=true
+  dir="$WORK/$c"
+  cp -r "$MODEL" "$dir"
+  node -e '
+    const fs = require("fs");
+    const [dir, g, clip] = process.argv.slice(1);
+    const e = JSON.parse(fs.readFileSync(dir + "/easel.json", "utf8"));
+    for (const p of Object.values(e.quality_presets)) p.guidance_scale = Number(g);
+    fs.writeFileSync(dir + "/easel.json", JSON.stringify(e, null, 2));
+    const sp = dir + "/scheduler/scheduler_config.json";
+    const vae = JSON.parse(fs.readFileSync(dir + "/vae_decoder/config.json", "utf8"));
+    const s = JSON.parse(fs.readFileSync(sp, "utf8"));
+    s.clip_sample = clip === "true";
+    s.clip_sample_range = vae.scaling_factor;
+    fs.writeFileSync(sp, JSON.stringify(s, null, 2));
+  ' "$dir" "$g" "$clip"
+  out=$(npx tsx bench/eval-default-model.ts --model "$dir" --quality "$QUALITY" --size 1024x1024 --limit "$LIMIT" 2>&1)
+  score=$(grep '^adherence:' <<< "$out" | sed 's/ (quality.*//')
+  checks=$(sed -n '/^by check/,/^median/p' <<< "$out" | grep -v '^by check\|^median' \
+    | awk '{printf "%s %s  ", $1, $(NF-2)}')
+  printf 'guidance %-4s clip_sample %-5s  %s  | %s\n' "$g" "$clip" "$score" "$checks"
+done
