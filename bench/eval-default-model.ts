@@ -1,7 +1,10 @@
 // Adherence score of the default model (issue 5 item 8): every held-out prompt of training/heldout.json goes through
 // the public API with the official openai client, and src/eval/scene-scorer.ts reads each PNG back from its pixels.
 // Run: npm run eval:default-model -- [--model models/easel-shapes] [--quality medium] [--size 1024x1024]
-//        [--limit N] [--out DIR] [--ignore-size]
+//        [--limit N] [--out DIR] [--ignore-size] [--api-model gpt-image-1|dall-e-3|dall-e-2]
+// The API model defaults to one that accepts the size (dall-e-2: 256x256, 512x512; dall-e-3: 1792x1024, 1024x1792;
+// else gpt-image-1); each maps to the same default model, so this only changes which sizes and quality names the
+// API accepts (dall-e-3: medium is sent as "standard", high as "hd"; dall-e-2: "standard").
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,8 +24,20 @@ const { values } = parseArgs({
     limit: { type: 'string' },
     out: { type: 'string' },
     'ignore-size': { type: 'boolean', default: false },
+    'api-model': { type: 'string' },
   },
 });
+
+const apiModel =
+  values['api-model'] ??
+  (['256x256', '512x512'].includes(values.size!) ? 'dall-e-2' : ['1792x1024', '1024x1792'].includes(values.size!) ? 'dall-e-3' : 'gpt-image-1');
+/** The quality name the API model accepts for the preset asked for (same steps and guidance in easel.json). */
+const apiQuality =
+  apiModel === 'dall-e-2'
+    ? 'standard'
+    : apiModel === 'dall-e-3'
+      ? ({ low: 'standard', medium: 'standard', high: 'hd' } as Record<string, string>)[values.quality!] ?? values.quality!
+      : values.quality!;
 
 const root = packageRoot();
 const modelDir = resolve(values.model!);
@@ -55,10 +70,11 @@ try {
   for (const p of prompts) {
     const t = performance.now();
     const res = await client.images.generate({
-      model: 'gpt-image-1',
+      model: apiModel,
       prompt: p.prompt,
       size: values.size,
-      quality: values.quality,
+      quality: apiQuality,
+      ...(apiModel.startsWith('dall-e') ? { response_format: 'b64_json' } : {}),
       seed: seedOf(p.id),
     } as unknown as OpenAI.ImageGenerateParamsNonStreaming);
     const ms = performance.now() - t;
@@ -108,5 +124,5 @@ const ms = rows.map((r) => r.ms).sort((a, b) => a - b);
 const ok = rows.filter((r) => r.score.ok).length;
 console.log(`median time per image ${(ms[Math.floor(ms.length / 2)] / 1000).toFixed(2)} s; model ${modelDir}; palette ${set.paletteSource}`);
 console.log(
-  `adherence: ${ok}/${rows.length} = ${pct(ok, rows.length)}% fully right (quality ${values.quality}, size ${values.size}${values['ignore-size'] ? ', size class not checked' : ''})`,
+  `adherence: ${ok}/${rows.length} = ${pct(ok, rows.length)}% fully right (${apiModel}, quality ${apiQuality}, size ${values.size}${values['ignore-size'] ? ', size class not checked' : ''})`,
 );
