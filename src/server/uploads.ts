@@ -122,11 +122,16 @@ export function sniffImageType(buf: Buffer): ImageKind | undefined {
   return undefined;
 }
 
+/** Width and height as displayed: an EXIF orientation of 5-8 (camera held upright) swaps the stored ones. */
+function displaySize(m: sharp.Metadata): { width: number; height: number } | undefined {
+  if (!m.width || !m.height) return undefined;
+  return (m.orientation ?? 1) >= 5 ? { width: m.height, height: m.width } : { width: m.width, height: m.height };
+}
+
 async function peekDimensions(buf: Buffer): Promise<{ width: number; height: number } | undefined> {
   if (!sniffImageType(buf)) return undefined;
   try {
-    const m = await sharp(buf, { limitInputPixels: false }).metadata();
-    return m.width && m.height ? { width: m.width, height: m.height } : undefined;
+    return displaySize(await sharp(buf, { limitInputPixels: false }).metadata());
   } catch {
     return undefined;
   }
@@ -137,6 +142,7 @@ export interface InspectedImage {
   param: string;
   bytes: Buffer;
   kind: ImageKind;
+  /** Size as displayed (EXIF orientation applied, see displaySize). */
   width: number;
   height: number;
   hasAlpha: boolean;
@@ -159,8 +165,9 @@ export async function inspectImage(bytes: Buffer, param: string, allowed: readon
   } catch {
     throw invalidImage(param, `Invalid file '${param}': the image is corrupt and could not be read.`);
   }
-  const { width, height } = meta;
-  if (!width || !height) throw invalidImage(param, `Invalid file '${param}': the image has no readable size.`);
+  const size = displaySize(meta);
+  if (!size) throw invalidImage(param, `Invalid file '${param}': the image has no readable size.`);
+  const { width, height } = size;
   if (width * height > MAX_INPUT_PIXELS || (meta.pages ?? 1) > 1) {
     throw invalidImage(
       param,
@@ -182,8 +189,10 @@ function decodeFailed(param: string): ApiError {
  */
 export async function decodeImage(img: InspectedImage, width: number, height: number, flatten: boolean): Promise<RgbaImage> {
   try {
-    // Decode at the declared size first: a file whose data does not fill its header fails here.
+    // Decode at the declared size first: a file whose data does not fill its header fails here. rotate() with no
+    // angle applies the EXIF orientation, so the model sees the image the way every viewer shows it.
     const full = await sharp(img.bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'warning' })
+      .rotate()
       .ensureAlpha()
       .raw()
       .toBuffer({ resolveWithObject: true });
@@ -201,7 +210,10 @@ export async function decodeImage(img: InspectedImage, width: number, height: nu
 /** Checks that an image decodes completely, without keeping its pixels (extra edit images). */
 export async function verifyDecodes(img: InspectedImage): Promise<void> {
   try {
-    const { info } = await sharp(img.bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'warning' }).raw().toBuffer({ resolveWithObject: true });
+    const { info } = await sharp(img.bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'warning' })
+      .rotate()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     if (info.width !== img.width || info.height !== img.height) throw new Error('size mismatch');
   } catch {
     throw decodeFailed(img.param);
@@ -234,6 +246,7 @@ export async function decodeMask(mask: InspectedImage, width: number, height: nu
   let alpha: Buffer;
   try {
     const full = await sharp(mask.bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'warning' })
+      .rotate()
       .ensureAlpha()
       .raw()
       .toBuffer({ resolveWithObject: true });
