@@ -225,6 +225,11 @@ def build_pool(E, tok, dev, n, seed, sf, workers=0, chunk=2000):
     return pool
 
 
+def lr_factor(run_frac):
+    """--lr-decay: cosine from 1 to 5% over the run."""
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * run_frac))
+
+
 def object_weight(z0, sf, strength):
     """Per-latent-pixel loss weight 1 + strength * (object mask), read from the clean latent itself.
 
@@ -311,7 +316,8 @@ def main():
     ap.add_argument("--curriculum-minutes", type=float, default=10.0, help="first DN minutes on one-object scenes")
     ap.add_argument("--snr-floor", type=float, default=1.0, help="floor of the min-SNR x0-weight (0: plain min-SNR)")
     ap.add_argument("--object-weight", type=float, default=3.0,
-                    help="extra loss weight on latent pixels covered by objects (0: plain mean; see object_weight)")
+                    help="extra loss weight on latent pixels covered by objects (0: plain mean; see object_weight); "
+                         "with --lr-decay it decays with the learning rate")
     ap.add_argument("--dec-every", type=int, default=3, help="one decoder step every N denoiser steps (0: off)")
     ap.add_argument("--dec-scenes", type=int, default=1500)
     ap.add_argument("--dec-lr", type=float, default=5e-4)
@@ -459,11 +465,14 @@ def main():
         ib[drop] = empty
         if random.random() < 0.5 and hw[0] == hw[1]:
             pass  # no flips: left/right words would have to be swapped in the caption
-        wmap = object_weight(zb, sf, args.object_weight) if args.object_weight > 0 else None
+        # The object weight biases the model towards drawing objects where it is unsure (extra objects), so with
+        # --lr-decay it follows the learning rate down: strong early to learn objects fast, ~0 at the end.
+        ow = args.object_weight * (lr_factor(run_frac) if args.lr_decay and args.run_minutes > 0 else 1.0)
+        wmap = object_weight(zb, sf, ow) if ow > 0 else None
         loss = v_loss(U, T, zb, ib.to(dev), ac, dev, args.snr_floor, wmap)
         lr = args.lr * min(1.0, (step - step0 + 1) / 150)
         if args.lr_decay and args.run_minutes > 0:
-            lr *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * run_frac))
+            lr *= lr_factor(run_frac)
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
