@@ -157,7 +157,7 @@ def _run_line(r):
     if "pool_round" in r:
         line += f" (round {r['pool_round']})"
     if r.get("object_weight"):
-        line += f", object loss weight {r['object_weight']:g}"
+        line += f", object loss weight {r['object_weight']:g}{' decayed with it' if r.get('lr_decay') else ''}"
     return line + "\n"
 
 
