@@ -29,9 +29,11 @@ NATIVE_SIZES = [[256, 256], [384, 256], [256, 384], [448, 256], [256, 448]]
 PRESET_STEPS = {"low": 8, "medium": 16, "high": 28, "standard": 16, "hd": 28}
 
 
-def presets(guidance):
-    """easel.json quality presets: DDIM steps per preset, one guidance scale (chosen with tune_presets.sh)."""
-    return {k: {"steps": n, "guidance_scale": guidance} for k, n in PRESET_STEPS.items()}
+def presets(guidance, interval=None):
+    """easel.json quality presets: DDIM steps per preset, one guidance scale and optionally the timesteps it applies
+    at (chosen with tune_presets.sh)."""
+    extra = {"guidance_interval": list(interval)} if interval else {}
+    return {k: {"steps": n, "guidance_scale": guidance, **extra} for k, n in PRESET_STEPS.items()}
 
 
 class TextWrap(nn.Module):
@@ -88,6 +90,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "easel-shapes"))
     ap.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance of every preset")
     ap.add_argument("--clip-sample", action="store_true", help="DDIM clips x0 to the latent range (+-scaling_factor)")
+    ap.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
+                    help="guidance only at timesteps LO..HI (easel.json guidance_interval)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     st, E, D, T, U = load(args.ckpt)
@@ -141,10 +145,10 @@ def main():
           "vae_encoder": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDIMScheduler"],
           "requires_safety_checker": False})
     dump(os.path.join(out, "palette.json"), {k: list(v) for k, v in scenes.PALETTE.items()})
-    dump(os.path.join(out, "easel.json"), {"quality_presets": presets(args.guidance), "native_sizes": NATIVE_SIZES,
+    dump(os.path.join(out, "easel.json"), {"quality_presets": presets(args.guidance, args.guidance_interval), "native_sizes": NATIVE_SIZES,
                                            "supports_alpha": True,
                                            "transparent_background_prompt": ", on a transparent background"})
-    write_card(out, st, n_params(U), n_params(T), n_params(D), n_params(E), args.guidance, args.clip_sample)
+    write_card(out, st, n_params(U), n_params(T), n_params(D), n_params(E), args.guidance, args.clip_sample, args.guidance_interval)
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(out) for f in fs)
     print(f"exported {out}: {total / 1e6:.1f} MB")
 
@@ -161,7 +165,7 @@ def _run_line(r):
     return line + "\n"
 
 
-def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample):
+def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample, interval):
     card_path = os.path.join(out, "MODEL.md")
     results = ""
     if os.path.exists(card_path):  # keep a measured-results section written by hand / by the eval
@@ -239,7 +243,8 @@ flat-colour shapes upscale cleanly, so the compute goes into getting the layout 
 | preset | steps | guidance |
 |---|---|---|
 """ + "".join(f"| {k} | {v['steps']} | {v['guidance_scale']} |\n" for k, v in presets(guidance).items()) + f"""
-DDIM, trailing timestep spacing{", x0 clipped to the latent range (`clip_sample`)" if clip_sample else ""}. The guidance
+DDIM, trailing timestep spacing{", x0 clipped to the latent range (`clip_sample`)" if clip_sample else ""}{
+f"; guidance only at timesteps {interval[0]:g}-{interval[1]:g} (`guidance_interval`; the other steps run the conditional pass alone)" if interval else ""}. The guidance
 scale was chosen by `training/tune_presets.sh` (held-out adherence through the API at each candidate scale).
 ## Recipe (reproduce with `training/run.sh`)
 - Seed {st.get('seed')}; scenes from `training/scenes.py` (held-out colour-shape pairs, shape pairs and

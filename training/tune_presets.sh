@@ -3,8 +3,9 @@
 # candidate, a copy of the model folder gets that setting in easel.json / scheduler_config.json and the held-out
 # prompts go through the public API (`npm run eval:default-model`). Prints one line per candidate.
 #   training/tune_presets.sh [MODEL_DIR] [LIMIT] [QUALITY] [CANDIDATES]
-#   e.g. training/tune_presets.sh models/easel-shapes 100 medium "2,3,4,6,3c"   ("c": with clip_sample)
-# Then re-export with the winner: python3 training/export.py --guidance G [--clip-sample]
+#   e.g. training/tune_presets.sh models/easel-shapes 100 medium "2,3,4,6,3c,4@0-700"
+#   candidate = GUIDANCE, then "c" for DDIM clip_sample, then "@LO-HI" for guidance only at timesteps LO..HI
+# Then re-export with the winner: python3 training/export.py --guidance G [--clip-sample] [--guidance-interval LO HI]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=$(realpath "${1:-models/easel-shapes}")
@@ -15,16 +16,23 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 IFS=, read -ra list <<< "$CANDIDATES"
 for c in "${list[@]}"; do
-  g=${c%c}
+  interval=
+  spec=$c
+  if [[ $spec == *@* ]]; then interval=${spec#*@}; spec=${spec%@*}; fi
+  g=${spec%c}
   clip=false
-  [ "$g" != "$c" ] && clip=true
+  [ "$g" != "$spec" ] && clip=true
   dir="$WORK/$c"
   cp -r "$MODEL" "$dir"
   node -e '
     const fs = require("fs");
-    const [dir, g, clip] = process.argv.slice(1);
+    const [dir, g, clip, interval] = process.argv.slice(1);
     const e = JSON.parse(fs.readFileSync(dir + "/easel.json", "utf8"));
-    for (const p of Object.values(e.quality_presets)) p.guidance_scale = Number(g);
+    for (const p of Object.values(e.quality_presets)) {
+      p.guidance_scale = Number(g);
+      if (interval) p.guidance_interval = interval.split("-").map(Number);
+      else delete p.guidance_interval;
+    }
     fs.writeFileSync(dir + "/easel.json", JSON.stringify(e, null, 2));
     const sp = dir + "/scheduler/scheduler_config.json";
     const vae = JSON.parse(fs.readFileSync(dir + "/vae_decoder/config.json", "utf8"));
@@ -32,10 +40,10 @@ for c in "${list[@]}"; do
     s.clip_sample = clip === "true";
     s.clip_sample_range = vae.scaling_factor;
     fs.writeFileSync(sp, JSON.stringify(s, null, 2));
-  ' "$dir" "$g" "$clip"
+  ' "$dir" "$g" "$clip" "$interval"
   out=$(npx tsx bench/eval-default-model.ts --model "$dir" --quality "$QUALITY" --size 1024x1024 --limit "$LIMIT" 2>&1)
   score=$(grep '^adherence:' <<< "$out" | sed 's/ (quality.*//')
   checks=$(sed -n '/^by check/,/^median/p' <<< "$out" | grep -v '^by check\|^median' \
     | awk '{printf "%s %s  ", $1, $(NF-2)}')
-  printf 'guidance %-4s clip_sample %-5s  %s  | %s\n' "$g" "$clip" "$score" "$checks"
+  printf 'guidance %-4s clip_sample %-5s interval %-9s %s  | %s\n' "$g" "$clip" "${interval:-all}" "$score" "$checks"
 done

@@ -21,6 +21,13 @@ export interface GenerateRequest {
   numInferenceSteps: number;
   /** Classifier-free guidance scale; <= 1 skips the unconditional pass. */
   guidanceScale: number;
+  /**
+   * Guidance only at timesteps t with lo <= t <= hi (in the scheduler's training timesteps, 0..1000 for most
+   * models); other steps run the conditional pass alone, at half the UNet cost. Kynkäänniemi et al. 2024
+   * ("Applying Guidance in a Limited Interval Improves Sample and Distribution Quality in Diffusion Models"):
+   * guidance at the noisiest steps mostly harms. Absent: guidance at every step.
+   */
+  guidanceInterval?: readonly [number, number];
   /** Seed for image 0; image i uses seed + i (mod 2^32). A random seed is drawn when absent. */
   seed?: number;
   /** Scheduler algorithm; the model's own scheduler config picks one when absent. */

@@ -51,6 +51,7 @@ export function planJob(served: ServedModel, parsed: ParsedCommon): JobPlan {
       numImages: parsed.n,
       numInferenceSteps: ext.num_inference_steps ?? preset.steps,
       guidanceScale: ext.guidance_scale ?? preset.guidance_scale,
+      ...(preset.guidance_interval ? { guidanceInterval: preset.guidance_interval } : {}),
       seed: ext.seed,
       scheduler: ext.scheduler ?? (preset.scheduler as GenerateRequest['scheduler']),
     },

@@ -75,6 +75,27 @@ describe('tiny-sd (SD 1.x layout, int64 timestep)', () => {
     expect(meanAbsDiff(ref.images[0], other.images[0])).toBeGreaterThan(0.5);
   });
 
+  it('guidanceInterval guides only the steps whose timestep lies in it', async () => {
+    const steps: number[] = [];
+    const ref = await pipe.generate({ ...base, seed: 1 }, { onStep: (p) => steps.push(p.timestep) });
+    expect(steps).toHaveLength(2);
+    const [first, second] = steps;
+    const all = await pipe.generate({ ...base, seed: 1, guidanceInterval: [0, 1000] });
+    expect(sameBytes(ref.images[0], all.images[0])).toBe(true);
+    const none = await pipe.generate({ ...base, seed: 1, guidanceInterval: [-2, -1] });
+    const noCfg = await pipe.generate({ ...base, seed: 1, guidanceScale: 1 });
+    expect(meanAbsDiff(none.images[0], noCfg.images[0])).toBeLessThan(0.5);
+    const onlyFirst = await pipe.generate({ ...base, seed: 1, guidanceInterval: [first, first] });
+    const onlySecond = await pipe.generate({ ...base, seed: 1, guidanceInterval: [second, second] });
+    // on 2 steps the first (noisiest) step decides most: guiding it alone is near full guidance, guiding the last
+    // alone near none, and neither is identical to either
+    expect(meanAbsDiff(onlyFirst.images[0], noCfg.images[0])).toBeGreaterThan(0.5);
+    expect(meanAbsDiff(onlySecond.images[0], ref.images[0])).toBeGreaterThan(0.5);
+    expect(meanAbsDiff(onlyFirst.images[0], ref.images[0])).toBeGreaterThan(0.05);
+    expect(meanAbsDiff(onlySecond.images[0], noCfg.images[0])).toBeGreaterThan(0.05);
+    await expect(pipe.generate({ ...base, guidanceInterval: [500, 100] })).rejects.toThrow(/guidanceInterval/);
+  });
+
   it('every scheduler runs', async () => {
     for (const scheduler of ['euler', 'euler-ancestral', 'ddim', 'dpm-solver-multistep', 'lcm'] as const) {
       const r = await pipe.generate({ ...base, seed: 3, scheduler });
@@ -171,6 +192,11 @@ describe('tiny-sdxl (two text encoders, float timestep, external-data UNet)', ()
       expect(sameBytes(a.images[0], b.images[0])).toBe(true);
       const c = await pipe.generate({ ...base, seed: 5, scheduler: 'euler-ancestral', prompt: 'a cyan ring' });
       expect(meanAbsDiff(a.images[0], c.images[0])).toBeGreaterThan(0.5);
+      // a guidance interval that excludes every step: the conditional rows alone, pooled text and time ids included
+      const unguided = await pipe.generate({ ...base, seed: 5, scheduler: 'euler-ancestral', guidanceInterval: [-2, -1] });
+      const noCfg = await pipe.generate({ ...base, seed: 5, scheduler: 'euler-ancestral', guidanceScale: 1 });
+      expect(meanAbsDiff(unguided.images[0], noCfg.images[0])).toBeLessThan(0.5);
+      expect(meanAbsDiff(unguided.images[0], a.images[0])).toBeGreaterThan(0.5);
       const turbo = await pipe.generate({ ...base, seed: 5, guidanceScale: 0, numInferenceSteps: 1 });
       expect(turbo.images[0].width).toBe(64);
     } finally {

@@ -12,6 +12,8 @@ export interface QualityPreset {
   steps: number;
   guidance_scale: number;
   scheduler?: string;
+  /** Classifier-free guidance only at timesteps in [lo, hi] (GenerateRequest.guidanceInterval). */
+  guidance_interval?: [number, number];
 }
 
 /** Easel's optional `easel.json` beside model_index.json. */

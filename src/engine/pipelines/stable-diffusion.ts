@@ -198,7 +198,19 @@ export class StableDiffusionPipeline implements Pipeline {
 
     // 5. Denoising loop.
     const tLoop = performance.now();
-    const chunks = this.planChunks(cond.hiddenStates, this.sdxlExtras(cond, req, doCfg), n, doCfg);
+    const extras = this.sdxlExtras(cond, req, doCfg);
+    const chunks = this.planChunks(cond.hiddenStates, extras, n, doCfg);
+    // Steps outside the guidance interval run the conditional rows alone (row 1 of [negative, prompt]).
+    const [gLo, gHi] = req.guidanceInterval ?? [-Infinity, Infinity];
+    const condChunks =
+      doCfg && req.guidanceInterval
+        ? this.planChunks(
+            sliceBatch(cond.hiddenStates, 1, 2),
+            extras && { pooled: sliceBatch(extras.pooled, 1, 2), timeIds: sliceBatch(extras.timeIds, 1, 2) },
+            n,
+            false,
+          )
+        : chunks;
     const previewSet = new Set(opts.previewSteps ?? []);
     for (let i = tStart; i < total; i++) {
       checkAborted(signal);
@@ -207,7 +219,8 @@ export class StableDiffusionPipeline implements Pipeline {
       if (maskedImageLatents && maskLatent) {
         modelInput = concatChannels([modelInput, repeatBatch(maskLatent, n), maskedImageLatents]);
       }
-      const noisePred = await this.predictNoise(modelInput, t, chunks, doCfg, req.guidanceScale, signal);
+      const guided = doCfg && t >= gLo && t <= gHi;
+      const noisePred = await this.predictNoise(modelInput, t, guided ? chunks : condChunks, guided, req.guidanceScale, signal);
       const out = scheduler.step(noisePred, i, latents, rng);
       latents = out.prevSample;
 
@@ -256,6 +269,10 @@ export class StableDiffusionPipeline implements Pipeline {
     }
     if (!Number.isInteger(req.numInferenceSteps) || req.numInferenceSteps < 1) {
       throw new GenerateRequestError(`numInferenceSteps must be a positive integer, got ${req.numInferenceSteps}`);
+    }
+    const gi = req.guidanceInterval;
+    if (gi !== undefined && !(gi.length === 2 && gi.every(Number.isFinite) && gi[0] <= gi[1])) {
+      throw new GenerateRequestError(`guidanceInterval must be [lo, hi] with lo <= hi, got ${JSON.stringify(gi)}`);
     }
     if (req.strength !== undefined && !(req.strength > 0 && req.strength <= 1)) {
       throw new GenerateRequestError(`strength must be in (0, 1], got ${req.strength}`);
