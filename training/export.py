@@ -161,7 +161,9 @@ def _run_line(r):
     if "pool_round" in r:
         line += f" (round {r['pool_round']})"
     if r.get("object_weight"):
-        line += f", object loss weight {r['object_weight']:g}{' decayed with it' if r.get('lr_decay') else ''}"
+        line += f", object loss weight {r['object_weight']:g}{' decayed with it' if r.get('object_weight_decay') else ''}"
+    if r.get("note"):
+        line += f" ({r['note']})"
     return line + "\n"
 
 
@@ -243,9 +245,10 @@ flat-colour shapes upscale cleanly, so the compute goes into getting the layout 
 | preset | steps | guidance |
 |---|---|---|
 """ + "".join(f"| {k} | {v['steps']} | {v['guidance_scale']} |\n" for k, v in presets(guidance).items()) + f"""
-DDIM, trailing timestep spacing{", x0 clipped to the latent range (`clip_sample`)" if clip_sample else ""}{
+Sampling: DDIM, trailing timestep spacing{", x0 clipped to the latent range (`clip_sample`)" if clip_sample else ""}{
 f"; guidance only at timesteps {interval[0]:g}-{interval[1]:g} (`guidance_interval`; the other steps run the conditional pass alone)" if interval else ""}. The guidance
 scale was chosen by `training/tune_presets.sh` (held-out adherence through the API at each candidate scale).
+
 ## Recipe (reproduce with `training/run.sh`)
 - Seed {st.get('seed')}; scenes from `training/scenes.py` (held-out colour-shape pairs, shape pairs and
   placements in `scenes.HELDOUT_*` never appear in training).
