@@ -1,8 +1,10 @@
 // The shipped default model through the public API with the official client, read back from the pixels by the
-// project's scorer (the same one `npm run eval:default-model` uses on the 100 held-out prompts). A smoke check that
-// the model in the repository still follows what it has learnt, at a square and a wide size: the background and
-// the colour of every object. The model is not finished (MODEL.md: 2/100 held-out prompts fully right), so shape,
-// place, size and count are not asserted here yet; they join this check once training gets them right.
+// project's scorer (the same one `npm run eval:default-model` uses on the 100 held-out prompts).
+// - "clean scenes": prompts (not from the held-out set) at fixed seeds that the shipped export gets fully right
+//   (background, and each object's colour, shape, size, place and count). A regression check that the model in the
+//   repository and the engine still produce clean images; the seeds were picked where this export succeeds, so it
+//   says nothing about the adherence rate (MODEL.md: 8/100 held-out prompts fully right).
+// - a wide size: background and object colour only.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,9 +45,27 @@ async function generate(params: Record<string, unknown>) {
 const solid = (color: string) => ({ kind: 'solid', color }) as const;
 const obj = (color: string, shape: string, position: string | null, size = 'medium') => ({ color, shape, position, size });
 
-/** Prompts of the model's vocabulary (not from the held-out set), each with the scene it must produce. */
-const CASES: Array<{ prompt: string; size: string; seed: number; expect: SceneSpec }> = [
+type Case = { prompt: string; size: string; seed: number; expect: SceneSpec };
+
+/** Prompts of the model's vocabulary (not from the held-out set), each with the scene it must produce in full. */
+const CLEAN: Case[] = [
   { prompt: 'a red circle on a blue background', size: '1024x1024', seed: 1, expect: { background: solid('blue'), objects: [obj('red', 'circle', null)] } as SceneSpec },
+  {
+    prompt: 'a large white circle in the center on a black background',
+    size: '1024x1024',
+    seed: 2,
+    expect: { background: solid('black'), objects: [obj('white', 'circle', 'center', 'large')] } as SceneSpec,
+  },
+  {
+    prompt: 'a pink ring at the top right on a gray background',
+    size: '1024x1024',
+    seed: 3,
+    expect: { background: solid('gray'), objects: [obj('pink', 'ring', 'top right')] } as SceneSpec,
+  },
+];
+
+/** Background and object colours only (shape, place and count are not reliable yet at every size). */
+const COLOURS: Case[] = [
   {
     prompt: 'a large black diamond in the center on a cyan background',
     size: '1536x1024',
@@ -55,8 +75,17 @@ const CASES: Array<{ prompt: string; size: string; seed: number; expect: SceneSp
 ];
 
 describe('default model through the API', () => {
-  for (const c of CASES) {
-    it(`draws "${c.prompt}" at ${c.size}`, async () => {
+  for (const c of CLEAN) {
+    it(`draws "${c.prompt}" at ${c.size}, fully right`, async () => {
+      const { img } = await generate({ prompt: c.prompt, size: c.size, seed: c.seed });
+      const score = scoreScene(img, c.expect, palette, geometry);
+      expect(score.reasons).toEqual([]);
+      expect(score.ok).toBe(true);
+    });
+  }
+
+  for (const c of COLOURS) {
+    it(`draws "${c.prompt}" at ${c.size}: background and colours`, async () => {
       const { img } = await generate({ prompt: c.prompt, size: c.size, seed: c.seed });
       const score = scoreScene(img, c.expect, palette, geometry);
       expect(score.checks.background.found).toEqual(c.expect.background);
