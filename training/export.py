@@ -88,7 +88,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints", "easel.pt"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "easel-shapes"))
-    ap.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance of every preset")
+    ap.add_argument("--guidance", type=float, default=3.0,
+                    help="classifier-free guidance of every preset (3: best of 2-4 for the shipped export, see MODEL.md)")
     ap.add_argument("--clip-sample", action="store_true", help="DDIM clips x0 to the latent range (+-scaling_factor)")
     ap.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
                     help="guidance only at timesteps LO..HI (easel.json guidance_interval)")
