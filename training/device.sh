@@ -13,7 +13,7 @@ start)
   [ -f "$RUN/easel.pt" ] || cp training/checkpoints/easel.pt "$RUN/easel.pt"
   nvidia-smi -L; python3 -c 'import torch; print("torch", torch.__version__)'
   PYTHONUNBUFFERED=1 setsid nohup python3 training/train.py --ckpt "$RUN/easel.pt" --runs "$RUN" \
-    --pool 600000 --pool-workers 15 --threads 4 --batch 256 --lr 1e-3 --ema 0.999 \
+    --pool 300000 --pool-workers 15 --threads 4 --batch 256 --lr 1e-3 --ema 0.999 \
     --run-minutes "$2" --lr-decay --dn-minutes 100000 --ckpt-every 4 --dec-batch 32 --dec-scenes 3000 \
     > "$RUN/train.log" 2>&1 < /dev/null &
   exit 0
