@@ -440,9 +440,9 @@ def main():
     probs = [p for _, p in BUCKETS]
     losses = []
     run = dict(hardware=torch.cuda.get_device_name(0) if dev == "cuda" else f"CPU, {torch.get_num_threads()} threads",
-               start_step=step0, batch=args.batch, lr=args.lr, lr_decay=args.lr_decay, pool=args.pool, object_weight=args.object_weight,
+               start_step=step0, batch=args.batch, lr=args.lr, lr_decay=args.lr_decay, pool=args.pool,
+               pool_round=pool_round, object_weight=args.object_weight,
                object_weight_decay=bool(args.lr_decay and args.run_minutes > 0),
-               pool_round=pool_round,
                started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     state.setdefault("runs", []).append(run)
     while not STOP:

@@ -42,7 +42,7 @@ for c in "${list[@]}"; do
     fs.writeFileSync(sp, JSON.stringify(s, null, 2));
   ' "$dir" "$g" "$clip" "$interval"
   out=$(npx tsx bench/eval-default-model.ts --model "$dir" --quality "$QUALITY" --size 1024x1024 --limit "$LIMIT" 2>&1)
-  score=$(grep '^adherence:' <<< "$out" | sed 's/ (quality.*//')
+  score=$(grep '^adherence:' <<< "$out" | sed 's/ (.*//')
   checks=$(sed -n '/^by check/,/^median/p' <<< "$out" | grep -v '^by check\|^median' \
     | awk '{printf "%s %s  ", $1, $(NF-2)}')
   printf 'guidance %-4s clip_sample %-5s interval %-9s %s  | %s\n' "$g" "$clip" "${interval:-all}" "$score" "$checks"

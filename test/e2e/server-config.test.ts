@@ -1,9 +1,11 @@
 // End-to-end checks of configured behaviour: a bounded queue answering 429 + Retry-After while staying responsive,
-// and API-key auth (keys made through the same database the CLI uses), with the official openai client.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// API-key auth (keys made through the same database the CLI uses), and quality presets from a model folder's easel.json,
+// with the official openai client.
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { openSqliteDb } from '../../src/db/index.js';
@@ -72,5 +74,50 @@ describe('bounded queue and API keys', () => {
     expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(2);
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(1);
     expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+  });
+});
+
+describe('quality presets from a model folder easel.json', () => {
+  let dir: string;
+  let server: RunningServer;
+  let client: OpenAI;
+
+  /** A copy of the tiny fixture whose medium preset is `preset`. */
+  function modelWith(name: string, preset: Record<string, unknown>): string {
+    const d = join(dir, name);
+    cpSync(FIXTURE, d, { recursive: true });
+    writeFileSync(join(d, 'easel.json'), JSON.stringify({ quality_presets: { medium: preset } }));
+    return d;
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'easel-presets-'));
+    const models = [
+      { name: 'guided', path: modelWith('guided', { steps: 2, guidance_scale: 7.5 }), family: 'gpt-image' },
+      // an interval that holds no timestep: every step runs the conditional pass alone
+      { name: 'interval', path: modelWith('interval', { steps: 2, guidance_scale: 7.5, guidance_interval: [-2, -1] }), family: 'gpt-image' },
+      { name: 'unguided', path: modelWith('unguided', { steps: 2, guidance_scale: 1 }), family: 'gpt-image' },
+    ];
+    const file = join(dir, 'easel.json');
+    writeFileSync(file, JSON.stringify({ models, dataDir: 'data' }));
+    server = await startServer(loadConfig({ config: file, port: 0 }, { EASEL_THREADS: '1' }), { waitForWarmUp: true });
+    client = new OpenAI({ apiKey: 'sk-local', baseURL: `${server.url}/v1`, maxRetries: 0 });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function pixels(model: string): Promise<Buffer> {
+    const res = await client.images.generate({ model, prompt: 'a red circle', quality: 'medium', size: '1024x1024', seed: 3 } as never);
+    return sharp(Buffer.from((res as OpenAI.ImagesResponse).data![0].b64_json!, 'base64')).raw().toBuffer();
+  }
+  const meanAbsDiff = (a: Buffer, b: Buffer) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
+
+  it('guidance_interval reaches the engine: outside it, the steps run unguided', async () => {
+    const [guided, interval, unguided] = [await pixels('guided'), await pixels('interval'), await pixels('unguided')];
+    expect(meanAbsDiff(interval, unguided)).toBeLessThan(0.5);
+    expect(meanAbsDiff(interval, guided)).toBeGreaterThan(0.5);
   });
 });
