@@ -238,7 +238,11 @@ def object_weight(z0, sf, strength):
     vertical gradient or transparent), so a latent pixel whose pooled RGBA (channels 0-3) differs from its
     row's median is (partly) object, in proportion to its coverage up to a quarter (edge pixels, where the
     learned channels carry the outline, are partly covered). Rows more than half covered by objects mark
-    their background instead: rare, and harmless."""
+    their background instead: rare, and harmless.
+
+    Off by default since session 4: a weight that depends on the clean target moves the minimiser of the
+    loss from E[v | z_t] to E[w v | z_t] / E[w | z_t], a posterior reweighted by up to 1 + strength towards
+    "object here" at every pixel. Sampling from it draws extra objects (every preview did)."""
     base = z0[:, :4] / sf  # pooled RGBA in [-1, 1]
     bg = base.median(dim=3, keepdim=True).values
     d = (base - bg).abs().amax(1, keepdim=True)
@@ -315,9 +319,9 @@ def main():
     ap.add_argument("--ckpt-every", type=float, default=5.0, help="minutes")
     ap.add_argument("--curriculum-minutes", type=float, default=10.0, help="first DN minutes on one-object scenes")
     ap.add_argument("--snr-floor", type=float, default=1.0, help="floor of the min-SNR x0-weight (0: plain min-SNR)")
-    ap.add_argument("--object-weight", type=float, default=3.0,
-                    help="extra loss weight on latent pixels covered by objects (0: plain mean; see object_weight); "
-                         "with --lr-decay it decays with the learning rate")
+    ap.add_argument("--object-weight", type=float, default=0.0,
+                    help="extra loss weight on latent pixels covered by objects (0: plain mean; it biases the model "
+                         "towards extra objects, see object_weight); with --lr-decay it decays with the learning rate")
     ap.add_argument("--dec-every", type=int, default=3, help="one decoder step every N denoiser steps (0: off)")
     ap.add_argument("--dec-scenes", type=int, default=1500)
     ap.add_argument("--dec-lr", type=float, default=5e-4)
