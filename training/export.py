@@ -27,10 +27,16 @@ from train import Tok, load_sd  # noqa: E402
 
 NATIVE_SIZES = [[256, 256], [384, 256], [256, 384], [448, 256], [256, 448]]
 PRESET_STEPS = {"low": 8, "medium": 16, "high": 28, "standard": 16, "hd": 28}
+# Samplers the export can name in scheduler_config.json (Easel scheduler name -> diffusers class, card title).
+SCHEDULER_CLASSES = {"ddim": "DDIMScheduler", "euler": "EulerDiscreteScheduler",
+                     "euler-ancestral": "EulerAncestralDiscreteScheduler",
+                     "dpm-solver-multistep": "DPMSolverMultistepScheduler"}
+SCHEDULER_TITLES = {"ddim": "DDIM", "euler": "Euler", "euler-ancestral": "Euler ancestral",
+                    "dpm-solver-multistep": "DPM-Solver++ (2M)"}
 
 
 def presets(guidance, interval=None):
-    """easel.json quality presets: DDIM steps per preset, one guidance scale and optionally the timesteps it applies
+    """easel.json quality presets: sampler steps per preset, one guidance scale and optionally the timesteps it applies
     at (chosen with tune_presets.sh)."""
     extra = {"guidance_interval": list(interval)} if interval else {}
     return {k: {"steps": n, "guidance_scale": guidance, **extra} for k, n in PRESET_STEPS.items()}
@@ -93,6 +99,8 @@ def main():
     ap.add_argument("--clip-sample", action="store_true", help="DDIM clips x0 to the latent range (+-scaling_factor)")
     ap.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
                     help="guidance only at timesteps LO..HI (easel.json guidance_interval)")
+    ap.add_argument("--scheduler", choices=sorted(SCHEDULER_CLASSES), default="ddim",
+                    help="the sampler the folder's scheduler_config.json names (the engine's default for this model)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     st, E, D, T, U = load(args.ckpt)
@@ -136,20 +144,21 @@ def main():
          {"_class_name": "CLIPTextModel", "hidden_size": TEXT_DIM, "num_hidden_layers": 3,
           "max_position_embeddings": 77, "vocab_size": len(vocab), "_easel_params": n_params(T)})
     dump(os.path.join(out, "scheduler", "scheduler_config.json"),
-         {"_class_name": "DDIMScheduler", "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
+         {"_class_name": SCHEDULER_CLASSES[args.scheduler], "num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
           "beta_start": 0.0001, "beta_end": 0.02, "prediction_type": "v_prediction", "timestep_spacing": "trailing",
           "set_alpha_to_one": True, "steps_offset": 0, "clip_sample": args.clip_sample, "clip_sample_range": sf})
     dump(os.path.join(out, "model_index.json"),
          {"_class_name": "StableDiffusionPipeline", "_diffusers_version": "0.25.0",
           "text_encoder": ["transformers", "CLIPTextModel"], "tokenizer": ["transformers", "CLIPTokenizer"],
           "unet": ["diffusers", "UNet2DConditionModel"], "vae_decoder": ["diffusers", "AutoencoderKL"],
-          "vae_encoder": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", "DDIMScheduler"],
+          "vae_encoder": ["diffusers", "AutoencoderKL"], "scheduler": ["diffusers", SCHEDULER_CLASSES[args.scheduler]],
           "requires_safety_checker": False})
     dump(os.path.join(out, "palette.json"), {k: list(v) for k, v in scenes.PALETTE.items()})
     dump(os.path.join(out, "easel.json"), {"quality_presets": presets(args.guidance, args.guidance_interval), "native_sizes": NATIVE_SIZES,
                                            "supports_alpha": True,
                                            "transparent_background_prompt": ", on a transparent background"})
-    write_card(out, st, n_params(U), n_params(T), n_params(D), n_params(E), args.guidance, args.clip_sample, args.guidance_interval)
+    write_card(out, st, n_params(U), n_params(T), n_params(D), n_params(E), args.guidance, args.clip_sample, args.guidance_interval,
+               args.scheduler)
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(out) for f in fs)
     print(f"exported {out}: {total / 1e6:.1f} MB")
 
@@ -168,7 +177,7 @@ def _run_line(r):
     return line + "\n"
 
 
-def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample, interval):
+def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample, interval, scheduler):
     card_path = os.path.join(out, "MODEL.md")
     results = ""
     if os.path.exists(card_path):  # keep a measured-results section written by hand / by the eval
@@ -231,8 +240,8 @@ background, from prompts such as "a large red star in the top left corner on a b
   to the text at every level, self-attention {attn_levels}, two coordinate input channels so absolute
   places ("top left") are easy to learn at every aspect ratio ({nu / 1e6:.2f}M parameters).
 - Schedule: 1000 steps, `squaredcos_cap_v2`, v-prediction, min-SNR-5 loss weighting{obj_w}; sampled with
-  DDIM, trailing timestep spacing. Classifier-free guidance: 10% of training captions were replaced by
-  the tokenization of "" (what the engine uses as the unconditional prompt).
+  {SCHEDULER_TITLES[scheduler]}, trailing timestep spacing. Classifier-free guidance: 10% of training
+  captions were replaced by the tokenization of "" (what the engine uses as the unconditional prompt).
 
 ## Sizes
 Native sizes (`easel.json`): 256x256, 384x256, 256x384, 448x256 and 256x448 (latents 16x16 ... 28x16;
@@ -246,9 +255,10 @@ flat-colour shapes upscale cleanly, so the compute goes into getting the layout 
 | preset | steps | guidance |
 |---|---|---|
 """ + "".join(f"| {k} | {v['steps']} | {v['guidance_scale']} |\n" for k, v in presets(guidance).items()) + f"""
-Sampling: DDIM, trailing timestep spacing{", x0 clipped to the latent range (`clip_sample`)" if clip_sample else ""}{
+Sampling: {SCHEDULER_TITLES[scheduler]}, trailing timestep spacing{", x0 clipped to the latent range (`clip_sample`)" if clip_sample else ""}{
 f"; guidance only at timesteps {interval[0]:g}-{interval[1]:g} (`guidance_interval`; the other steps run the conditional pass alone)" if interval else ""}. The guidance
-scale was chosen by `training/tune_presets.sh` (held-out adherence through the API at each candidate scale).
+scale and the sampler were chosen by `training/tune_presets.sh` (held-out adherence through the API for each
+candidate). A request's `scheduler` extension field picks another sampler.
 
 ## Recipe (reproduce with `training/run.sh`)
 - Seed {st.get('seed')}; scenes from `training/scenes.py` (held-out colour-shape pairs, shape pairs and
