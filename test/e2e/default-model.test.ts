@@ -1,10 +1,10 @@
 // The shipped default model through the public API with the official client, read back from the pixels by the
 // project's scorer (the same one `npm run eval:default-model` uses on the 100 held-out prompts).
 // - "clean scenes": prompts (not from the held-out set) at fixed seeds that the shipped export gets fully right
-//   (background, and each object's colour, shape, size, place and count). A regression check that the model in the
-//   repository and the engine still produce clean images; the seeds were picked where this export succeeds, so it
-//   says nothing about the adherence rate (MODEL.md: 8/100 held-out prompts fully right).
-// - a wide size: background and object colour only.
+//   (background, and each object's colour, shape, size, place and count), at a wide size and at the low preset too.
+//   A regression check that the model in the repository and the engine still produce clean images; the seeds were
+//   picked where this export succeeds (most of these prompts succeed at 3-6 of seeds 1-6), so it says nothing
+//   about the adherence rate (MODEL.md: 30/100 held-out prompts fully right).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,51 +45,55 @@ async function generate(params: Record<string, unknown>) {
 const solid = (color: string) => ({ kind: 'solid', color }) as const;
 const obj = (color: string, shape: string, position: string | null, size = 'medium') => ({ color, shape, position, size });
 
-type Case = { prompt: string; size: string; seed: number; expect: SceneSpec };
+type Case = { prompt: string; size: string; quality: string; seed: number; expect: SceneSpec };
 
 /** Prompts of the model's vocabulary (not from the held-out set), each with the scene it must produce in full. */
 const CLEAN: Case[] = [
-  { prompt: 'a red circle on a blue background', size: '1024x1024', seed: 1, expect: { background: solid('blue'), objects: [obj('red', 'circle', null)] } as SceneSpec },
+  { prompt: 'a red circle on a blue background', size: '1024x1024', quality: 'medium', seed: 1, expect: { background: solid('blue'), objects: [obj('red', 'circle', null)] } as SceneSpec },
   {
     prompt: 'a large white circle in the center on a black background',
     size: '1024x1024',
-    seed: 2,
+    quality: 'medium',
+    seed: 4,
     expect: { background: solid('black'), objects: [obj('white', 'circle', 'center', 'large')] } as SceneSpec,
   },
   {
     prompt: 'a pink ring at the top right on a gray background',
     size: '1024x1024',
-    seed: 3,
+    quality: 'medium',
+    seed: 1,
     expect: { background: solid('gray'), objects: [obj('pink', 'ring', 'top right')] } as SceneSpec,
   },
-];
-
-/** Background and object colours only (shape, place and count are not reliable yet at every size). */
-const COLOURS: Case[] = [
+  {
+    prompt: 'a yellow star on the left on a blue background',
+    size: '1024x1024',
+    quality: 'medium',
+    seed: 1,
+    expect: { background: solid('blue'), objects: [obj('yellow', 'star', 'left')] } as SceneSpec,
+  },
   {
     prompt: 'a large black diamond in the center on a cyan background',
     size: '1536x1024',
+    quality: 'medium',
     seed: 2,
     expect: { background: solid('cyan'), objects: [obj('black', 'diamond', 'center', 'large')] } as SceneSpec,
+  },
+  {
+    prompt: 'a large orange triangle in the center on a purple background',
+    size: '1024x1024',
+    quality: 'low',
+    seed: 1,
+    expect: { background: solid('purple'), objects: [obj('orange', 'triangle', 'center', 'large')] } as SceneSpec,
   },
 ];
 
 describe('default model through the API', () => {
   for (const c of CLEAN) {
-    it(`draws "${c.prompt}" at ${c.size}, fully right`, async () => {
-      const { img } = await generate({ prompt: c.prompt, size: c.size, seed: c.seed });
+    it(`draws "${c.prompt}" at ${c.size}, quality ${c.quality}, fully right`, async () => {
+      const { img } = await generate({ prompt: c.prompt, size: c.size, quality: c.quality, seed: c.seed });
       const score = scoreScene(img, c.expect, palette, geometry);
       expect(score.reasons).toEqual([]);
       expect(score.ok).toBe(true);
-    });
-  }
-
-  for (const c of COLOURS) {
-    it(`draws "${c.prompt}" at ${c.size}: background and colours`, async () => {
-      const { img } = await generate({ prompt: c.prompt, size: c.size, seed: c.seed });
-      const score = scoreScene(img, c.expect, palette, geometry);
-      expect(score.checks.background.found).toEqual(c.expect.background);
-      for (const o of score.checks.objects) expect(o.found?.color, `an object of colour ${o.expected.color}`).toBe(o.expected.color);
     });
   }
 
