@@ -5,7 +5,8 @@
 #   training/tune_presets.sh [MODEL_DIR] [LIMIT] [QUALITY] [CANDIDATES]
 #   e.g. training/tune_presets.sh models/easel-shapes 100 medium "2,3,4,6,3c,4@0-700"
 #   candidate = GUIDANCE, then "c" for DDIM clip_sample, then "@LO-HI" for guidance only at timesteps LO..HI, then
-#   ":SCHEDULER" for another sampler than DDIM (euler, euler-ancestral, dpm-solver-multistep), e.g. "3:euler-ancestral"
+#   ":SCHEDULER" for another sampler than the folder's own (ddim, euler, euler-ancestral, dpm-solver-multistep),
+#   e.g. "3:ddim"
 # Then re-export with the winner:
 #   python3 training/export.py --guidance G [--clip-sample] [--guidance-interval LO HI] [--scheduler S]
 set -euo pipefail
@@ -20,7 +21,7 @@ IFS=, read -ra list <<< "$CANDIDATES"
 for c in "${list[@]}"; do
   interval=
   spec=$c
-  sched=ddim
+  sched=
   if [[ $spec == *:* ]]; then sched=${spec#*:}; spec=${spec%%:*}; fi
   if [[ $spec == *@* ]]; then interval=${spec#*@}; spec=${spec%@*}; fi
   g=${spec%c}
@@ -33,7 +34,7 @@ for c in "${list[@]}"; do
     const [dir, g, clip, interval, sched] = process.argv.slice(1);
     const classes = { ddim: "DDIMScheduler", euler: "EulerDiscreteScheduler",
       "euler-ancestral": "EulerAncestralDiscreteScheduler", "dpm-solver-multistep": "DPMSolverMultistepScheduler" };
-    if (!classes[sched]) throw new Error(`unknown scheduler ${sched} (known: ${Object.keys(classes).join(", ")})`);
+    if (sched && !classes[sched]) throw new Error(`unknown scheduler ${sched} (known: ${Object.keys(classes).join(", ")})`);
     const e = JSON.parse(fs.readFileSync(dir + "/easel.json", "utf8"));
     for (const p of Object.values(e.quality_presets)) {
       p.guidance_scale = Number(g);
@@ -44,15 +45,16 @@ for c in "${list[@]}"; do
     const sp = dir + "/scheduler/scheduler_config.json";
     const vae = JSON.parse(fs.readFileSync(dir + "/vae_decoder/config.json", "utf8"));
     const s = JSON.parse(fs.readFileSync(sp, "utf8"));
-    s._class_name = classes[sched];
+    if (sched) s._class_name = classes[sched];
     s.clip_sample = clip === "true";
     s.clip_sample_range = vae.scaling_factor;
     fs.writeFileSync(sp, JSON.stringify(s, null, 2));
   ' "$dir" "$g" "$clip" "$interval" "$sched"
+  sched=$(node -p 'require(process.argv[1])._class_name' "$dir/scheduler/scheduler_config.json")
   out=$(npx tsx bench/eval-default-model.ts --model "$dir" --quality "$QUALITY" --size 1024x1024 --limit "$LIMIT" 2>&1)
   score=$(grep '^adherence:' <<< "$out" | sed 's/ (.*//')
   checks=$(sed -n '/^by check/,/^median/p' <<< "$out" | grep -v '^by check\|^median' \
     | awk '{printf "%s %s  ", $1, $(NF-2)}')
-  printf 'guidance %-4s clip_sample %-5s interval %-9s %-20s %s  | %s\n' "$g" "$clip" "${interval:-all}" "$sched" "$score" \
+  printf 'guidance %-4s clip_sample %-5s interval %-9s %-31s %s  | %s\n' "$g" "$clip" "${interval:-all}" "$sched" "$score" \
     "$checks"
 done
