@@ -32,12 +32,10 @@ for c in "${list[@]}"; do
   node -e '
     const fs = require("fs");
     const [dir, g, clip, interval, sched] = process.argv.slice(1);
-    const classes = { ddim: "DDIMScheduler", euler: "EulerDiscreteScheduler",
-      "euler-ancestral": "EulerAncestralDiscreteScheduler", "dpm-solver-multistep": "DPMSolverMultistepScheduler" };
-    if (sched && !classes[sched]) throw new Error(`unknown scheduler ${sched} (known: ${Object.keys(classes).join(", ")})`);
     const e = JSON.parse(fs.readFileSync(dir + "/easel.json", "utf8"));
     for (const p of Object.values(e.quality_presets)) {
       p.guidance_scale = Number(g);
+      if (sched) p.scheduler = sched; // the engine checks the name when the folder loads
       if (interval) p.guidance_interval = interval.split("-").map(Number);
       else delete p.guidance_interval;
     }
@@ -45,13 +43,15 @@ for c in "${list[@]}"; do
     const sp = dir + "/scheduler/scheduler_config.json";
     const vae = JSON.parse(fs.readFileSync(dir + "/vae_decoder/config.json", "utf8"));
     const s = JSON.parse(fs.readFileSync(sp, "utf8"));
-    if (sched) s._class_name = classes[sched];
     s.clip_sample = clip === "true";
     s.clip_sample_range = vae.scaling_factor;
     fs.writeFileSync(sp, JSON.stringify(s, null, 2));
   ' "$dir" "$g" "$clip" "$interval" "$sched"
-  sched=$(node -p 'require(process.argv[1])._class_name' "$dir/scheduler/scheduler_config.json")
-  out=$(npx tsx bench/eval-default-model.ts --model "$dir" --quality "$QUALITY" --size 1024x1024 --limit "$LIMIT" 2>&1)
+  [ -n "$sched" ] || sched=$(node -p 'require(process.argv[1])._class_name' "$dir/scheduler/scheduler_config.json")
+  if ! out=$(npx tsx bench/eval-default-model.ts --model "$dir" --quality "$QUALITY" --size 1024x1024 --limit "$LIMIT" 2>&1); then
+    echo "candidate $c failed: $(grep -m1 'Error:' <<< "$out")" >&2
+    continue
+  fi
   score=$(grep '^adherence:' <<< "$out" | sed 's/ (.*//')
   checks=$(sed -n '/^by check/,/^median/p' <<< "$out" | grep -v '^by check\|^median' \
     | awk '{printf "%s %s  ", $1, $(NF-2)}')

@@ -247,6 +247,25 @@ describe('model folder errors', () => {
     await expect(loadPipeline(d)).rejects.toThrow(/no input 'sample'/);
   });
 
+  it('refuses a wrong quality preset in easel.json when the folder loads', async () => {
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ steps: 4, guidance_scale: 3, scheduler: 'heun' }, /"medium": unknown scheduler "heun"/],
+      [{ steps: 0, guidance_scale: 3 }, /"medium": steps/],
+      [{ steps: 4, guidance_scale: 3, guidance_interval: [700, 100] }, /"medium": guidance_interval/],
+    ];
+    for (const [i, [preset, message]] of bad.entries()) {
+      const d = join(dir, `preset-${i}`);
+      cpSync(join(FIX, 'tiny-sd'), d, { recursive: true });
+      writeFileSync(join(d, 'easel.json'), JSON.stringify({ quality_presets: { medium: preset } }));
+      await expect(loadPipeline(d)).rejects.toThrow(ModelFolderError);
+      await expect(loadPipeline(d)).rejects.toThrow(message);
+    }
+    const ok = join(dir, 'preset-ok');
+    cpSync(join(FIX, 'tiny-sd'), ok, { recursive: true });
+    writeFileSync(join(ok, 'easel.json'), JSON.stringify({ quality_presets: { medium: { steps: 2, guidance_scale: 3, scheduler: 'ddim' } } }));
+    await (await loadPipeline(ok)).dispose();
+  });
+
   it('refuses an unavailable execution provider clearly', async () => {
     // onnxruntime-node ships the CUDA provider only when installed with ONNXRUNTIME_NODE_INSTALL_CUDA.
     const ortDir = join(import.meta.dirname, '..', '..', 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', 'x64');

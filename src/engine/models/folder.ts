@@ -2,6 +2,7 @@
 // Nothing is hard-coded: scale factors, channels, sizes and the scheduler come from the folder's JSON files.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isSchedulerName, SCHEDULER_NAMES } from '../schedulers/index.js';
 import type { SchedulerConfig } from '../schedulers/types.js';
 
 export class ModelFolderError extends Error {
@@ -124,6 +125,7 @@ export function readModelFolder(dir: string): ModelFolder {
 
   const schedulerConfig = readJson(join(dir, 'scheduler', 'scheduler_config.json'), 'scheduler config') as SchedulerConfig;
   const extras = (readOptionalJson(join(dir, 'easel.json')) ?? {}) as EaselModelExtras;
+  checkPresets(join(dir, 'easel.json'), extras.quality_presets);
 
   return {
     dir,
@@ -141,4 +143,24 @@ export function readModelFolder(dir: string): ModelFolder {
     extras,
     forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt !== false,
   };
+}
+
+/** A wrong quality preset fails when the folder loads, naming the file and preset, not on every request that uses it. */
+function checkPresets(file: string, presets: unknown): void {
+  if (presets === undefined) return;
+  if (typeof presets !== 'object' || presets === null || Array.isArray(presets)) {
+    throw new ModelFolderError(`${file}: quality_presets must be an object of presets`);
+  }
+  for (const [name, p] of Object.entries(presets as Record<string, Partial<QualityPreset>>)) {
+    const bad = (what: string) => new ModelFolderError(`${file}: quality preset "${name}": ${what}`);
+    if (!Number.isInteger(p?.steps) || p.steps! < 1) throw bad('steps must be a positive integer');
+    if (!Number.isFinite(p.guidance_scale) || p.guidance_scale! < 0) throw bad('guidance_scale must be a number >= 0');
+    if (p.scheduler !== undefined && !isSchedulerName(p.scheduler)) {
+      throw bad(`unknown scheduler "${String(p.scheduler)}" (known: ${SCHEDULER_NAMES.join(', ')})`);
+    }
+    const gi = p.guidance_interval;
+    if (gi !== undefined && !(Array.isArray(gi) && gi.length === 2 && gi.every(Number.isFinite) && gi[0] <= gi[1])) {
+      throw bad('guidance_interval must be [lo, hi] with lo <= hi');
+    }
+  }
 }
