@@ -1,7 +1,8 @@
-# The autoencoder's ceiling on the held-out set: each held-out scene rendered exactly (seeded layout), encoded
-# and decoded by the checkpoint's VAE, written as NNN.png. A denoiser can score no better than these do;
-# score them with `npx tsx training/score_pngs.ts DIR`.
-"""Usage: python3 training/ae_ceiling.py [--ckpt training/checkpoints/easel.pt] [--out /tmp/ae-ceiling] [--size 256] [--raw]"""
+# The autoencoder's ceiling on the held-out set: each held-out scene rendered exactly (seeded layout), made
+# into its exact latent (train.scene_latent) and drawn by the checkpoint's decoder, written as NNN.png. A
+# denoiser can score no better than these do; score them with `npx tsx training/score_pngs.ts DIR`.
+"""Usage: python3 training/ae_ceiling.py [--ckpt training/checkpoints/easel.pt] [--out /tmp/ae-ceiling] [--size 256]
+    [--raw | --encoder]   (--raw: the exact renders, the scorer's own ceiling; --encoder: latent read by the encoder)"""
 import argparse
 import json
 import os
@@ -15,6 +16,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import scenes  # noqa: E402
 from export import load  # noqa: E402
+from train import scene_latent  # noqa: E402
 
 
 def main():
@@ -23,6 +25,7 @@ def main():
     ap.add_argument("--out", default="/tmp/ae-ceiling")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--raw", action="store_true", help="write the exact renders (the scorer's own ceiling)")
+    ap.add_argument("--encoder", action="store_true", help="decode the encoder's latent of each render (edits' path)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     _st, E, D, _T, _U = load(args.ckpt)
@@ -30,11 +33,12 @@ def main():
     items = json.load(open(os.path.join(HERE, "heldout.json")))["prompts"]
     for p in items:
         rng = random.Random(p["id"])
-        img = scenes.render(p["expect"], args.size, args.size, rng)
+        img, code = scenes.render(p["expect"], args.size, args.size, rng, codes=True)
         if not args.raw:
             x = torch.from_numpy(img).permute(2, 0, 1)[None] * 2 - 1
             with torch.no_grad():
-                img = (D(E(x)).clamp(-1, 1)[0].permute(1, 2, 0).numpy() + 1) / 2
+                z = E(x) if args.encoder else torch.from_numpy(scene_latent(img, code, 16))[None]
+                img = (D(z).clamp(-1, 1)[0].permute(1, 2, 0).numpy() + 1) / 2
         scenes.to_png(img, os.path.join(args.out, f"{p['id']:03d}.png"))
     print(f"wrote {len(items)} round-trips to {args.out}")
 

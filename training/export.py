@@ -231,12 +231,15 @@ background, from prompts such as "a large red star in the top left corner on a b
 - Text encoder: token + position embeddings, 3 bidirectional transformer layers, width {TEXT_DIM}
   ({nt / 1e6:.2f}M parameters); output `last_hidden_state` [B, 77, {TEXT_DIM}].
 - VAE: deterministic RGBA autoencoder with a x16 spatial factor and {LATENT_CHANNELS} latent channels. The
-  first 4 latent channels are fixed: the RGBA image area-averaged 16x16 (easy for the denoiser: colours
-  and layout); the other 4 are learned (tanh-bounded) and carry shape and edge detail. Encoder = 4x4 area
-  pooling + learned x4 conv downsampling ({ne / 1e6:.2f}M); decoder = bilinear x16 of the 4 fixed channels
-  plus a learned residual from four x2 pixel-shuffle stages ({nd / 1e6:.2f}M) that sharpens edges. Trained
-  with L1 on 96x96 crops centred on detail, with latent-noise augmentation so it also cleans up small
-  denoiser errors. `scaling_factor` = {float(st['scaling_factor']):.4f} (1 / latent std).
+  first 4 latent channels are the RGBA image area-averaged 16x16 (colours and layout); the other 4 are
+  shape codes: each shape has a fixed 4-vector (`training/scenes.py` `SHAPE_CODES`), painted over the
+  object's coverage and area-averaged the same way. So the denoiser paints a flat code where it paints an
+  object's colour (shape is as easy to generate as colour), and the decoder draws the exact outline from the
+  coverage and the code. Encoder = 4x4 area pooling + a learned x4 conv downsampling that reads the codes
+  back from pixels ({ne / 1e6:.2f}M, used by edits); decoder = bilinear x16 of the 4 colour channels plus a
+  learned residual from four x2 pixel-shuffle stages ({nd / 1e6:.2f}M) that draws the shapes and sharp
+  edges. Trained with L1 on 96x96 crops centred on detail, from latents made from the scenes, with
+  latent-noise augmentation so it also cleans up small denoiser errors. `scaling_factor` = {float(st['scaling_factor']):.4f} (1 / latent std).
 - UNet: conv + attention UNet on 16x16 latents (levels 16/8/4, widths 64/128/192), cross-attention
   to the text at every level, self-attention {attn_levels}, two coordinate input channels so absolute
   places ("top left") are easy to learn at every aspect ratio ({nu / 1e6:.2f}M parameters).

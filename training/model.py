@@ -23,6 +23,7 @@ LATENT_CHANNELS = 8
 TEXT_DIM = 128
 MAX_LEN = 77
 T_STEPS = 1000
+CODE_BOUND = 1.6  # the encoder's shape-code channels: CODE_BOUND * tanh, a little above the codes' 1.5
 
 
 def cosine_alphas_cumprod(T: int = T_STEPS, max_beta: float = 0.999) -> torch.Tensor:
@@ -68,12 +69,13 @@ class Encoder(nn.Module):
 
     def forward_pooled(self, x64):
         """x64: the RGBA image already area-downsampled by 4. The first 4 latent channels are the image
-        area-averaged to 1/16 (a fixed, easy-to-model base); the others are learned, bounded by tanh."""
+        area-averaged to 1/16 (a fixed, easy-to-model base); the others are the area-averaged shape codes
+        (scenes.SHAPE_CODES, |entries| 1.5), which the convolutions learn to read from the pixels."""
         base = F.avg_pool2d(x64, 4)
         h = self.r0(self.inp(x64))
         h = self.r1(self.d1(h))
         h = self.r2(self.d2(h))
-        return torch.cat([base, torch.tanh(self.out(h))], 1)
+        return torch.cat([base, CODE_BOUND * torch.tanh(self.out(h))], 1)
 
     def forward(self, x):
         return self.forward_pooled(F.avg_pool2d(x, 4))

@@ -58,6 +58,17 @@ HELDOUT_PAIRS = {("green", "star"), ("purple", "heart"), ("orange", "ring"), ("c
 HELDOUT_COOCCUR = {frozenset(("triangle", "cross")), frozenset(("heart", "square"))}
 HELDOUT_PLACEMENT = {("star", "bottom left"), ("ring", "top right")}
 
+# Shape codes: latent channels 4-7 of the autoencoder (since its version 2) hold each object's shape as a fixed
+# 4-vector, painted over the object's coverage like a colour and area-pooled like the RGBA channels. The
+# denoiser then paints a flat code where it paints the object's colour, and the decoder draws the exact
+# outline from the coverage and the code. The codes are the 8 vertices of {-1, 1}^4 with an even number of
+# -1s (any two differ in 2 or 4 places), scaled by 1.5: on an object, about the contrast of a colour.
+SHAPE_CODE_AMP = 1.5
+SHAPE_CODES: Dict[str, Tuple[float, ...]] = {
+    s: tuple(SHAPE_CODE_AMP * c for c in v) for s, v in zip(SHAPES, [
+        (1, 1, 1, 1), (-1, -1, 1, 1), (-1, 1, -1, 1), (-1, 1, 1, -1),
+        (1, -1, -1, 1), (1, -1, 1, -1), (1, 1, -1, -1), (-1, -1, -1, -1)])}
+
 GEOMETRY = {"sizes": SIZES, "pos_x": POS_X, "pos_y": POS_Y, "jitter": JITTER,
             "default_background": {"kind": "solid", "color": "white"},
             "gradient": "vertical: 'from' colour on the top row, 'to' colour on the bottom row"}
@@ -184,10 +195,14 @@ def _srgb01(name: str) -> np.ndarray:
 
 
 def render(spec: dict, width: int, height: int, rng: random.Random,
-           placements: Optional[List[Tuple[float, float, float]]] = None) -> np.ndarray:
-    """Spec -> float32 [H, W, 4] straight-alpha RGBA in [0, 1] (anti-aliased by coverage from the SDF)."""
+           placements: Optional[List[Tuple[float, float, float]]] = None, codes: bool = False):
+    """Spec -> float32 [H, W, 4] straight-alpha RGBA in [0, 1] (anti-aliased by coverage from the SDF).
+
+    codes=True: returns (rgba, code) where code [H, W, 4] is every object's SHAPE_CODES vector composited
+    with the same coverage over 0 (no object)."""
     bg = spec["background"]
     prem = np.zeros((height, width, 4), dtype=np.float32)  # premultiplied
+    code = np.zeros((height, width, 4), dtype=np.float32) if codes else None
     if bg["kind"] == "solid":
         prem[..., :3] = _srgb01(bg["color"])
         prem[..., 3] = 1.0
@@ -208,10 +223,14 @@ def render(spec: dict, width: int, height: int, rng: random.Random,
         cov = np.clip(0.5 - d, 0.0, 1.0)[..., None]
         col = np.concatenate([_srgb01(o["color"]), [1.0]]).astype(np.float32)
         prem[y0:y1, x0:x1] = col * cov + prem[y0:y1, x0:x1] * (1 - cov)
+        if code is not None:
+            sc = np.asarray(SHAPE_CODES[o["shape"]], dtype=np.float32)
+            code[y0:y1, x0:x1] = sc * cov + code[y0:y1, x0:x1] * (1 - cov)
     out = prem.copy()
     a = prem[..., 3:4]
     out[..., :3] = np.where(a > 1e-6, prem[..., :3] / np.maximum(a, 1e-6), 0.0)
-    return np.clip(out, 0.0, 1.0)
+    out = np.clip(out, 0.0, 1.0)
+    return (out, code) if codes else out
 
 
 # ----------------------------------------------------------------------------------------------------

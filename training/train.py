@@ -78,21 +78,40 @@ def load_sd(m, sd):
 
 # ------------------------------------------------------------------------------------------ stage 1: AE
 
+def pool_hw(a, k):
+    """Area-downsample [..., H, W, C] numpy by k."""
+    h, w, c = a.shape[-3:]
+    return a.reshape(*a.shape[:-3], h // k, k, w // k, k, c).mean((-4, -2))
+
+
+def scene_latent(rgba01, code, k):
+    """The autoencoder's latent of a rendered scene (unscaled, [8, h/k, w/k]): the straight-alpha RGBA in
+    [-1, 1] and the shape-code image (scenes.render(codes=True)), both area-averaged by k. This is what the
+    denoiser learns to generate and what the decoder is trained to draw from; the encoder learns to read it
+    back from pixels (it is exact for channels 0-3)."""
+    z = np.concatenate([pool_hw(rgba01 * 2 - 1, k), pool_hw(code, k)], -1)
+    return np.ascontiguousarray(np.moveaxis(z, -1, -3)).astype(np.float32)
+
+
 def ae_data(rng, n, size=256):
-    big, small = [], []
+    """n scenes: RGBA [-1, 1] at size and size/4, and the latents made from each (scene_latent)."""
+    big, small, zb, zs = [], [], [], []
     for _ in range(n):
         _, spec = scenes.sample(rng)
         pl = scenes.layout(spec, size, size, rng)
-        big.append(scenes.render(spec, size, size, rng, pl))
-        small.append(scenes.render(spec, size // 4, size // 4, rng, [(x / 4, y / 4, r / 4) for x, y, r in pl]))
+        b, cb = scenes.render(spec, size, size, rng, pl, codes=True)
+        s, cs = scenes.render(spec, size // 4, size // 4, rng, [(x / 4, y / 4, r / 4) for x, y, r in pl], codes=True)
+        big.append(b)
+        small.append(s)
+        zb.append(scene_latent(b, cb, 16))
+        zs.append(scene_latent(s, cs, 4))
     to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous() * 2 - 1
-    return to_t(big), to_t(small)
+    return to_t(big), to_t(small), torch.from_numpy(np.stack(zb)), torch.from_numpy(np.stack(zs))
 
 
 def _ae_chunk(job):
     seed, k = job
-    big, small = ae_data(random.Random(seed), k)
-    return big, small
+    return ae_data(random.Random(seed), k)
 
 
 def ae_data_parallel(seed, n, workers, chunk=250):
@@ -104,17 +123,19 @@ def ae_data_parallel(seed, n, workers, chunk=250):
             parts = pool.map(_ae_chunk, jobs)
     else:
         parts = [_ae_chunk(j) for j in jobs]
-    return torch.cat([b for b, _ in parts]), torch.cat([s for _, s in parts])
+    return tuple(torch.cat([p[i] for p in parts]) for i in range(4))
 
 
 def train_ae(E, D, dev, minutes, seed, runs, n_data=3000, lr0=1e-3, cosine=False, workers=None, B=16):
-    """Trains encoder + decoder jointly (from scratch, or on from their current weights) for `minutes`.
+    """Trains the decoder (latent -> RGBA) and the encoder (pixels -> latent) (from scratch, or on from their
+    current weights) for `minutes`. Both learn from the latents made from the scenes (scene_latent).
 
     workers=None: one seeded stream of scenes (the from-scratch recipe); else seeded chunks rendered by that
     many processes (the same scenes for any number)."""
     torch.manual_seed(seed)
     t0 = time.time()
-    big, small = ae_data(random.Random(seed), n_data) if workers is None else ae_data_parallel(seed, n_data, workers)
+    data = ae_data(random.Random(seed), n_data) if workers is None else ae_data_parallel(seed, n_data, workers)
+    big, small, _, zs = data
     log(f"AE data: {big.shape[0]} scenes in {time.time() - t0:.0f}s")
     params = list(E.parameters()) + list(D.parameters())
     opt = torch.optim.AdamW(params, lr0, weight_decay=0.0)
@@ -125,30 +146,37 @@ def train_ae(E, D, dev, minutes, seed, runs, n_data=3000, lr0=1e-3, cosine=False
         frac = (time.time() - t0) / (minutes * 60)
         decay = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)) if cosine else (0.3 if frac > 0.75 else 1.0)
         lr = lr0 * min(1.0, (step + 1) / 50) * decay
-        loss = ae_step(E, D, big, small, opt, lr, dev, train_encoder=True, B=B)
+        loss = ae_step(E, D, data, opt, lr, dev, train_encoder=True, B=B)
         if step % 50 == 0:
             log(f"ae step {step} loss {loss:.4f}")
         step += 1
     with torch.no_grad():
-        zs = torch.cat([E.forward_pooled(small[i:i + 64].to(dev)) for i in range(0, 1024, 64)])
-        rec = D(E.forward_pooled(small[:8].to(dev)))
+        rec = D(zs[:8].to(dev))
         err = (rec - big[:8].to(dev)).abs().mean().item()
+        enc = (E.forward_pooled(small[:256].to(dev)) - zs[:256].to(dev))[:, 4:].abs().mean().item()
     sf = 1.0 / zs.std().item()
-    log(f"AE done: {step} steps, latent std {zs.std().item():.3f} -> scaling_factor {sf:.4f}, L1(64-in) {err:.4f}")
+    log(f"AE done: {step} steps, latent std {zs.std().item():.3f} (per channel "
+        f"{[round(v, 3) for v in zs.std((0, 2, 3)).tolist()]}) -> scaling_factor {sf:.4f}, decoder L1 {err:.4f}, "
+        f"encoder code L1 {enc:.4f}")
     grid = torch.cat([torch.cat(list(big[:4]), 2), torch.cat(list(rec[:4].cpu()), 2)], 1)
     scenes.to_png(((grid.permute(1, 2, 0).numpy() + 1) / 2), os.path.join(runs, "ae_recon.png"))
     return sf, step
 
 
-def ae_step(E, D, big, small, opt, lr, dev, train_encoder, B=16, crop=6):
-    """One L1 step on 96x96 crops (latent 6x6) centred on detail; the encoder sees the full image."""
+def ae_step(E, D, data, opt, lr, dev, train_encoder, B=16, crop=6):
+    """One decoder L1 step on 96x96 crops (latent 6x6) centred on detail, from the latent made from the scene
+    rendered at 1/4 scale or from the full render (half each, so the decoder suits both); with train_encoder,
+    also one encoder step: L1 from its learned channels to the shape codes."""
     if True:
+        big, small, zb, zs = data
         idx = torch.randint(0, big.shape[0], (B,))
         use_small = torch.rand(B, 1, 1, 1) < 0.5
-        x64 = torch.where(use_small, small[idx], F.avg_pool2d(big[idx], 4)).to(dev)
-        with torch.set_grad_enabled(train_encoder):
-            z = E.forward_pooled(x64)
-        z = z + torch.randn_like(z) * z.detach().std() * 0.1 * torch.rand(B, 1, 1, 1, device=dev)
+        z = torch.where(use_small, zs[idx], zb[idx]).to(dev)
+        enc_loss = 0.0
+        if train_encoder:
+            x64 = torch.where(use_small, small[idx], F.avg_pool2d(big[idx], 4)).to(dev)
+            enc_loss = (E.forward_pooled(x64)[:, 4:] - z[:, 4:]).abs().mean()
+        z = z + torch.randn_like(z) * z.std() * 0.1 * torch.rand(B, 1, 1, 1, device=dev)
         # per-sample crops centred on detail (where the image differs from its x16 blur), 1 in 4 random
         bi = big[idx]
         with torch.no_grad():
@@ -167,7 +195,7 @@ def ae_step(E, D, big, small, opt, lr, dev, train_encoder, B=16, crop=6):
             tc.append(bi[b:b + 1, :, oy * 16:(oy + crop) * 16, ox * 16:(ox + crop) * 16])
         y = D(torch.cat(zc))
         tgt = torch.cat(tc).to(dev)
-        loss = (y - tgt).abs().mean() + 1e-4 * z.pow(2).mean()
+        loss = (y - tgt).abs().mean() + enc_loss
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
@@ -180,20 +208,21 @@ def ae_step(E, D, big, small, opt, lr, dev, train_encoder, B=16, crop=6):
 # ------------------------------------------------------------------------------------------ stage 2: DN
 
 def _render_chunk(job):
-    """Worker: render one seeded chunk of scenes at 1/4 scale -> (uint8 RGBA [k,h,w,4], captions, n_objects)."""
+    """Worker: one seeded chunk of scenes rendered at 1/4 scale -> (latents [k,8,h,w] fp16, captions, n_objects)."""
     seed, (h, w), k = job
     rng = random.Random(seed)
-    imgs, caps, nobj = [], [], []
+    zs, caps, nobj = [], [], []
     for _ in range(k):
         cap, spec = scenes.sample(rng)
-        imgs.append((scenes.render(spec, w * 4, h * 4, rng) * 255 + 0.5).astype(np.uint8))
+        rgba, code = scenes.render(spec, w * 4, h * 4, rng, codes=True)
+        zs.append(scene_latent(rgba, code, 4).astype(np.float16))
         caps.append(cap)
         nobj.append(len(spec["objects"]))
-    return np.stack(imgs), caps, nobj
+    return np.stack(zs), caps, nobj
 
 
-def build_pool(E, tok, dev, n, seed, sf, workers=0, chunk=2000):
-    """Scenes rendered at 1/4 scale, encoded once: per bucket latents [N,C,h,w] (fp16), ids, n_objects.
+def build_pool(tok, n, seed, sf, workers=0, chunk=2000):
+    """Scenes rendered at 1/4 scale, made into latents once: per bucket latents [N,C,h,w] (fp16), ids, n_objects.
 
     Chunks are seeded by (seed, bucket, chunk index), so the pool is the same with any number of workers."""
     t0 = time.time()
@@ -209,12 +238,9 @@ def build_pool(E, tok, dev, n, seed, sf, workers=0, chunk=2000):
         results = pool_ctx.imap(_render_chunk, jobs)
     else:
         pool_ctx, results = None, map(_render_chunk, jobs)
-    for (_, hw, _), (imgs, caps, nobj) in zip(jobs, results):
-        x = torch.from_numpy(imgs).to(dev).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-        with torch.no_grad():
-            z = torch.cat([E.forward_pooled(x[i:i + 512]) for i in range(0, x.shape[0], 512)]) * sf
+    for (_, hw, _), (z, caps, nobj) in zip(jobs, results):
         zs, ids, nb = parts[hw]
-        zs.append(z.half().cpu())
+        zs.append((torch.from_numpy(z).float() * sf).half())
         ids += [tok(c) for c in caps]
         nb += nobj
     if pool_ctx is not None:
@@ -338,6 +364,7 @@ def main():
     ap.add_argument("--ae-more-minutes", type=float, default=0.0,
                     help="train the existing autoencoder on (encoder + decoder) for N minutes before the denoiser; "
                          "changes the latent space, so the latent pool is rebuilt")
+    ap.add_argument("--ae-lr", type=float, default=5e-4, help="peak learning rate of --ae-more-minutes")
     ap.add_argument("--ae-scenes", type=int, default=3000, help="scenes (256x256) the autoencoder trains on")
     ap.add_argument("--full-res-self-attn", action="store_true", help="UNet self-attention at 16x16 too (slower)")
     args = ap.parse_args()
@@ -377,24 +404,27 @@ def main():
     else:
         sf, ae_steps = train_ae(E, D, dev, args.ae_minutes, args.seed, args.runs)
         state.update(enc=half_sd(E), dec=half_sd(D), scaling_factor=sf, ae_steps=ae_steps,
-                     ae_minutes=args.ae_minutes)
+                     ae_minutes=args.ae_minutes, shape_codes=True)
         save(args.ckpt, state)
         if STOP:
             return
+    if not state.get("shape_codes") and args.ae_more_minutes <= 0:
+        sys.exit("this checkpoint's autoencoder predates shape codes (its channels 4-7 were learned freely): "
+                 "pass --ae-more-minutes N to retrain it on shape-code latents (the UNet then warm-starts)")
     if args.ae_more_minutes > 0:
-        # scaling_factor stays: the 4 fixed channels (pooled RGBA) do not change, and the learned ones are tanh-bounded
+        # scaling_factor stays: the 4 fixed channels (pooled RGBA) do not change, and the others are bounded by 0.9
         _, more = train_ae(E, D, dev, args.ae_more_minutes, args.seed + 101 + state.get("ae_steps", 0), args.runs,
-                           n_data=args.ae_scenes, lr0=5e-4, cosine=True, workers=args.pool_workers)
+                           n_data=args.ae_scenes, lr0=args.ae_lr, cosine=True, workers=args.pool_workers)
         state.update(enc=half_sd(E), dec=half_sd(D), ae_steps=state.get("ae_steps", 0) + more,
                      ae_minutes=state.get("ae_minutes", 0) + args.ae_more_minutes,
-                     ae_version=state.get("ae_version", 0) + 1)
+                     ae_version=state.get("ae_version", 0) + 1, shape_codes=True)
         save(args.ckpt, state)
         if STOP:
             return
     E.eval()
     D.eval()
     dec_data = dec_opt = None
-    if args.dec_every > 0:  # keep sharpening the decoder (encoder frozen, so the latent space is fixed)
+    if args.dec_every > 0:  # keep sharpening the decoder (the latent space is fixed: scene_latent)
         dec_data = ae_data_parallel(args.seed + 7 + state.get("dec_steps", 0), args.dec_scenes, args.pool_workers)
         dec_opt = torch.optim.AdamW(D.parameters(), args.dec_lr, weight_decay=0.0)
         state.setdefault("dec_steps", 0)
@@ -428,7 +458,7 @@ def main():
     else:
         for old in glob.glob(os.path.join(args.runs, "pool_*.pt")):  # one pool on disk at a time (100k ~ 0.5 GB)
             os.remove(old)
-        pool = build_pool(E, tok, dev, args.pool, pool_seed, sf, args.pool_workers)
+        pool = build_pool(tok, args.pool, pool_seed, sf, args.pool_workers)
         torch.save(pool, cache)
     log(f"latent pool round {pool_round} (seed {pool_seed})")
     if dev == "cuda":  # a few GB at most: keep it on the GPU so batches are gathered there
@@ -491,7 +521,7 @@ def main():
         losses.append(loss.detach())
         if dec_opt is not None and step % args.dec_every == 0:
             D.train()
-            dl = ae_step(E, D, dec_data[0], dec_data[1], dec_opt, args.dec_lr * min(1.0, (step - step0 + 1) / 100),
+            dl = ae_step(E, D, dec_data, dec_opt, args.dec_lr * min(1.0, (step - step0 + 1) / 100),
                          dev, train_encoder=False, B=args.dec_batch)
             D.eval()
             state["dec_steps"] += 1
