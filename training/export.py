@@ -94,8 +94,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", default=os.path.join(HERE, "checkpoints", "easel.pt"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "easel-shapes"))
-    ap.add_argument("--guidance", type=float, default=3.0,
-                    help="classifier-free guidance of every preset (3: best of 2-4 for the shipped export, see MODEL.md)")
+    ap.add_argument("--guidance", type=float, default=1.5,
+                    help="classifier-free guidance of every preset (1.5: best of 1-4 for the shipped export, see MODEL.md)")
     ap.add_argument("--clip-sample", action="store_true", help="DDIM clips x0 to the latent range (+-scaling_factor)")
     ap.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
                     help="guidance only at timesteps LO..HI (easel.json guidance_interval)")
@@ -195,8 +195,11 @@ def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample, interval, schedul
     if first:  # runs from before train.py kept a record (session 1: CPU, 2 threads, batch 32, lr 1e-3)
         runs = (f"  - steps 0-{first}: CPU, 2 threads, batch 32, lr 1e-3, pool 40,000 scenes, UNet with 16x16 "
                 f"self-attention (no per-run record; the next run warm-started the current layout from it)\n" + runs)
-    ae_more = (", then trained on (`--ae-more-minutes`, encoder and decoder together, lr 5e-4 cosine-decayed) "
-               "on 5,000 new scenes, which re-encodes the latent pool" if st.get("ae_version") else "")
+    ae_more = {0: "", 1: ", then trained on for 30 min (`--ae-more-minutes`, lr 5e-4 cosine-decayed) on 5,000 new scenes",
+               2: ", then trained on for 30 min (`--ae-more-minutes`, lr 5e-4 cosine-decayed) on 5,000 new scenes, and "
+                  "converted to shape-code latents (`--ae-more-minutes 20 --ae-lr 1e-3`, 3,000 new scenes: the "
+                  "decoder learns to draw from the latent made from each scene, the encoder to read the codes "
+                  "back)"}.get(st.get("ae_version", 0), f" (autoencoder version {st.get('ae_version')})")
     obj_w = (" and, from the runs that list it, an object-weighted loss (latent pixels covered by objects count "
              "up to 1 + w times as much: `train.object_weight`)" if any(r.get("object_weight") for r in st.get("runs", [])) else "")
     curve = ", ".join(f"step {s}: {l:.3f}" for s, _, l in log[:: max(1, len(log) // 8)]) if log else "n/a"
@@ -269,7 +272,7 @@ candidate). A request's `scheduler` extension field picks another sampler.
   placements in `scenes.HELDOUT_*` never appear in training).
 - Autoencoder: {st.get('ae_steps')} steps of batch 16 ({st.get('ae_minutes')} min) in all: 10 min from scratch on 3,000
   rendered 256x256 scenes{ae_more}; then the decoder alone keeps sharpening during denoiser training
-  ({st.get('dec_steps', 0)} more steps, one every 3-6 denoiser steps, encoder frozen).
+  ({st.get('dec_steps', 0)} more steps, one every 3-6 denoiser steps).
 - Denoiser + text encoder: {st.get('step')} steps = {st.get('samples')} samples, AdamW, a pool of rendered
   scenes encoded once per run, first 10 minutes on one-object scenes only. Denoiser wall time
   {st.get('dn_seconds', 0) / 60:.0f} min in all. Runs (each resume restarts AdamW with a 150-step warm-up):
