@@ -58,7 +58,7 @@ HELDOUT_PAIRS = {("green", "star"), ("purple", "heart"), ("orange", "ring"), ("c
 HELDOUT_COOCCUR = {frozenset(("triangle", "cross")), frozenset(("heart", "square"))}
 HELDOUT_PLACEMENT = {("star", "bottom left"), ("ring", "top right")}
 
-# Shape codes: latent channels 4-7 of the autoencoder (since its version 2) hold each object's shape as a fixed
+# Shape codes: latent channels 4-7 of the autoencoder (since session 5; checkpoint key `shape_codes`) hold each object's shape as a fixed
 # 4-vector, painted over the object's coverage like a colour and area-pooled like the RGBA channels. The
 # denoiser then paints a flat code where it paints the object's colour, and the decoder draws the exact
 # outline from the coverage and the code. The codes are the 8 vertices of {-1, 1}^4 with an even number of

@@ -362,8 +362,8 @@ def main():
                     help="cosine-decay the learning rate to 5%% over --run-minutes (for a final run)")
     ap.add_argument("--ema", type=float, default=0.998, help="EMA decay")
     ap.add_argument("--ae-more-minutes", type=float, default=0.0,
-                    help="train the existing autoencoder on (encoder + decoder) for N minutes before the denoiser; "
-                         "changes the latent space, so the latent pool is rebuilt")
+                    help="train the existing decoder and encoder on for N minutes before the denoiser (this also "
+                         "converts a checkpoint from before shape codes); the latent pool is rebuilt")
     ap.add_argument("--ae-lr", type=float, default=5e-4, help="peak learning rate of --ae-more-minutes")
     ap.add_argument("--ae-scenes", type=int, default=3000, help="scenes (256x256) the autoencoder trains on")
     ap.add_argument("--full-res-self-attn", action="store_true", help="UNet self-attention at 16x16 too (slower)")
@@ -412,7 +412,8 @@ def main():
         sys.exit("this checkpoint's autoencoder predates shape codes (its channels 4-7 were learned freely): "
                  "pass --ae-more-minutes N to retrain it on shape-code latents (the UNet then warm-starts)")
     if args.ae_more_minutes > 0:
-        # scaling_factor stays: the 4 fixed channels (pooled RGBA) do not change, and the others are bounded by 0.9
+        # scaling_factor stays, so the denoiser warm-starts on the same scale: the 4 RGBA channels do not change, and
+        # the shape-code latent's own 1 / std (~1.64, logged by train_ae) is close to the learned latent's 1.69
         _, more = train_ae(E, D, dev, args.ae_more_minutes, args.seed + 101 + state.get("ae_steps", 0), args.runs,
                            n_data=args.ae_scenes, lr0=args.ae_lr, cosine=True, workers=args.pool_workers)
         state.update(enc=half_sd(E), dec=half_sd(D), ae_steps=state.get("ae_steps", 0) + more,
