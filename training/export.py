@@ -173,6 +173,8 @@ def _run_line(r):
         line += f" (round {r['pool_round']})"
     if r.get("object_weight"):
         line += f", object loss weight {r['object_weight']:g}{' decayed with it' if r.get('object_weight_decay') else ''}"
+    if r.get("aux_weight"):
+        line += f", text auxiliary loss weight {r['aux_weight']:g}"
     if r.get("note"):
         line += f" ({r['note']})"
     return line + "\n"
@@ -202,7 +204,7 @@ def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample, interval, schedul
                   "back)"}.get(st.get("ae_version", 0), f" (autoencoder version {st.get('ae_version')})")
     obj_w = (" and, from the runs that list it, an object-weighted loss (latent pixels covered by objects count "
              "up to 1 + w times as much: `train.object_weight`)" if any(r.get("object_weight") for r in st.get("runs", [])) else "")
-    curve = ", ".join(f"step {s}: {l:.3f}" for s, _, l in log[:: max(1, len(log) // 8)]) if log else "n/a"
+    curve = ", ".join(f"step {e[0]}: {e[2]:.3f}" for e in log[:: max(1, len(log) // 8)]) if log else "n/a"
     text = f"""# easel-shapes
 
 Easel's own default text-to-image model: a small latent diffusion model trained from scratch by this

@@ -121,6 +121,26 @@ class TextEncoder(nn.Module):
         return self.norm(self.tf(h))
 
 
+# Token roles and per-token targets of the text encoder's auxiliary loss (training only; not exported).
+AUX_OBJECT_HEADS = {"color": 12, "shape": 8, "size": 3, "position": 10, "count": 3}  # position 9 = anywhere
+AUX_BG_HEADS = {"kind": 3, "top": 12, "bottom": 12}  # kind: solid, gradient, transparent
+AUX_ROLES = 3  # none (joining, distractor, BOS/EOS), object, background
+
+
+class TextAux(nn.Module):
+    """Linear read-outs of every token's text-encoder state: its role, and for a token of an object's phrase
+    that whole object (colour, shape, size, position, count), for a token of the background phrase the
+    background (kind, top and bottom colour). Trained beside the diffusion loss so that each token carries
+    its object's bound attributes (train.aux_loss); the UNet's cross-attention then finds colour, shape, size
+    and place of one object in one place instead of binding them across tokens itself."""
+
+    def __init__(self, dim=TEXT_DIM):
+        super().__init__()
+        self.role = nn.Linear(dim, AUX_ROLES)
+        self.obj = nn.ModuleDict({k: nn.Linear(dim, n) for k, n in AUX_OBJECT_HEADS.items()})
+        self.bg = nn.ModuleDict({k: nn.Linear(dim, n) for k, n in AUX_BG_HEADS.items()})
+
+
 # ------------------------------------------------------------------------------------------ unet
 
 class Attn(nn.Module):

@@ -388,13 +388,41 @@ def background_phrase(rng: random.Random, bg: dict) -> Tuple[str, bool]:
     return rng.choice(choices)
 
 
-def _join(rng: random.Random, parts: List[str]) -> str:
+# A caption is built as labelled words: (word, label) with label ("obj", g) for the words of group g's phrase
+# (g indexes ``groups``), ("bg",) for the background phrase and None for joining and distractor words. The
+# labels let training tell the text encoder which object (or the background) each token describes
+# (train.py, the text encoder's auxiliary loss); the text is the words joined by single spaces.
+Words = List[Tuple[str, Optional[tuple]]]
+
+
+def _words(text: str, label: Optional[tuple]) -> Words:
+    return [(w, label) for w in text.split(" ")]
+
+
+def _cat(a: Words, sep: str, b: Words) -> Words:
+    """a + sep + b for sep in " ", ", ", " and ", " with " (a comma sticks to the word before it)."""
+    if sep == ", ":
+        return a[:-1] + [(a[-1][0] + ",", a[-1][1])] + b
+    if sep == " ":
+        return a + b
+    return a + [(sep.strip(), None)] + b
+
+
+_JOIN2 = [(" and ",), (", ",), (" and ",)]
+_JOIN3 = [(", ", " and "), (", ", ", and "), (" and ", " and "), (", ", ", ")]
+
+
+def _join(rng: random.Random, parts: List[Words]) -> Words:
     if len(parts) == 1:
         return parts[0]
-    if len(parts) == 2:
-        return rng.choice([f"{parts[0]} and {parts[1]}", f"{parts[0]}, {parts[1]}", f"{parts[0]} and {parts[1]}"])
-    return rng.choice([f"{parts[0]}, {parts[1]} and {parts[2]}", f"{parts[0]}, {parts[1]}, and {parts[2]}",
-                       f"{parts[0]} and {parts[1]} and {parts[2]}", f"{parts[0]}, {parts[1]}, {parts[2]}"])
+    seps = rng.choice(_JOIN2 if len(parts) == 2 else _JOIN3)
+    out = parts[0]
+    for sep, part in zip(seps, parts[1:]):
+        if sep == ", and ":
+            out = _cat(_cat(out, ", ", [("and", None)]), " ", part)
+        else:
+            out = _cat(out, sep, part)
+    return out
 
 
 def pseudo_word(rng: random.Random) -> str:
@@ -402,36 +430,50 @@ def pseudo_word(rng: random.Random) -> str:
     return "".join(rng.choice(letters) for _ in range(rng.randint(3, 9)))
 
 
-def caption(rng: random.Random, spec: dict, groups: List[List[int]], bg_said: bool,
-            distractors: float = 0.3) -> str:
+def caption_words(rng: random.Random, spec: dict, groups: List[List[int]], bg_said: bool,
+                  distractors: float = 0.3) -> Words:
+    """The caption of a spec as labelled words (see ``Words``); ``caption`` joins them."""
     objs = spec["objects"]
-    gp = [group_phrase(rng, [objs[i] for i in g], prefix_ok=len(groups) == 1) for g in groups]
+    gp = [_words(group_phrase(rng, [objs[i] for i in g], prefix_ok=len(groups) == 1), ("obj", gi))
+          for gi, g in enumerate(groups)]
     rng.shuffle(gp) if rng.random() < 0.3 else None
     body = _join(rng, gp)
     if bg_said:
-        bp, prep = background_phrase(rng, spec["background"])
+        bp_text, prep = background_phrase(rng, spec["background"])
+        bp = _words(bp_text, ("bg",))
         u = rng.random()
         if prep:
-            text = f"{body} {bp}" if u < 0.6 else (f"{body}, {bp}" if u < 0.8 else f"{bp}, {body}")
+            words = _cat(body, " ", bp) if u < 0.6 else (_cat(body, ", ", bp) if u < 0.8 else _cat(bp, ", ", body))
         else:
-            text = f"{bp}, {body}" if u < 0.4 else (f"{body}, {bp}" if u < 0.8 else f"{bp} with {body}")
+            words = _cat(bp, ", ", body) if u < 0.4 else (_cat(body, ", ", bp) if u < 0.8 else _cat(bp, " with ", body))
     else:
-        text = body
+        words = body
     if rng.random() < distractors:
-        words = text.split(" ")
+        words = list(words)  # a distractor phrase ("a picture of") is one element until the end
         for _ in range(rng.randint(1, 3)):
             w = pseudo_word(rng) if rng.random() < 0.2 else rng.choice(FILLER + EXTRA_WORDS)
             if rng.random() < 0.3:
                 w = rng.choice(["a picture of", "an image of", "a drawing of", "draw", "please draw", "a photo of"])
-                words.insert(0, w)
+                words.insert(0, (w, None))
             else:
-                words.insert(rng.randint(0, len(words)), w)
-        text = " ".join(words)
+                words.insert(rng.randint(0, len(words)), (w, None))
+        words = [(x, lab) for w, lab in words for x in w.split(" ")]
     if rng.random() < 0.2:
-        text = text[0].upper() + text[1:]
+        words = [(words[0][0][0].upper() + words[0][0][1:], words[0][1])] + words[1:]
     if rng.random() < 0.1:
-        text += "."
-    return text
+        words = words[:-1] + [(words[-1][0] + ".", words[-1][1])]
+    return words
+
+
+def caption(rng: random.Random, spec: dict, groups: List[List[int]], bg_said: bool,
+            distractors: float = 0.3) -> str:
+    return " ".join(w for w, _ in caption_words(rng, spec, groups, bg_said, distractors))
+
+
+def sample_labelled(rng: random.Random, max_objects: int = 3, distractors: float = 0.3) -> Tuple[Words, dict, list]:
+    """-> (labelled caption words, spec, groups): what the text encoder's auxiliary loss learns from."""
+    spec, groups, said = sample_spec(rng, max_objects)
+    return caption_words(rng, spec, groups, said, distractors), spec, groups
 
 
 def sample(rng: random.Random, max_objects: int = 3, distractors: float = 0.3) -> Tuple[str, dict]:

@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bpe  # noqa: E402
 import scenes  # noqa: E402
-from model import (Decoder, Encoder, TextEncoder, UNet, cosine_alphas_cumprod, n_params)  # noqa: E402
+from model import (Decoder, Encoder, TextAux, TextEncoder, UNet, cosine_alphas_cumprod, n_params)  # noqa: E402
 
 BUCKETS = [((16, 16), 0.5), ((16, 24), 0.125), ((24, 16), 0.125), ((16, 28), 0.125), ((28, 16), 0.125)]  # (h, w)
 VOCAB_SIZE = 1100
@@ -55,6 +55,67 @@ class Tok:
             ids.extend(self._word(w))
         ids = [self.bos] + ids[: L - 2] + [self.eos]
         return ids + [self.eos] * (L - len(ids))
+
+    def words(self, words, L=77):
+        """Labelled caption words (scenes.caption_words) -> (ids, slots). ids equal self(text) of the joined
+        words; slots[i] is 1 + g for the tokens of group g's phrase, 4 for the background phrase's, 0 for BOS,
+        EOS, joining and distractor tokens, and -1 for the padding after the EOS."""
+        ids, slots = [], []
+        for w, lab in words:
+            slot = 0 if lab is None else (4 if lab[0] == "bg" else 1 + lab[1])
+            for p in bpe.pretokenize(w):
+                t = self._word(p)
+                ids.extend(t)
+                slots.extend([slot] * len(t))
+        ids = [self.bos] + ids[: L - 2] + [self.eos]
+        slots = [0] + slots[: L - 2] + [0]
+        pad = L - len(ids)
+        return ids + [self.eos] * pad, slots + [-1] * pad
+
+
+SLOT_BG = 4
+N_ATTRS = 18  # per group g < 3: colour, shape, size, position (9 = anywhere), count - 1 at 5g..5g+4; 15-17 background
+BG_KINDS = ["solid", "gradient", "transparent"]
+
+
+def spec_attrs(spec, groups):
+    """The auxiliary targets of one scene (int list of N_ATTRS, -1 = not applicable): every phrase group's object
+    and the background's kind, top colour and bottom colour (both the colour of a solid one)."""
+    a = [-1] * N_ATTRS
+    for g, idx in enumerate(groups):
+        o = spec["objects"][idx[0]]
+        a[5 * g:5 * g + 5] = [scenes.COLORS.index(o["color"]), scenes.SHAPES.index(o["shape"]),
+                              ["small", "medium", "large"].index(o["size"]),
+                              9 if o["position"] is None else scenes.POSITIONS.index(o["position"]), len(idx) - 1]
+    bg = spec["background"]
+    top = bottom = -1
+    if bg["kind"] == "solid":
+        top = bottom = scenes.COLORS.index(bg["color"])
+    elif bg["kind"] == "gradient":
+        top, bottom = scenes.COLORS.index(bg["from"]), scenes.COLORS.index(bg["to"])
+    a[15:18] = [BG_KINDS.index(bg["kind"]), top, bottom]
+    return a
+
+
+def aux_loss(head, h, slots, attrs):
+    """The text encoder's auxiliary loss: cross-entropy of TextAux's read-outs of the text states h [B, L, D]
+    against each token's role and, for object and background tokens, the attributes of what the token
+    describes (slots [B, L] from Tok.words, attrs [B, N_ATTRS] from spec_attrs), summed over the heads."""
+    B = h.shape[0]
+    slots, attrs = slots.long(), attrs.long()
+    role = torch.where(slots < 0, -1, torch.where(slots == 0, 0, torch.where(slots == SLOT_BG, 2, 1)))
+    loss = F.cross_entropy(head.role(h).flatten(0, 1), role.flatten(), ignore_index=-1)
+    for mask, heads, targets in (
+            ((slots >= 1) & (slots <= 3), head.obj, lambda b, s: attrs[:, :15].view(B, 3, 5)[b, s - 1]),
+            (slots == SLOT_BG, head.bg, lambda b, s: attrs[b, 15:18])):
+        if not mask.any():
+            continue
+        b = torch.nonzero(mask)[:, 0]
+        hs, tg = h[mask], targets(b, slots[mask])
+        for j, lin in enumerate(heads.values()):
+            if (tg[:, j] >= 0).any():
+                loss = loss + F.cross_entropy(lin(hs), tg[:, j], ignore_index=-1)
+    return loss
 
 
 def log(msg):
@@ -208,21 +269,24 @@ def ae_step(E, D, data, opt, lr, dev, train_encoder, B=16, crop=6):
 # ------------------------------------------------------------------------------------------ stage 2: DN
 
 def _render_chunk(job):
-    """Worker: one seeded chunk of scenes rendered at 1/4 scale -> (latents [k,8,h,w] fp16, captions, n_objects)."""
+    """Worker: one seeded chunk of scenes rendered at 1/4 scale -> (latents [k,8,h,w] fp16, labelled caption
+    words, n_objects, auxiliary targets)."""
     seed, (h, w), k = job
     rng = random.Random(seed)
-    zs, caps, nobj = [], [], []
+    zs, caps, nobj, attrs = [], [], [], []
     for _ in range(k):
-        cap, spec = scenes.sample(rng)
+        words, spec, groups = scenes.sample_labelled(rng)
         rgba, code = scenes.render(spec, w * 4, h * 4, rng, codes=True)
         zs.append(scene_latent(rgba, code, 4).astype(np.float16))
-        caps.append(cap)
+        caps.append(words)
         nobj.append(len(spec["objects"]))
-    return np.stack(zs), caps, nobj
+        attrs.append(spec_attrs(spec, groups))
+    return np.stack(zs), caps, nobj, attrs
 
 
 def build_pool(tok, n, seed, sf, workers=0, chunk=2000):
-    """Scenes rendered at 1/4 scale, made into latents once: per bucket latents [N,C,h,w] (fp16), ids, n_objects.
+    """Scenes rendered at 1/4 scale, made into latents once: per bucket latents [N,C,h,w] (fp16), ids, n_objects,
+    token slots [N,77] and auxiliary targets [N,N_ATTRS] (int8; see Tok.words and spec_attrs).
 
     Chunks are seeded by (seed, bucket, chunk index), so the pool is the same with any number of workers."""
     t0 = time.time()
@@ -231,22 +295,27 @@ def build_pool(tok, n, seed, sf, workers=0, chunk=2000):
         k = int(n * p)
         jobs += [(seed * 1000003 + bi * 10007 + c, (h, w), min(chunk, k - c * chunk))
                  for c in range((k + chunk - 1) // chunk)]
-    parts = {hw: ([], [], []) for hw, _ in BUCKETS}
+    parts = {hw: ([], [], [], [], []) for hw, _ in BUCKETS}
     if workers > 1:
         import multiprocessing as mp
         pool_ctx = mp.get_context("spawn").Pool(workers)  # spawn: the parent may already hold a CUDA context
         results = pool_ctx.imap(_render_chunk, jobs)
     else:
         pool_ctx, results = None, map(_render_chunk, jobs)
-    for (_, hw, _), (z, caps, nobj) in zip(jobs, results):
-        zs, ids, nb = parts[hw]
+    for (_, hw, _), (z, caps, nobj, attrs) in zip(jobs, results):
+        zs, ids, nb, sl, at = parts[hw]
         zs.append((torch.from_numpy(z).float() * sf).half())
-        ids += [tok(c) for c in caps]
+        for words in caps:
+            i, s = tok.words(words)
+            ids.append(i)
+            sl.append(s)
         nb += nobj
+        at += attrs
     if pool_ctx is not None:
         pool_ctx.close()
-    pool = {hw: (torch.cat(zs), torch.tensor(ids, dtype=torch.int32), torch.tensor(nb))
-            for hw, (zs, ids, nb) in parts.items()}
+    pool = {hw: (torch.cat(zs), torch.tensor(ids, dtype=torch.int32), torch.tensor(nb),
+                 torch.tensor(sl, dtype=torch.int8), torch.tensor(at, dtype=torch.int8))
+            for hw, (zs, ids, nb, sl, at) in parts.items()}
     log(f"latent pool: {n} scenes in {time.time() - t0:.0f}s ({workers} workers)")
     return pool
 
@@ -275,14 +344,14 @@ def object_weight(z0, sf, strength):
     return 1 + strength * (d / 0.25).clamp(max=1.0)  # a quarter-covered contrasting pixel counts fully
 
 
-def v_loss(U, T, z0, ids, ac, dev, snr_floor=1.0, weight=None):
+def v_loss(U, ctx, z0, ac, dev, snr_floor=1.0, weight=None):
     B = z0.shape[0]
     t = torch.randint(0, ac.shape[0], (B,), device=dev)
     a = ac[t].view(B, 1, 1, 1)
     eps = torch.randn_like(z0)
     zt = a.sqrt() * z0 + (1 - a).sqrt() * eps
     v = a.sqrt() * eps - (1 - a).sqrt() * z0
-    pred = U(zt, t.float(), T(ids))
+    pred = U(zt, t.float(), ctx)
     snr = a / (1 - a)
     # min-SNR-5 for v-prediction (Hang et al. 2023: x0-weight min(snr, 5) -> v-weight min(snr, 5)/(snr + 1)),
     # with the x0-weight floored at snr_floor so the high-noise steps that decide layout and background
@@ -366,6 +435,9 @@ def main():
                          "converts a checkpoint from before shape codes); the latent pool is rebuilt")
     ap.add_argument("--ae-lr", type=float, default=5e-4, help="peak learning rate of --ae-more-minutes")
     ap.add_argument("--ae-scenes", type=int, default=3000, help="scenes (256x256) the autoencoder trains on")
+    ap.add_argument("--aux-weight", type=float, default=0.1,
+                    help="weight of the text encoder's auxiliary loss (aux_loss: every token's role and the attributes "
+                         "of the object or background it describes; 0: off)")
     ap.add_argument("--full-res-self-attn", action="store_true", help="UNet self-attention at 16x16 too (slower)")
     args = ap.parse_args()
 
@@ -452,7 +524,7 @@ def main():
     log(f"UNet {n_params(U) / 1e6:.2f}M params, text encoder {n_params(T) / 1e6:.2f}M, device {dev}")
     pool_round = args.pool_round if args.pool_round >= 0 else len(state.get("runs", []))
     pool_seed = args.seed + 1_000_033 * pool_round  # round 0 is the pool of the first runs
-    cache = os.path.join(args.runs, f"pool_{pool_seed}_{args.pool}_{sf:.5f}_ae{state.get('ae_version', 0)}.pt")
+    cache = os.path.join(args.runs, f"pool_{pool_seed}_{args.pool}_{sf:.5f}_ae{state.get('ae_version', 0)}_lab.pt")
     if os.path.exists(cache):
         pool = torch.load(cache, weights_only=False)
         log(f"latent pool loaded from {cache}")
@@ -465,18 +537,23 @@ def main():
     if dev == "cuda":  # a few GB at most: keep it on the GPU so batches are gathered there
         pool = {hw: tuple(t.to(dev) for t in v) for hw, v in pool.items()}
     empty = torch.tensor(tok(""), dtype=torch.int32, device=pool[BUCKETS[0][0]][1].device)
+    empty_slots = torch.tensor(tok.words([])[1], dtype=torch.int8, device=empty.device)
+    A = TextAux().to(dev)
+    if "text_aux" in state:
+        load_sd(A, state["text_aux"])
     ac = cosine_alphas_cumprod().to(dev)
     params = list(U.parameters()) + list(T.parameters())
-    opt = torch.optim.AdamW(params, args.lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(params + list(A.parameters()), args.lr, weight_decay=0.01)
+    text_params = list(T.parameters()) + list(A.parameters())
     step0, t_start, last_ck = state["step"], time.time(), time.time()
     base_seconds = state["dn_seconds"]
     ema_params = list(Ue.parameters()) + list(Te.parameters())
     keys = [b for b, _ in BUCKETS]
     probs = [p for _, p in BUCKETS]
-    losses = []
+    losses, aux_losses = [], []
     run = dict(hardware=torch.cuda.get_device_name(0) if dev == "cuda" else f"CPU, {torch.get_num_threads()} threads",
                start_step=step0, batch=args.batch, lr=args.lr, lr_decay=args.lr_decay, pool=args.pool,
-               pool_round=pool_round, object_weight=args.object_weight,
+               pool_round=pool_round, object_weight=args.object_weight, aux_weight=args.aux_weight,
                object_weight_decay=bool(args.lr_decay and args.run_minutes > 0),
                started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     state.setdefault("runs", []).append(run)
@@ -489,37 +566,43 @@ def main():
             break
         step = state["step"]
         hw = keys[np.random.choice(len(keys), p=probs)]
-        z, ids, nobj = pool[hw]
+        z, ids, nobj, slots, attrs = pool[hw]
         if elapsed < args.curriculum_minutes * 60:
             cand = torch.nonzero(nobj == 1).squeeze(1)
             idx = cand[torch.randint(0, cand.numel(), (args.batch,), device=cand.device)]
         else:
             idx = torch.randint(0, z.shape[0], (args.batch,), device=z.device)
         zb = z[idx].float().to(dev)
-        ib = ids[idx].clone()
+        ib, sb = ids[idx].clone(), slots[idx].clone()
         drop = torch.rand(args.batch, device=ib.device) < 0.1
         ib[drop] = empty
+        sb[drop] = empty_slots
         if random.random() < 0.5 and hw[0] == hw[1]:
             pass  # no flips: left/right words would have to be swapped in the caption
         # The object weight biases the model towards drawing objects where it is unsure (extra objects), so with
         # --lr-decay it follows the learning rate down: strong early to learn objects fast, ~0 at the end.
         ow = args.object_weight * (lr_factor(run_frac) if args.lr_decay and args.run_minutes > 0 else 1.0)
         wmap = object_weight(zb, sf, ow) if ow > 0 else None
-        loss = v_loss(U, T, zb, ib.to(dev), ac, dev, args.snr_floor, wmap)
+        ctx = T(ib.to(dev))
+        loss = v_loss(U, ctx, zb, ac, dev, args.snr_floor, wmap)
+        la = aux_loss(A, ctx, sb.to(dev), attrs[idx].to(dev)) if args.aux_weight > 0 else torch.zeros((), device=dev)
         lr = args.lr * min(1.0, (step - step0 + 1) / 150)
         if args.lr_decay and args.run_minutes > 0:
             lr *= lr_factor(run_frac)
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        (loss + args.aux_weight * la).backward()
+        # clipped apart: early on the auxiliary gradient is large and would scale the UNet's down with it
+        torch.nn.utils.clip_grad_norm_(list(U.parameters()), 1.0)
+        torch.nn.utils.clip_grad_norm_(text_params, 1.0)
         opt.step()
         decay = min(args.ema, (1 + step) / (10 + step))
         with torch.no_grad():
             torch._foreach_mul_(ema_params, decay)
             torch._foreach_add_(ema_params, [p.detach() for p in params], alpha=1 - decay)
         losses.append(loss.detach())
+        aux_losses.append(la.detach())
         if dec_opt is not None and step % args.dec_every == 0:
             D.train()
             dl = ae_step(E, D, dec_data, dec_opt, args.dec_lr * min(1.0, (step - step0 + 1) / 100),
@@ -535,16 +618,19 @@ def main():
             el = base_seconds + time.time() - t_start
             rate = (state["step"] - step0) * args.batch / (time.time() - t_start)
             m = float(torch.stack(losses[-50:]).mean())
-            losses = losses[-50:]
-            state["log"].append([state["step"], round(el), round(m, 5)])
-            log(f"dn step {state['step']} loss {m:.4f} samples {state['samples']} ({rate:.1f}/s) "
+            ma = float(torch.stack(aux_losses[-50:]).mean())
+            losses, aux_losses = losses[-50:], aux_losses[-50:]
+            state["log"].append([state["step"], round(el), round(m, 5), round(ma, 4)])
+            log(f"dn step {state['step']} loss {m:.4f} aux {ma:.4f} samples {state['samples']} ({rate:.1f}/s) "
                 f"dn-time {el / 60:.1f} min")
         if time.time() - last_ck > args.ckpt_every * 60:
             last_ck = time.time()
             state["dec"] = half_sd(D)
+            state["text_aux"] = half_sd(A)
             _checkpoint(state, U, T, Ue, Te, base_seconds + time.time() - t_start, args.ckpt)
             preview(Ue, Te, D, tok, sf, dev, os.path.join(args.runs, f"preview_{state['step']:06d}.png"))
     state["dec"] = half_sd(D)
+    state["text_aux"] = half_sd(A)
     _checkpoint(state, U, T, Ue, Te, base_seconds + time.time() - t_start, args.ckpt)
     preview(Ue, Te, D, tok, sf, dev, os.path.join(args.runs, f"preview_{state['step']:06d}.png"))
     log("stopped" if STOP else "finished")
