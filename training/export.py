@@ -190,6 +190,11 @@ def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample, interval, schedul
     if not results:
         results = "<!-- results -->\n## Results\n\nNot measured yet for this export.\n"
     log = st.get("log", [])
+    aux_note = ("" if "text_aux" not in st else
+                "\n  Trained with an auxiliary loss (from the runs that list it): linear read-outs of every token's state "
+                "must give its role\n  and the whole object it belongs to (colour, shape, size, place, count) or the "
+                "background (kind, top and bottom\n  colour), so each token carries its object's bound attributes "
+                "(`training/README.md`).")
     cfg = st.get("unet_config", dict(full_res_self_attn=True))
     attn_levels = "at every level" if cfg["full_res_self_attn"] else "at 8x8 and 4x4 only"
     runs = "".join(_run_line(r) for r in st.get("runs", []))
@@ -234,7 +239,7 @@ background, from prompts such as "a large red star in the top left corner on a b
 - Tokenizer: CLIP-style byte-level BPE ({len(st['vocab'])} tokens) trained by `training/bpe.py` on the
   caption generator's output plus common English words; every vocabulary word is one token.
 - Text encoder: token + position embeddings, 3 bidirectional transformer layers, width {TEXT_DIM}
-  ({nt / 1e6:.2f}M parameters); output `last_hidden_state` [B, 77, {TEXT_DIM}].
+  ({nt / 1e6:.2f}M parameters); output `last_hidden_state` [B, 77, {TEXT_DIM}].{aux_note}
 - VAE: deterministic RGBA autoencoder with a x16 spatial factor and {LATENT_CHANNELS} latent channels. The
   first 4 latent channels are the RGBA image area-averaged 16x16 (colours and layout); the other 4 are
   shape codes: each shape has a fixed 4-vector (`training/scenes.py` `SHAPE_CODES`), painted over the
