@@ -187,7 +187,7 @@ def ae_data_parallel(seed, n, workers, chunk=250):
     return tuple(torch.cat([p[i] for p in parts]) for i in range(4))
 
 
-def train_ae(E, D, dev, minutes, seed, runs, n_data=3000, lr0=1e-3, cosine=False, workers=None, B=16):
+def train_ae(E, D, dev, minutes, seed, runs, n_data=3000, lr0=1e-3, cosine=False, workers=None, B=16, noise=0.1):
     """Trains the decoder (latent -> RGBA) and the encoder (pixels -> latent) (from scratch, or on from their
     current weights) for `minutes`. Both learn from the latents made from the scenes (scene_latent).
 
@@ -207,7 +207,7 @@ def train_ae(E, D, dev, minutes, seed, runs, n_data=3000, lr0=1e-3, cosine=False
         frac = (time.time() - t0) / (minutes * 60)
         decay = 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)) if cosine else (0.3 if frac > 0.75 else 1.0)
         lr = lr0 * min(1.0, (step + 1) / 50) * decay
-        loss = ae_step(E, D, data, opt, lr, dev, train_encoder=True, B=B)
+        loss = ae_step(E, D, data, opt, lr, dev, train_encoder=True, B=B, noise=noise)
         if step % 50 == 0:
             log(f"ae step {step} loss {loss:.4f}")
         step += 1
@@ -224,10 +224,11 @@ def train_ae(E, D, dev, minutes, seed, runs, n_data=3000, lr0=1e-3, cosine=False
     return sf, step
 
 
-def ae_step(E, D, data, opt, lr, dev, train_encoder, B=16, crop=6):
+def ae_step(E, D, data, opt, lr, dev, train_encoder, B=16, crop=6, noise=0.1):
     """One decoder L1 step on 96x96 crops (latent 6x6) centred on detail, from the latent made from the scene
-    rendered at 1/4 scale or from the full render (half each, so the decoder suits both); with train_encoder,
-    also one encoder step: L1 from its learned channels to the shape codes."""
+    rendered at 1/4 scale or from the full render (half each, so the decoder suits both), with Gaussian noise of
+    up to `noise` times the latent's std added (a random fraction per sample: the denoiser's latents are not
+    exact); with train_encoder, also one encoder step: L1 from its learned channels to the shape codes."""
     if True:
         big, small, zb, zs = data
         idx = torch.randint(0, big.shape[0], (B,))
@@ -237,7 +238,7 @@ def ae_step(E, D, data, opt, lr, dev, train_encoder, B=16, crop=6):
         if train_encoder:
             x64 = torch.where(use_small, small[idx], F.avg_pool2d(big[idx], 4)).to(dev)
             enc_loss = (E.forward_pooled(x64)[:, 4:] - z[:, 4:]).abs().mean()
-        z = z + torch.randn_like(z) * z.std() * 0.1 * torch.rand(B, 1, 1, 1, device=dev)
+        z = z + torch.randn_like(z) * z.std() * noise * torch.rand(B, 1, 1, 1, device=dev)
         # per-sample crops centred on detail (where the image differs from its x16 blur), 1 in 4 random
         bi = big[idx]
         with torch.no_grad():
@@ -435,6 +436,9 @@ def main():
                          "converts a checkpoint from before shape codes); the latent pool is rebuilt")
     ap.add_argument("--ae-lr", type=float, default=5e-4, help="peak learning rate of --ae-more-minutes")
     ap.add_argument("--ae-scenes", type=int, default=3000, help="scenes (256x256) the autoencoder trains on")
+    ap.add_argument("--ae-noise", type=float, default=0.1,
+                    help="latent noise augmentation of the autoencoder stages: up to this fraction of the latent's std")
+    ap.add_argument("--ae-only", action="store_true", help="stop after the autoencoder stage(s)")
     ap.add_argument("--aux-weight", type=float, default=0.1,
                     help="weight of the text encoder's auxiliary loss (aux_loss: every token's role and the attributes "
                          "of the object or background it describes; 0: off)")
@@ -487,13 +491,16 @@ def main():
         # scaling_factor stays, so the denoiser warm-starts on the same scale: the 4 RGBA channels do not change, and
         # the shape-code latent's own 1 / std (~1.64, logged by train_ae) is close to the learned latent's 1.69
         _, more = train_ae(E, D, dev, args.ae_more_minutes, args.seed + 101 + state.get("ae_steps", 0), args.runs,
-                           n_data=args.ae_scenes, lr0=args.ae_lr, cosine=True, workers=args.pool_workers)
+                           n_data=args.ae_scenes, lr0=args.ae_lr, cosine=True, workers=args.pool_workers,
+                           noise=args.ae_noise)
         state.update(enc=half_sd(E), dec=half_sd(D), ae_steps=state.get("ae_steps", 0) + more,
                      ae_minutes=state.get("ae_minutes", 0) + args.ae_more_minutes,
                      ae_version=state.get("ae_version", 0) + 1, shape_codes=True)
         save(args.ckpt, state)
         if STOP:
             return
+    if args.ae_only:
+        return
     E.eval()
     D.eval()
     dec_data = dec_opt = None
