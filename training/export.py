@@ -99,9 +99,9 @@ def main():
     ap.add_argument("--clip-sample", action="store_true", help="DDIM clips x0 to the latent range (+-scaling_factor)")
     ap.add_argument("--guidance-interval", type=float, nargs=2, metavar=("LO", "HI"),
                     help="guidance only at timesteps LO..HI (easel.json guidance_interval)")
-    ap.add_argument("--scheduler", choices=sorted(SCHEDULER_CLASSES), default="euler-ancestral",
+    ap.add_argument("--scheduler", choices=sorted(SCHEDULER_CLASSES), default="euler",
                     help="the sampler the folder's scheduler_config.json names, the engine's default for this model "
-                         "(euler-ancestral: best of the four for the shipped export, see MODEL.md)")
+                         "(euler: best of the four for the shipped export, see MODEL.md)")
     args = ap.parse_args()
     torch.set_num_threads(2)
     st, E, D, T, U = load(args.ckpt)
