@@ -1,7 +1,9 @@
 // Adherence score of the default model (issue 5 item 8): every held-out prompt of training/heldout.json goes through
 // the public API with the official openai client, and src/eval/scene-scorer.ts reads each PNG back from its pixels.
 // Run: npm run eval:default-model -- [--model models/easel-shapes] [--quality medium] [--size 1024x1024]
-//        [--limit N] [--out DIR] [--ignore-size] [--api-model gpt-image-1|dall-e-3|dall-e-2]
+//        [--limit N] [--out DIR] [--ignore-size] [--api-model gpt-image-1|dall-e-3|dall-e-2] [--heldout FILE]
+// --heldout training/heldout-check.json scores the second held-out set, which no sampler or guidance setting was
+// tuned on (training/heldout.json, the default, is the set they were chosen on).
 // The API model defaults to one that accepts the size (dall-e-2: 256x256, 512x512; dall-e-3: 1792x1024, 1024x1792;
 // else gpt-image-1); each maps to the same default model, so this only changes which sizes and quality names the
 // API accepts (dall-e-3: medium is sent as "standard", high as "hd"; dall-e-2: "standard").
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     out: { type: 'string' },
     'ignore-size': { type: 'boolean', default: false },
     'api-model': { type: 'string' },
+    heldout: { type: 'string' },
   },
 });
 
@@ -45,7 +48,7 @@ if (!existsSync(join(modelDir, 'model_index.json'))) {
   console.error(`no model at ${modelDir} (model_index.json missing); train and export it first (training/README.md)`);
   process.exit(2);
 }
-const set = loadHeldout({ root, modelDir });
+const set = loadHeldout({ root, modelDir, ...(values.heldout ? { heldoutPath: resolve(values.heldout) } : {}) });
 const prompts = values.limit ? set.prompts.slice(0, Number(values.limit)) : set.prompts;
 const outDir = values.out ? resolve(values.out) : undefined;
 if (outDir) mkdirSync(outDir, { recursive: true });
@@ -122,7 +125,7 @@ for (const [name, f] of checks) {
 }
 const ms = rows.map((r) => r.ms).sort((a, b) => a - b);
 const ok = rows.filter((r) => r.score.ok).length;
-console.log(`median time per image ${(ms[Math.floor(ms.length / 2)] / 1000).toFixed(2)} s; model ${modelDir}; palette ${set.paletteSource}`);
+console.log(`median time per image ${(ms[Math.floor(ms.length / 2)] / 1000).toFixed(2)} s; model ${modelDir}; prompts ${values.heldout ?? 'training/heldout.json'}; palette ${set.paletteSource}`);
 console.log(
   `adherence: ${ok}/${rows.length} = ${pct(ok, rows.length)}% fully right (${apiModel}, quality ${apiQuality}, size ${values.size}${values['ignore-size'] ? ', size class not checked' : ''})`,
 );

@@ -1,12 +1,16 @@
 # Writes training/heldout.json: 100 seeded held-out prompts with the scene each must produce, including
 # colour-shape pairs, shape pairs and placements that the training sampler never generates.
-"""Usage: python3 training/make_heldout.py   (deterministic; rewrites training/heldout.json)
+"""Usage: python3 training/make_heldout.py [--seed 5] [--out training/heldout.json]
+(deterministic; the defaults rewrite training/heldout.json, the set the samplers and guidance were tuned on.
+``--seed 6 --out training/heldout-check.json`` writes the second set, drawn by the same rules from another seed
+and never used for tuning: it gives the unbiased score.)
 
 Each prompt's ``expect`` uses the spec format documented at the top of ``scenes.py``:
 background {kind: solid|gradient|transparent, color | from+to}, objects [{color, shape, size, position}]
 with position null meaning anywhere. ``category`` says what the prompt tests; ``unseen`` lists what in
 it never appeared in training.
 """
+import argparse
 import json
 import os
 import random
@@ -55,7 +59,11 @@ def unseen_of(spec):
 
 
 def main():
-    rng = random.Random(5)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--out", default=os.path.join(HERE, "heldout.json"))
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
     items = []
 
     def add(category, objects, groups, distract=0.0, said=True):
@@ -149,7 +157,9 @@ def main():
                           "placements": sorted(map(list, HELDOUT_PLACEMENT))},
         "prompts": items,
     }
-    with open(os.path.join(HERE, "heldout.json"), "w") as f:
+    if args.seed != 5:
+        doc["description"] += f" Drawn with seed {args.seed}; not used for tuning."
+    with open(args.out, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
     cats = {}
