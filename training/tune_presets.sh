@@ -7,6 +7,8 @@
 #   candidate = GUIDANCE, then "c" for DDIM clip_sample, then "@LO-HI" for guidance only at timesteps LO..HI, then
 #   ":SCHEDULER" for another sampler than the folder's own (ddim, euler, euler-ancestral, dpm-solver-multistep),
 #   e.g. "3:ddim"
+# HELDOUT=training/heldout-check.json scores a candidate on the second held-out set instead: choose on the default
+# set (training/heldout.json), then confirm on the check set, which is never used for choosing.
 # Then re-export with the winner:
 #   python3 training/export.py --guidance G [--clip-sample] [--guidance-interval LO HI] [--scheduler S]
 set -euo pipefail
@@ -15,6 +17,7 @@ MODEL=$(realpath "${1:-models/easel-shapes}")
 LIMIT=${2:-100}
 QUALITY=${3:-medium}
 CANDIDATES=${4:-1.5,2,3,4,6,2c,4c}
+HELDOUT=${HELDOUT:-training/heldout.json}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 IFS=, read -ra list <<< "$CANDIDATES"
@@ -48,7 +51,8 @@ for c in "${list[@]}"; do
     fs.writeFileSync(sp, JSON.stringify(s, null, 2));
   ' "$dir" "$g" "$clip" "$interval" "$sched"
   [ -n "$sched" ] || sched=$(node -p 'require(process.argv[1])._class_name' "$dir/scheduler/scheduler_config.json")
-  if ! out=$(npx tsx bench/eval-default-model.ts --model "$dir" --quality "$QUALITY" --size 1024x1024 --limit "$LIMIT" 2>&1); then
+  if ! out=$(npx tsx bench/eval-default-model.ts --model "$dir" --quality "$QUALITY" --size 1024x1024 --limit "$LIMIT" \
+      --heldout "$HELDOUT" 2>&1); then
     echo "candidate $c failed: $(grep -m1 'Error:' <<< "$out")" >&2
     continue
   fi
