@@ -727,7 +727,14 @@ export function scoreScene(img: RgbaImage, expected: SceneSpec, palette: Palette
     const what = describeObj(c.expected);
     if (!c.position) reasons.push(`position: ${what} found at ${f.position} (${f.center.map((v) => v.toFixed(2)).join(', ')})`);
     if (!c.shape) reasons.push(`shape: ${what} looks like a ${f.shape}`);
-    if (!c.size) reasons.push(`size: ${what} looks ${f.size} (diameter ${f.diameter.toFixed(3)} of S)`);
+    if (!c.size) {
+      // The nearest size class alone can be the expected one (a "small" drawn at 0.6x is still nearest to small).
+      const expD = geometry.sizes[c.expected.size] ?? geometry.sizes.medium;
+      reasons.push(
+        `size: ${what} drawn at diameter ${f.diameter.toFixed(3)} of S = ${(f.diameter / expD).toFixed(2)}x the expected ${expD.toFixed(2)}` +
+          ` (allowed ${SIZE_BAND[0]}-${SIZE_BAND[1]}x; nearest size: ${f.size})`,
+      );
+    }
   }
   const ok = background.ok && countOk && objects.every((c) => c.ok);
   return {

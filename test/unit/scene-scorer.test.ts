@@ -81,6 +81,14 @@ describe('scoreScene on ground-truth renders', () => {
     }
   });
 
+  it('says how far off a wrong size is, as a ratio of the expected diameter and the allowed band', async () => {
+    const c = doc.cases.find((k) => k.name === 'neg_size')!;
+    const [reason] = scoreScene(await load(c.file), c.spec, doc.palette, doc.geometry).reasons;
+    expect(reason).toMatch(/^size: .* drawn at diameter 0\.\d{3} of S = \d+\.\d{2}x the expected 0\.\d{2} \(allowed 0\.7-1\.4x; nearest size: \w+\)$/);
+    const ratio = Number(/= (\d+\.\d+)x/.exec(reason!)![1]);
+    expect(ratio < 0.7 || ratio > 1.4).toBe(true);
+  });
+
   it('ignores size when told to', async () => {
     const c = doc.cases.find((k) => k.name === 'neg_size')!;
     expect(scoreScene(await load(c.file), c.spec, doc.palette, doc.geometry, { checkSize: false }).ok).toBe(true);
