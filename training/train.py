@@ -272,11 +272,11 @@ def ae_step(E, D, data, opt, lr, dev, train_encoder, B=16, crop=6, noise=0.1):
 def _render_chunk(job):
     """Worker: one seeded chunk of scenes rendered at 1/4 scale -> (latents [k,8,h,w] fp16, labelled caption
     words, n_objects, auxiliary targets)."""
-    seed, (h, w), k = job
+    seed, (h, w), k, group_boost = job
     rng = random.Random(seed)
     zs, caps, nobj, attrs = [], [], [], []
     for _ in range(k):
-        words, spec, groups = scenes.sample_labelled(rng)
+        words, spec, groups = scenes.sample_labelled(rng, group_boost=group_boost)
         rgba, code = scenes.render(spec, w * 4, h * 4, rng, codes=True)
         zs.append(scene_latent(rgba, code, 4).astype(np.float16))
         caps.append(words)
@@ -285,7 +285,7 @@ def _render_chunk(job):
     return np.stack(zs), caps, nobj, attrs
 
 
-def build_pool(tok, n, seed, sf, workers=0, chunk=2000):
+def build_pool(tok, n, seed, sf, workers=0, chunk=2000, group_boost=0.0):
     """Scenes rendered at 1/4 scale, made into latents once: per bucket latents [N,C,h,w] (fp16), ids, n_objects,
     token slots [N,77] and auxiliary targets [N,N_ATTRS] (int8; see Tok.words and spec_attrs).
 
@@ -294,7 +294,7 @@ def build_pool(tok, n, seed, sf, workers=0, chunk=2000):
     jobs = []
     for bi, ((h, w), p) in enumerate(BUCKETS):
         k = int(n * p)
-        jobs += [(seed * 1000003 + bi * 10007 + c, (h, w), min(chunk, k - c * chunk))
+        jobs += [(seed * 1000003 + bi * 10007 + c, (h, w), min(chunk, k - c * chunk), group_boost)
                  for c in range((k + chunk - 1) // chunk)]
     parts = {hw: ([], [], [], [], []) for hw, _ in BUCKETS}
     if workers > 1:
@@ -303,7 +303,7 @@ def build_pool(tok, n, seed, sf, workers=0, chunk=2000):
         results = pool_ctx.imap(_render_chunk, jobs)
     else:
         pool_ctx, results = None, map(_render_chunk, jobs)
-    for (_, hw, _), (z, caps, nobj, attrs) in zip(jobs, results):
+    for (_, hw, _, _), (z, caps, nobj, attrs) in zip(jobs, results):
         zs, ids, nb, sl, at = parts[hw]
         zs.append((torch.from_numpy(z).float() * sf).half())
         for words in caps:
@@ -442,6 +442,8 @@ def main():
     ap.add_argument("--aux-weight", type=float, default=0.1,
                     help="weight of the text encoder's auxiliary loss (aux_loss: every token's role and the attributes "
                          "of the object or background it describes; 0: off)")
+    ap.add_argument("--group-boost", type=float, default=0.0,
+                    help="share of extra pool scenes that are a same-kind group of 2-3 alone (0: the usual mix)")
     ap.add_argument("--full-res-self-attn", action="store_true", help="UNet self-attention at 16x16 too (slower)")
     args = ap.parse_args()
 
@@ -531,14 +533,15 @@ def main():
     log(f"UNet {n_params(U) / 1e6:.2f}M params, text encoder {n_params(T) / 1e6:.2f}M, device {dev}")
     pool_round = args.pool_round if args.pool_round >= 0 else len(state.get("runs", []))
     pool_seed = args.seed + 1_000_033 * pool_round  # round 0 is the pool of the first runs
-    cache = os.path.join(args.runs, f"pool_{pool_seed}_{args.pool}_{sf:.5f}_ae{state.get('ae_version', 0)}_lab.pt")
+    cache = os.path.join(args.runs, f"pool_{pool_seed}_{args.pool}_{sf:.5f}_ae{state.get('ae_version', 0)}_lab"
+                         + (f"_g{args.group_boost:g}" if args.group_boost > 0 else "") + ".pt")
     if os.path.exists(cache):
         pool = torch.load(cache, weights_only=False)
         log(f"latent pool loaded from {cache}")
     else:
         for old in glob.glob(os.path.join(args.runs, "pool_*.pt")):  # one pool on disk at a time (100k ~ 0.5 GB)
             os.remove(old)
-        pool = build_pool(tok, args.pool, pool_seed, sf, args.pool_workers)
+        pool = build_pool(tok, args.pool, pool_seed, sf, args.pool_workers, group_boost=args.group_boost)
         torch.save(pool, cache)
     log(f"latent pool round {pool_round} (seed {pool_seed})")
     if dev == "cuda":  # a few GB at most: keep it on the GPU so batches are gathered there
@@ -562,6 +565,7 @@ def main():
                start_step=step0, batch=args.batch, lr=args.lr, lr_decay=args.lr_decay, pool=args.pool,
                pool_round=pool_round, object_weight=args.object_weight, aux_weight=args.aux_weight,
                object_weight_decay=bool(args.lr_decay and args.run_minutes > 0),
+               **({"group_boost": args.group_boost} if args.group_boost > 0 else {}),
                started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     state.setdefault("runs", []).append(run)
     while not STOP:
