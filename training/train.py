@@ -443,7 +443,7 @@ def main():
                     help="weight of the text encoder's auxiliary loss (aux_loss: every token's role and the attributes "
                          "of the object or background it describes; 0: off)")
     ap.add_argument("--group-boost", type=float, default=0.0,
-                    help="share of extra pool scenes that are a same-kind group of 2-3 alone (0: the usual mix)")
+                    help="share of the pool's scenes that are a same-kind group of 2-3 alone (0: the usual mix)")
     ap.add_argument("--full-res-self-attn", action="store_true", help="UNet self-attention at 16x16 too (slower)")
     args = ap.parse_args()
 
