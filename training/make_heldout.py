@@ -3,7 +3,8 @@
 """Usage: python3 training/make_heldout.py [--seed 5] [--out training/heldout.json]
 (deterministic; the defaults rewrite training/heldout.json, the set the samplers and guidance were tuned on.
 ``--seed 6 --out training/heldout-check.json`` writes the second set, drawn by the same rules from another seed
-and never used for tuning: it gives the unbiased score.)
+and never used for tuning: it gives the unbiased score. ``--seed 9 10 --out training/heldout-confirm.json`` writes
+the 200-prompt confirmation set, used only to confirm a chosen export.)
 
 Each prompt's ``expect`` uses the spec format documented at the top of ``scenes.py``:
 background {kind: solid|gradient|transparent, color | from+to}, objects [{color, shape, size, position}]
@@ -58,12 +59,9 @@ def unseen_of(spec):
     return sorted(set(out))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seed", type=int, default=5)
-    ap.add_argument("--out", default=os.path.join(HERE, "heldout.json"))
-    args = ap.parse_args()
-    rng = random.Random(args.seed)
+def draw(seed):
+    """100 held-out prompts drawn with this seed (ids 1-100)."""
+    rng = random.Random(seed)
     items = []
 
     def add(category, objects, groups, distract=0.0, said=True):
@@ -137,6 +135,17 @@ def main():
     for it in items:  # normalise: no object colour equal to a solid background colour
         bg = it["expect"]["background"]
         assert not (bg["kind"] == "solid" and any(o["color"] == bg["color"] for o in it["expect"]["objects"]))
+    return items
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seed", type=int, nargs="+", default=[5], help="one or more seeds, 100 prompts each")
+    ap.add_argument("--out", default=os.path.join(HERE, "heldout.json"))
+    args = ap.parse_args()
+    items = []
+    for seed in args.seed:
+        items += [dict(it, id=len(items) + it["id"]) for it in draw(seed)]
     doc = {
         "version": 1,
         "description": ("Held-out prompts for the easel-shapes model. 'expect' follows the scene spec of "
@@ -157,8 +166,11 @@ def main():
                           "placements": sorted(map(list, HELDOUT_PLACEMENT))},
         "prompts": items,
     }
-    if args.seed != 5:
-        doc["description"] += f" Drawn with seed {args.seed}; not used for tuning."
+    if args.seed == [6]:
+        doc["description"] += " Drawn with seed 6; not used for tuning."
+    elif args.seed != [5]:
+        doc["description"] += (f" Drawn with seeds {', '.join(map(str, args.seed))} (100 prompts each, numbered on); "
+                               "not used for tuning or choosing.")
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
