@@ -209,6 +209,17 @@ def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample, interval, schedul
                   "back)"}.get(st.get("ae_version", 0), f" (autoencoder version {st.get('ae_version')})")
     obj_w = (" and, from the runs that list it, an object-weighted loss (latent pixels covered by objects count "
              "up to 1 + w times as much: `train.object_weight`)" if any(r.get("object_weight") for r in st.get("runs", [])) else "")
+    dt = st.get("dec_tune")
+    dec_tune = "" if not dt else (
+        f"\n  Then the decoder was fine-tuned (`training/decoder_tune.py --source {dt.get('source', 'sdedit')}`) on "
+        f"{dt['scenes']:,} training scenes: "
+        + (f"each scene's\n  latent blurred by a Gaussian of random sigma up to {dt['smear']:g} latent pixels (size, "
+           f"place and shape code kept, exact\n  coverage pattern lost, as in the denoiser's latents)"
+           if dt.get("source") == "smear" else
+           f"each scene's\n  latent noised to a timestep in {dt['t_min']}-{dt['t_max']} and finished by the denoiser "
+           f"({dt['sampler_steps']}-step schedule,\n  guidance {dt['guidance']:g}), {dt['kept']:,} pairs kept")
+        + f"; {dt['steps']} decoder steps in {dt['minutes']:g} min, lr {dt['lr']:g}\n  cosine-decayed, half the "
+          f"crops from these latents, half from exact ones.")
     curve = ", ".join(f"step {e[0]}: {e[2]:.3f}" for e in log[:: max(1, len(log) // 8)]) if log else "n/a"
     text = f"""# easel-shapes
 
@@ -279,7 +290,7 @@ candidate). A request's `scheduler` extension field picks another sampler.
   placements in `scenes.HELDOUT_*` never appear in training).
 - Autoencoder: {st.get('ae_steps')} steps of batch 16 ({st.get('ae_minutes')} min) in all: 10 min from scratch on 3,000
   rendered 256x256 scenes{ae_more}; then the decoder alone keeps sharpening during denoiser training
-  ({st.get('dec_steps', 0)} more steps, one every 3-6 denoiser steps).
+  ({st.get('dec_steps', 0)} more steps, one every 3-6 denoiser steps).{dec_tune}
 - Denoiser + text encoder: {st.get('step')} steps = {st.get('samples')} samples, AdamW, a pool of rendered
   scenes encoded once per run, first 10 minutes on one-object scenes only. Denoiser wall time
   {st.get('dn_seconds', 0) / 60:.0f} min in all. Runs (each resume restarts AdamW with a 150-step warm-up):
