@@ -168,13 +168,15 @@ def main():
     # ae_step draws half its crops from data[3] (the smeared or denoised latents) and half from data[2] (exact x16)
     data = (big[keep], small[keep], zb[keep], zhat[keep])
 
+    dev = "cuda" if torch.cuda.is_available() else "cpu"  # the decoder trains on the GPU when there is one
+    D.to(dev)
     opt = torch.optim.AdamW(D.parameters(), args.lr, weight_decay=0.0)
     D.train()
     step, t0, losses = 0, time.time(), []
     while time.time() - t0 < args.minutes * 60:
         frac = (time.time() - t0) / (args.minutes * 60)
         lr = args.lr * min(1.0, (step + 1) / 50) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        losses.append(ae_step(None, D, data, opt, lr, "cpu", train_encoder=False, noise=args.noise))
+        losses.append(ae_step(None, D, data, opt, lr, dev, train_encoder=False, noise=args.noise))
         step += 1
         if step % 100 == 0:
             log(f"decoder tune step {step} loss {np.mean(losses[-100:]):.4f}")
