@@ -2,8 +2,9 @@
 // the public API with the official openai client, and src/eval/scene-scorer.ts reads each PNG back from its pixels.
 // Run: npm run eval:default-model -- [--model models/easel-shapes] [--quality medium] [--size 1024x1024]
 //        [--limit N] [--out DIR] [--ignore-size] [--api-model gpt-image-1|dall-e-3|dall-e-2] [--heldout FILE]
-// --heldout training/heldout-check.json scores the second held-out set, which no sampler or guidance setting was
-// tuned on (training/heldout.json, the default, is the set they were chosen on).
+// --heldout FILE scores another set drawn by the same rules: training/heldout-check.json (100 prompts, seed 6) or
+// training/heldout-confirm.json (200 prompts, seeds 9 and 10, used only to confirm an export). training/heldout.json,
+// the default, is the set the sampler and guidance were chosen on (MODEL.md says what each set was used for).
 // The API model defaults to one that accepts the size (dall-e-2: 256x256, 512x512; dall-e-3: 1792x1024, 1024x1792;
 // else gpt-image-1); each maps to the same default model, so this only changes which sizes and quality names the
 // API accepts (dall-e-3: medium is sent as "standard", high as "hd"; dall-e-2: "standard").
