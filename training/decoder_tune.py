@@ -43,26 +43,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import scenes  # noqa: E402
 from export import load  # noqa: E402
-from train import Tok, ae_step, half_sd, log, save, scene_latent  # noqa: E402
+from train import Tok, ae_scene, ae_step, ae_tensors, half_sd, log, save  # noqa: E402
 from model import cosine_alphas_cumprod  # noqa: E402
 
 
 def make_scenes(rng, n, size=256):
-    """n training scenes: captions, RGBA renders [-1, 1] at size and size/4 (same layout), the latent made from
-    each render (x16 of the big one, x4 of the small one: the denoiser was trained on the latter)."""
-    caps, big, small, zb, zs = [], [], [], [], []
+    """n training scenes: captions, and as train.ae_data: RGBA renders [-1, 1] at size and size/4 (same layout), the
+    latent made from each render (x16 of the big one, x4 of the small one: the denoiser was trained on the latter)."""
+    caps, parts = [], []
     for _ in range(n):
         cap, spec = scenes.sample(rng)
-        pl = scenes.layout(spec, size, size, rng)
-        b, cb = scenes.render(spec, size, size, rng, pl, codes=True)
-        s, cs = scenes.render(spec, size // 4, size // 4, rng, [(x / 4, y / 4, r / 4) for x, y, r in pl], codes=True)
         caps.append(cap)
-        big.append(b)
-        small.append(s)
-        zb.append(scene_latent(b, cb, 16))
-        zs.append(scene_latent(s, cs, 4))
-    to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous() * 2 - 1
-    return caps, to_t(big), to_t(small), torch.from_numpy(np.stack(zb)), torch.from_numpy(np.stack(zs))
+        parts.append(ae_scene(rng, spec, size))
+    return (caps, *ae_tensors(*zip(*parts)))
 
 
 def schedule(steps):

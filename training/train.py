@@ -154,20 +154,25 @@ def scene_latent(rgba01, code, k):
     return np.ascontiguousarray(np.moveaxis(z, -1, -3)).astype(np.float32)
 
 
-def ae_data(rng, n, size=256):
-    """n scenes: RGBA [-1, 1] at size and size/4, and the latents made from each (scene_latent)."""
-    big, small, zb, zs = [], [], [], []
-    for _ in range(n):
-        _, spec = scenes.sample(rng)
-        pl = scenes.layout(spec, size, size, rng)
-        b, cb = scenes.render(spec, size, size, rng, pl, codes=True)
-        s, cs = scenes.render(spec, size // 4, size // 4, rng, [(x / 4, y / 4, r / 4) for x, y, r in pl], codes=True)
-        big.append(b)
-        small.append(s)
-        zb.append(scene_latent(b, cb, 16))
-        zs.append(scene_latent(s, cs, 4))
+def ae_scene(rng, spec, size=256):
+    """One scene rendered at size and size/4 with the same layout -> (RGBA [0, 1] big, small, latent made from the big
+    render (x16), latent made from the small one (x4: what the denoiser learns))."""
+    pl = scenes.layout(spec, size, size, rng)
+    b, cb = scenes.render(spec, size, size, rng, pl, codes=True)
+    s, cs = scenes.render(spec, size // 4, size // 4, rng, [(x / 4, y / 4, r / 4) for x, y, r in pl], codes=True)
+    return b, s, scene_latent(b, cb, 16), scene_latent(s, cs, 4)
+
+
+def ae_tensors(big, small, zb, zs):
+    """Lists from ae_scene -> (big, small) as [N, 4, H, W] tensors in [-1, 1] and the latents as tensors."""
     to_t = lambda a: torch.from_numpy(np.stack(a)).permute(0, 3, 1, 2).contiguous() * 2 - 1
     return to_t(big), to_t(small), torch.from_numpy(np.stack(zb)), torch.from_numpy(np.stack(zs))
+
+
+def ae_data(rng, n, size=256):
+    """n scenes: RGBA [-1, 1] at size and size/4, and the latents made from each (scene_latent)."""
+    parts = [ae_scene(rng, scenes.sample(rng)[1], size) for _ in range(n)]
+    return ae_tensors(*zip(*parts))
 
 
 def _ae_chunk(job):
