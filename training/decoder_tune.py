@@ -43,7 +43,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import scenes  # noqa: E402
 from export import load  # noqa: E402
-from train import Tok, ae_scene, ae_step, ae_tensors, half_sd, log, save  # noqa: E402
+from train import Tok, ae_scene, ae_step, ae_tensors, ddim_steps, half_sd, log, save, trailing_timesteps  # noqa: E402
 from model import cosine_alphas_cumprod  # noqa: E402
 
 
@@ -58,37 +58,22 @@ def make_scenes(rng, n, size=256):
     return (caps, *ae_tensors(*zip(*parts)))
 
 
-def schedule(steps):
-    """The engine's trailing timesteps for `steps` (as train.ddim_sample)."""
-    return [int(round(1000 - i * 1000 / steps)) - 1 for i in range(steps)]
-
-
 @torch.no_grad()
 def finish_sampling(U, T, tok, caps, z0, sf, start, steps, cfg, gen):
-    """Noise the latents z0 (unscaled) to schedule(steps)[start] and run the sampler from there to t = 0 with the
-    captions and guidance; returns the denoiser's latents (unscaled)."""
-    ac = cosine_alphas_cumprod()
-    ts = schedule(steps)[start:]
+    """Noise the latents z0 (unscaled) to trailing_timesteps(steps)[start] and run the sampler from there to t = 0
+    with the captions and guidance; returns the denoiser's latents (unscaled)."""
+    ts = trailing_timesteps(steps)[start:]
     cond = T(torch.tensor([tok(c) for c in caps]))
     unc = T(torch.tensor([tok("")] * len(caps)))
-    a = ac[ts[0]]
+    a = cosine_alphas_cumprod()[ts[0]]
     z = a.sqrt() * z0 * sf + (1 - a).sqrt() * torch.randn(z0.shape, generator=gen)
-    for i, t in enumerate(ts):
-        tt = torch.full((len(caps),), float(t))
-        vc, vu = U(torch.cat([z, z]), torch.cat([tt, tt]), torch.cat([cond, unc])).chunk(2)
-        v = vu + cfg * (vc - vu)
-        a = ac[t]
-        x0 = a.sqrt() * z - (1 - a).sqrt() * v
-        eps = (1 - a).sqrt() * z + a.sqrt() * v
-        ap = ac[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
-        z = ap.sqrt() * x0 + (1 - ap).sqrt() * eps
-    return z / sf
+    return ddim_steps(U, cond, unc, z, ts, cfg) / sf
 
 
 def sdedit_pairs(args, U, T, tok, caps, zs, sf):
     """The denoiser's latents for the scenes (finish_sampling from a random start in [t_min, t_max]) and which
     pairs to keep (layout unchanged)."""
-    starts = [i for i, t in enumerate(schedule(args.steps)) if args.t_min <= t <= args.t_max]
+    starts = [i for i, t in enumerate(trailing_timesteps(args.steps)) if args.t_min <= t <= args.t_max]
     if not starts:
         sys.exit(f"no timestep of the {args.steps}-step schedule lies in [{args.t_min}, {args.t_max}]")
     gen = torch.Generator().manual_seed(args.seed)

@@ -211,11 +211,11 @@ def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample, interval, schedul
              "up to 1 + w times as much: `train.object_weight`)" if any(r.get("object_weight") for r in st.get("runs", [])) else "")
     dt = st.get("dec_tune")
     dec_tune = "" if not dt else (
-        f"\n  Then the decoder was fine-tuned (`training/decoder_tune.py --source {dt.get('source', 'sdedit')}`) on "
+        f"\n  Then the decoder was fine-tuned (`training/decoder_tune.py --source {dt['source']}`) on "
         f"{dt['scenes']:,} training scenes: "
         + (f"each scene's\n  latent blurred by a Gaussian of random sigma up to {dt['smear']:g} latent pixels (size, "
            f"place and shape code kept, exact\n  coverage pattern lost, as in the denoiser's latents)"
-           if dt.get("source") == "smear" else
+           if dt["source"] == "smear" else
            f"each scene's\n  latent noised to a timestep in {dt['t_min']}-{dt['t_max']} and finished by the denoiser "
            f"({dt['sampler_steps']}-step schedule,\n  guidance {dt['guidance']:g}), {dt['kept']:,} pairs kept")
         + f"; {dt['steps']} decoder steps in {dt['minutes']:g} min, lr {dt['lr']:g}\n  cosine-decayed, half the "

@@ -3,8 +3,9 @@
 """Usage: python3 training/make_heldout.py [--seed 5] [--out training/heldout.json]
 (deterministic; the defaults rewrite training/heldout.json, the set the samplers and guidance were tuned on.
 ``--seed 6 --out training/heldout-check.json`` writes the second set, drawn by the same rules from another seed
-and never used for tuning: it gives the unbiased score. ``--seed 9 10 --out training/heldout-confirm.json`` writes
-the 200-prompt confirmation set, used only to confirm a chosen export.)
+(never used for tuning the sampler or guidance, but used with the first to choose the current export).
+``--seed 9 10 --out training/heldout-confirm.json`` writes the 200-prompt confirmation set, used only to confirm
+an export chosen on the other sets: it gives the unbiased score.)
 
 Each prompt's ``expect`` uses the spec format documented at the top of ``scenes.py``:
 background {kind: solid|gradient|transparent, color | from+to}, objects [{color, shape, size, position}]
@@ -170,7 +171,7 @@ def main():
         doc["description"] += " Drawn with seed 6; not used for tuning."
     elif args.seed != [5]:
         doc["description"] += (f" Drawn with seeds {', '.join(map(str, args.seed))} (100 prompts each, numbered on); "
-                               "not used for tuning or choosing.")
+                               "used only to confirm an export chosen on other sets.")
     with open(args.out, "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")

@@ -368,24 +368,34 @@ def v_loss(U, ctx, z0, ac, dev, snr_floor=1.0, weight=None):
 
 
 @torch.no_grad()
-def ddim_sample(U, T, D, tok, prompts, sf, dev, h=16, w=16, steps=20, cfg=4.0, seed=0):
-    """Deterministic DDIM (diffusers DDIMScheduler, eta=0, trailing spacing) with v-prediction + CFG."""
-    ac = cosine_alphas_cumprod().to(dev)
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(len(prompts), 8, h, w, generator=g).to(dev)
-    cond = T(torch.tensor([tok(p) for p in prompts], device=dev))
-    unc = T(torch.tensor([tok("")] * len(prompts), device=dev))
-    ts = [int(round(1000 - i * 1000 / steps)) - 1 for i in range(steps)]
+def trailing_timesteps(steps):
+    """The timesteps of a `steps`-step schedule with trailing spacing (as the engine's schedulers), first = 999."""
+    return [int(round(1000 - i * 1000 / steps)) - 1 for i in range(steps)]
+
+
+def ddim_steps(U, cond, unc, z, ts, cfg):
+    """Deterministic DDIM (eta=0; = Euler on the probability-flow ODE) with v-prediction + CFG from the scaled latents
+    z at timestep ts[0] down through ts to t = 0."""
+    ac = cosine_alphas_cumprod().to(z.device)
     for i, t in enumerate(ts):
-        tt = torch.full((len(prompts),), float(t), device=dev)
-        out = U(torch.cat([z, z]), torch.cat([tt, tt]), torch.cat([cond, unc]))
-        vc, vu = out.chunk(2)
+        tt = torch.full((z.shape[0],), float(t), device=z.device)
+        vc, vu = U(torch.cat([z, z]), torch.cat([tt, tt]), torch.cat([cond, unc])).chunk(2)
         v = vu + cfg * (vc - vu)
         a = ac[t]
         x0 = a.sqrt() * z - (1 - a).sqrt() * v
         eps = (1 - a).sqrt() * z + a.sqrt() * v
-        ap = ac[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=dev)
+        ap = ac[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, device=z.device)
         z = ap.sqrt() * x0 + (1 - ap).sqrt() * eps
+    return z
+
+
+def ddim_sample(U, T, D, tok, prompts, sf, dev, h=16, w=16, steps=20, cfg=4.0, seed=0):
+    """Deterministic DDIM (diffusers DDIMScheduler, eta=0, trailing spacing) with v-prediction + CFG."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(len(prompts), 8, h, w, generator=g).to(dev)
+    cond = T(torch.tensor([tok(p) for p in prompts], device=dev))
+    unc = T(torch.tensor([tok("")] * len(prompts), device=dev))
+    z = ddim_steps(U, cond, unc, z, trailing_timesteps(steps), cfg)
     return D(z / sf).clamp(-1, 1)
 
 

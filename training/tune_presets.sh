@@ -7,8 +7,8 @@
 #   candidate = GUIDANCE, then "c" for DDIM clip_sample, then "@LO-HI" for guidance only at timesteps LO..HI, then
 #   ":SCHEDULER" for another sampler than the folder's own (ddim, euler, euler-ancestral, dpm-solver-multistep),
 #   e.g. "3:ddim"
-# HELDOUT=training/heldout-check.json scores a candidate on the second held-out set instead: choose on the default
-# set (training/heldout.json), then confirm on the check set, which is never used for choosing.
+# HELDOUT=FILE scores the candidates on another held-out set (training/heldout-check.json): choose on the sets
+# heldout.json and heldout-check.json, then score the winner once on training/heldout-confirm.json.
 # Then re-export with the winner:
 #   python3 training/export.py --guidance G [--clip-sample] [--guidance-interval LO HI] [--scheduler S]
 set -euo pipefail
