@@ -367,12 +367,12 @@ def v_loss(U, ctx, z0, ac, dev, snr_floor=1.0, weight=None):
     return err.mean((1, 2, 3)).mul(w.view(B)).mean()
 
 
-@torch.no_grad()
 def trailing_timesteps(steps):
     """The timesteps of a `steps`-step schedule with trailing spacing (as the engine's schedulers), first = 999."""
     return [int(round(1000 - i * 1000 / steps)) - 1 for i in range(steps)]
 
 
+@torch.no_grad()
 def ddim_steps(U, cond, unc, z, ts, cfg):
     """Deterministic DDIM (eta=0; = Euler on the probability-flow ODE) with v-prediction + CFG from the scaled latents
     z at timestep ts[0] down through ts to t = 0."""
@@ -389,6 +389,7 @@ def ddim_steps(U, cond, unc, z, ts, cfg):
     return z
 
 
+@torch.no_grad()
 def ddim_sample(U, T, D, tok, prompts, sf, dev, h=16, w=16, steps=20, cfg=4.0, seed=0):
     """Deterministic DDIM (diffusers DDIMScheduler, eta=0, trailing spacing) with v-prediction + CFG."""
     g = torch.Generator().manual_seed(seed)
