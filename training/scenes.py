@@ -13,8 +13,11 @@ Spec format (also what ``heldout.json`` stores as the expectation of each prompt
 
 A prompt that names no background gets a white solid background. Geometry (see ``GEOMETRY``): with
 S = min(width, height), an object of size s has outer radius ``SIZES[s] * S / 2``; a named position puts
-the object's centre at (POS_X[col] * width, POS_Y[row] * height) give or take ``JITTER * S``; an
-unnamed position is anywhere that keeps the object inside the canvas and apart from the others.
+the object's centre at (POS_X[col] * width, POS_Y[row] * height) give or take ``JITTER * S``. An
+unnamed position is, in the training pool (``layout(..., groups)``), a canonical set of grid cells per group
+(``TEMPLATES``: one object in the centre, two side by side, three in a triangle, other cells when those are
+taken); elsewhere (autoencoder data, held-out expectations) it is anywhere that keeps the object inside the
+canvas and apart from the others. The scorer accepts any position for an unnamed one.
 """
 from __future__ import annotations
 
@@ -161,28 +164,86 @@ def shape_sdf(shape: str, px: np.ndarray, py: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # Layout: spec -> concrete circles (cx, cy, r) in pixels.
 
-def layout(spec: dict, width: int, height: int, rng: random.Random) -> List[Tuple[float, float, float]]:
+# Cells (col, row) of the 3x3 grid that an unplaced group of k objects takes with canonical=True, in order of
+# preference: one object in the centre, two side by side, three in a triangle. A scene whose named positions
+# leave no template free (or not apart enough) falls back to the other cell sets (see layout).
+TEMPLATES = {
+    1: [[(1, 1)]],
+    2: [[(0, 1), (2, 1)], [(1, 0), (1, 2)], [(0, 0), (2, 2)], [(2, 0), (0, 2)]],
+    3: [[(0, 0), (2, 0), (1, 2)], [(0, 2), (2, 2), (1, 0)], [(0, 0), (0, 2), (2, 1)], [(2, 0), (2, 2), (0, 1)],
+        [(0, 0), (1, 1), (2, 2)], [(2, 0), (1, 1), (0, 2)]],
+}
+
+
+def _cell_sets(k: int) -> List[List[Tuple[int, int]]]:
+    """TEMPLATES[k], then every other set of k cells (fixed order)."""
+    from itertools import combinations
+    cells = [(c, r) for r in range(3) for c in range(3)]
+    first = TEMPLATES.get(k, [])
+    rest = [list(cs) for cs in combinations(cells, k) if sorted(cs) not in [sorted(t) for t in first]]
+    return first + rest
+
+
+def layout(spec: dict, width: int, height: int, rng: random.Random,
+           groups: Optional[List[List[int]]] = None) -> List[Tuple[float, float, float]]:
+    """Spec -> one circle (cx, cy, r) in pixels per object.
+
+    Named positions are grid cells give or take JITTER. Unplaced objects go anywhere apart from the others
+    (random), or, when ``groups`` is given (canonical layout, what the model trains on since step 80,109), each
+    unplaced group takes the first cell set of TEMPLATES (then of all cell sets) that is free and at least
+    0.03 S from everything placed before it, or the set with the widest gap when none is."""
     S = min(width, height)
     placed: List[Tuple[float, float, float]] = []
     objs = spec["objects"]
-    order = sorted(range(len(objs)), key=lambda i: objs[i]["position"] is None)
     result: Dict[int, Tuple[float, float, float]] = {}
+
+    def at_cell(col: int, row: int, r: float) -> Tuple[float, float, float]:
+        return (POS_X[col] * width + rng.uniform(-JITTER, JITTER) * S,
+                POS_Y[row] * height + rng.uniform(-JITTER, JITTER) * S, r)
+
+    def gap(cx: float, cy: float, r: float, others: List[Tuple[float, float, float]]) -> float:
+        return min([math.hypot(cx - x, cy - y) - r - q for x, y, q in others] or [1e9])
+
+    if groups is not None:
+        for i, o in enumerate(objs):
+            if o["position"] is not None:
+                col, row = pos_index(o["position"])
+                result[i] = at_cell(col, row, SIZES[o["size"]] * S / 2)
+                placed.append(result[i])
+        for g in groups:
+            free = [i for i in g if objs[i]["position"] is None]
+            if not free:
+                continue
+            r = SIZES[objs[free[0]]["size"]] * S / 2
+            best = None
+            for cells in _cell_sets(len(free)):
+                pts = [(POS_X[c] * width, POS_Y[w] * height, r) for c, w in cells]
+                g_min = min(gap(x, y, r, placed + pts[:j] + pts[j + 1:]) for j, (x, y, _) in enumerate(pts))
+                if best is None or g_min > best[0]:
+                    best = (g_min, cells)
+                if g_min > 0.03 * S:
+                    break
+            for i, (c, w) in zip(free, best[1]):
+                result[i] = at_cell(c, w, r)
+                placed.append(result[i])
+        return [result[i] for i in range(len(objs))]
+
+    order = sorted(range(len(objs)), key=lambda i: objs[i]["position"] is None)
     for i in order:
         o = objs[i]
         r = SIZES[o["size"]] * S / 2
         if o["position"] is not None:
             col, row = pos_index(o["position"])
-            cx = POS_X[col] * width + rng.uniform(-JITTER, JITTER) * S
-            cy = POS_Y[row] * height + rng.uniform(-JITTER, JITTER) * S
+            cx, cy, _ = at_cell(col, row, r)
         else:
             best = None
             for _ in range(60):
                 cx = rng.uniform(r + 2, width - r - 2)
                 cy = rng.uniform(r + 2, height - r - 2)
-                gap = min([math.hypot(cx - x, cy - y) - r - q for x, y, q in placed] or [1e9])
-                if best is None or gap > best[0]:
-                    best = (gap, cx, cy)
-                if gap > 0.03 * S:
+                g = gap(cx, cy, r, placed)
+                if best is None or g > best[0]:
+                    best = (g, cx, cy)
+                if g > 0.03 * S:
                     break
             cx, cy = best[1], best[2]
         placed.append((cx, cy, r))

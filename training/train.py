@@ -277,12 +277,13 @@ def ae_step(E, D, data, opt, lr, dev, train_encoder, B=16, crop=6, noise=0.1):
 def _render_chunk(job):
     """Worker: one seeded chunk of scenes rendered at 1/4 scale -> (latents [k,8,h,w] fp16, labelled caption
     words, n_objects, auxiliary targets)."""
-    seed, (h, w), k, group_boost = job
+    seed, (h, w), k, group_boost, canonical = job
     rng = random.Random(seed)
     zs, caps, nobj, attrs = [], [], [], []
     for _ in range(k):
         words, spec, groups = scenes.sample_labelled(rng, group_boost=group_boost)
-        rgba, code = scenes.render(spec, w * 4, h * 4, rng, codes=True)
+        pl = scenes.layout(spec, w * 4, h * 4, rng, groups if canonical else None)
+        rgba, code = scenes.render(spec, w * 4, h * 4, rng, pl, codes=True)
         zs.append(scene_latent(rgba, code, 4).astype(np.float16))
         caps.append(words)
         nobj.append(len(spec["objects"]))
@@ -290,16 +291,17 @@ def _render_chunk(job):
     return np.stack(zs), caps, nobj, attrs
 
 
-def build_pool(tok, n, seed, sf, workers=0, chunk=2000, group_boost=0.0):
+def build_pool(tok, n, seed, sf, workers=0, chunk=2000, group_boost=0.0, canonical=True):
     """Scenes rendered at 1/4 scale, made into latents once: per bucket latents [N,C,h,w] (fp16), ids, n_objects,
     token slots [N,77] and auxiliary targets [N,N_ATTRS] (int8; see Tok.words and spec_attrs).
 
-    Chunks are seeded by (seed, bucket, chunk index), so the pool is the same with any number of workers."""
+    Chunks are seeded by (seed, bucket, chunk index), so the pool is the same with any number of workers.
+    canonical: unplaced objects take the canonical cells of scenes.layout (else anywhere at random)."""
     t0 = time.time()
     jobs = []
     for bi, ((h, w), p) in enumerate(BUCKETS):
         k = int(n * p)
-        jobs += [(seed * 1000003 + bi * 10007 + c, (h, w), min(chunk, k - c * chunk), group_boost)
+        jobs += [(seed * 1000003 + bi * 10007 + c, (h, w), min(chunk, k - c * chunk), group_boost, canonical)
                  for c in range((k + chunk - 1) // chunk)]
     parts = {hw: ([], [], [], [], []) for hw, _ in BUCKETS}
     if workers > 1:
@@ -308,7 +310,7 @@ def build_pool(tok, n, seed, sf, workers=0, chunk=2000, group_boost=0.0):
         results = pool_ctx.imap(_render_chunk, jobs)
     else:
         pool_ctx, results = None, map(_render_chunk, jobs)
-    for (_, hw, _, _), (z, caps, nobj, attrs) in zip(jobs, results):
+    for (_, hw, _, _, _), (z, caps, nobj, attrs) in zip(jobs, results):
         zs, ids, nb, sl, at = parts[hw]
         zs.append((torch.from_numpy(z).float() * sf).half())
         for words in caps:
@@ -460,10 +462,15 @@ def main():
                          "of the object or background it describes; 0: off)")
     ap.add_argument("--group-boost", type=float, default=0.0,
                     help="share of the pool's scenes that are a same-kind group of 2-3 alone (0: the usual mix)")
+    ap.add_argument("--layout", choices=["canonical", "random"], default="canonical",
+                    help="where the pool's scenes put objects whose position the caption leaves unsaid: canonical cells "
+                         "(scenes.TEMPLATES: one in the centre, two side by side, three in a triangle; used since step "
+                         "80,109) or anywhere at random (every run before)")
     ap.add_argument("--full-res-self-attn", action="store_true", help="UNet self-attention at 16x16 too (slower)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # tiny values (e.g. AdamW moments of unused token rows) cost ~100x per op on CPU
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     if dev == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -550,14 +557,16 @@ def main():
     pool_round = args.pool_round if args.pool_round >= 0 else len(state.get("runs", []))
     pool_seed = args.seed + 1_000_033 * pool_round  # round 0 is the pool of the first runs
     cache = os.path.join(args.runs, f"pool_{pool_seed}_{args.pool}_{sf:.5f}_ae{state.get('ae_version', 0)}_lab"
-                         + (f"_g{args.group_boost:g}" if args.group_boost > 0 else "") + ".pt")
+                         + (f"_g{args.group_boost:g}" if args.group_boost > 0 else "")
+                         + ("_canon" if args.layout == "canonical" else "") + ".pt")
     if os.path.exists(cache):
         pool = torch.load(cache, weights_only=False)
         log(f"latent pool loaded from {cache}")
     else:
         for old in glob.glob(os.path.join(args.runs, "pool_*.pt")):  # one pool on disk at a time (100k ~ 0.5 GB)
             os.remove(old)
-        pool = build_pool(tok, args.pool, pool_seed, sf, args.pool_workers, group_boost=args.group_boost)
+        pool = build_pool(tok, args.pool, pool_seed, sf, args.pool_workers, group_boost=args.group_boost,
+                          canonical=args.layout == "canonical")
         torch.save(pool, cache)
     log(f"latent pool round {pool_round} (seed {pool_seed})")
     if dev == "cuda":  # a few GB at most: keep it on the GPU so batches are gathered there
@@ -581,7 +590,7 @@ def main():
                start_step=step0, batch=args.batch, lr=args.lr, lr_decay=args.lr_decay, pool=args.pool,
                pool_round=pool_round, object_weight=args.object_weight, aux_weight=args.aux_weight,
                object_weight_decay=bool(args.lr_decay and args.run_minutes > 0),
-               **({"group_boost": args.group_boost} if args.group_boost > 0 else {}),
+               **({"group_boost": args.group_boost} if args.group_boost > 0 else {}), layout=args.layout,
                started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     state.setdefault("runs", []).append(run)
     while not STOP:
