@@ -77,7 +77,13 @@ def export_graph(model, args, names, outs, dyn, path, preserve=False):
     onnx.checker.check_model(onnx.load(path))
 
 
+RESTORE = ("git checkout $(git rev-list -n 1 HEAD -- training/checkpoints/easel.pt)^ -- training/checkpoints/easel.pt")
+
+
 def load(ckpt_path):
+    if not os.path.exists(ckpt_path):
+        # the checkpoint of the shipped model was deleted once it met its goal; git history keeps it
+        sys.exit(f"no checkpoint at {ckpt_path}; restore the shipped model's from git history with\n  {RESTORE}")
     st = torch.load(ckpt_path, weights_only=False)
     E, D = Encoder(), Decoder()
     load_sd(E, st["enc"])
@@ -175,6 +181,8 @@ def _run_line(r):
         line += f", object loss weight {r['object_weight']:g}{' decayed with it' if r.get('object_weight_decay') else ''}"
     if r.get("aux_weight"):
         line += f", text auxiliary loss weight {r['aux_weight']:g}"
+    if r.get("layout") == "canonical":
+        line += ", canonical layout for unplaced objects"
     if r.get("note"):
         line += f" ({r['note']})"
     return line + "\n"
@@ -220,6 +228,11 @@ def write_card(out, st, nu, nt, nd, ne, guidance, clip_sample, interval, schedul
            f"({dt['sampler_steps']}-step schedule,\n  guidance {dt['guidance']:g}), {dt['kept']:,} pairs kept")
         + f"; {dt['steps']} decoder steps in {dt['minutes']:g} min, lr {dt['lr']:g}\n  cosine-decayed, half the "
           f"crops from these latents, half from exact ones.")
+    layout_note = ("" if not any(r.get("layout") == "canonical" for r in st.get("runs", [])) else
+                   "\n- Where the prompt names no position, the model composes the scene itself, as trained (`scenes.TEMPLATES`,\n"
+                   "  from the runs that list a canonical layout): one object in the centre, two side by side, three in a\n"
+                   "  triangle, and other free cells when named objects take those. Images of one prompt differ in small\n"
+                   "  shifts and details, not in where things go; name positions for other layouts.")
     curve = ", ".join(f"step {e[0]}: {e[2]:.3f}" for e in log[:: max(1, len(log) // 8)]) if log else "n/a"
     text = f"""# easel-shapes
 
@@ -237,8 +250,8 @@ background, from prompts such as "a large red star in the top left corner on a b
   the model was trained to paint it with.
 - Shapes: {", ".join(scenes.SHAPES)}.
 - Sizes: small, large (medium when unsaid). Positions: top left, top, top right, left, center, right,
-  bottom left, bottom, bottom right (anywhere when unsaid). Counts one to three ("a", "an", "one",
-  "two", "three"), same kind ("two pink circles") or different ("... and ...").
+  bottom left, bottom, bottom right. Counts one to three ("a", "an", "one", "two", "three"), same kind
+  ("two pink circles") or different ("... and ...").{layout_note}
 - Backgrounds: "on a blue background" / "blue background", "a gradient from blue to pink" (first
   colour at the top), "transparent background" (real alpha: the VAE decodes RGBA, straight alpha).
   No background named means white. A request with `background: "transparent"` whose prompt does not

@@ -3,9 +3,9 @@
 // - "clean scenes": prompts (not from the held-out set) at fixed seeds that the shipped export gets fully right
 //   (background, and each object's colour, shape, size, place and count), at a wide size and at the low preset too.
 //   A regression check that the model in the repository and the engine still produce clean images; the seeds were
-//   picked where this export succeeds (of seeds 1-8: the white circle 5, the two hearts 6, the red circle and the
-//   ring-and-square scene 7, every other prompt 8, incl. the three-object scene), so it says nothing about the
-//   adherence rate (MODEL.md: 88% of 400 held-out prompts fully right, training/heldout-confirm.json and seeds 7-8).
+//   picked where this export succeeds (of seeds 1-8: the white circle 3, every other prompt 8, incl. the two hearts
+//   and the three-object scene), so it says nothing about the adherence rate (MODEL.md: 95% of the 200 held-out
+//   prompts of training/heldout-confirm.json fully right).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
