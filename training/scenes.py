@@ -21,6 +21,7 @@ canvas and apart from the others. The scorer accepts any position for an unnamed
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -164,24 +165,19 @@ def shape_sdf(shape: str, px: np.ndarray, py: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------------
 # Layout: spec -> concrete circles (cx, cy, r) in pixels.
 
-# Cells (col, row) of the 3x3 grid that an unplaced group of k objects takes with canonical=True, in order of
-# preference: one object in the centre, two side by side, three in a triangle. A scene whose named positions
-# leave no template free (or not apart enough) falls back to the other cell sets (see layout).
+# Cells (col, row) of the 3x3 grid that an unplaced group of k objects takes in the canonical layout
+# (layout(..., groups)), in order of preference: one object in the centre, two side by side, three in a triangle.
 TEMPLATES = {
     1: [[(1, 1)]],
     2: [[(0, 1), (2, 1)], [(1, 0), (1, 2)], [(0, 0), (2, 2)], [(2, 0), (0, 2)]],
     3: [[(0, 0), (2, 0), (1, 2)], [(0, 2), (2, 2), (1, 0)], [(0, 0), (0, 2), (2, 1)], [(2, 0), (2, 2), (0, 1)],
         [(0, 0), (1, 1), (2, 2)], [(2, 0), (1, 1), (0, 2)]],
 }
-
-
-def _cell_sets(k: int) -> List[List[Tuple[int, int]]]:
-    """TEMPLATES[k], then every other set of k cells (fixed order)."""
-    from itertools import combinations
-    cells = [(c, r) for r in range(3) for c in range(3)]
-    first = TEMPLATES.get(k, [])
-    rest = [list(cs) for cs in combinations(cells, k) if sorted(cs) not in [sorted(t) for t in first]]
-    return first + rest
+# TEMPLATES[k], then every other set of k cells in a fixed order: the fallbacks when named positions leave no
+# template free or apart enough.
+_CELLS = [(c, r) for r in range(3) for c in range(3)]
+CELL_SETS = {k: t + [list(cs) for cs in itertools.combinations(_CELLS, k) if sorted(cs) not in map(sorted, t)]
+             for k, t in TEMPLATES.items()}
 
 
 def layout(spec: dict, width: int, height: int, rng: random.Random,
@@ -216,7 +212,7 @@ def layout(spec: dict, width: int, height: int, rng: random.Random,
                 continue
             r = SIZES[objs[free[0]]["size"]] * S / 2
             best = None
-            for cells in _cell_sets(len(free)):
+            for cells in CELL_SETS[len(free)]:
                 pts = [(POS_X[c] * width, POS_Y[w] * height, r) for c, w in cells]
                 g_min = min(gap(x, y, r, placed + pts[:j] + pts[j + 1:]) for j, (x, y, _) in enumerate(pts))
                 if best is None or g_min > best[0]:

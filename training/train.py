@@ -470,7 +470,9 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # tiny values (e.g. AdamW moments of unused token rows) cost ~100x per op on CPU
+    # Denormal floats are slow on CPU; flushed in case they cause the slowdown after each run's first ~500 steps
+    # (not confirmed: the runs that had this slowed down the same way, training/README.md).
+    torch.set_flush_denormal(True)
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     if dev == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
