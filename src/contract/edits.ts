@@ -3,7 +3,7 @@
 // (count, type, byte size); decoding the pixels is the server's job, not this pure layer's.
 //
 // Spec: CreateImageEditRequest (multipart) and EditImageBodyJsonParam / ImageRefParam (JSON) in
-// ../shared/reference/openai-openapi-images.yaml. Both forms default `model` to gpt-image-1.5.
+// test/fixtures/openai/openai-openapi-images.yaml. Both forms default `model` to gpt-image-1.5.
 
 import {
   ApiError,

@@ -1,7 +1,7 @@
 // OpenAI image model families and the request rules each one speaks (sizes, n, prompt length,
 // allowed fields and values, defaults). A served model declares a family; parsers read these tables.
 //
-// Sources: ../shared/reference/openai-openapi-images.yaml (CreateImageRequest, CreateImageEditRequest,
+// Sources: test/fixtures/openai/openai-openapi-images.yaml (CreateImageRequest, CreateImageEditRequest,
 // EditImageBodyJsonParam, CreateImageVariationRequest, InputFidelity, PartialImages) and the seeds.
 // gpt-image-2 flexible sizes: the spec's size description (multiples of 16, ratio 1:3..3:1, max
 // 3840x2160) plus OpenAI's published pixel bounds (655,360..8,294,400 pixels, edges <= 3840).

@@ -1,7 +1,7 @@
 // POST /v1/images/generations: turns a JSON body into a validated, default-filled request for the
 // resolved model's family, or throws the ApiError OpenAI would answer.
 //
-// Spec: CreateImageRequest in ../shared/reference/openai-openapi-images.yaml. Omitted `model` follows
+// Spec: CreateImageRequest in test/fixtures/openai/openai-openapi-images.yaml. Omitted `model` follows
 // its rule: "Defaults to `dall-e-2` unless a parameter specific to the GPT image models is used".
 
 import { bodyNotObject } from './errors.js';

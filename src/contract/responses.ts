@@ -2,7 +2,7 @@
 // (image_generation.* / image_edit.*), shaped exactly as the spec's schemas with all required fields.
 //
 // Spec: ImagesResponse, Image, ImageGenUsage, ImagesUsage, ImageGen{PartialImage,Completed}Event and
-// ImageEdit{PartialImage,Completed}Event in ../shared/reference/openai-openapi-images.yaml.
+// ImageEdit{PartialImage,Completed}Event in test/fixtures/openai/openai-openapi-images.yaml.
 
 import type { ApiError } from './errors.js';
 import type { Family, OutputFormat } from './families.js';

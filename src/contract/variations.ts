@@ -1,7 +1,7 @@
 // POST /v1/images/variations (dall-e-2 family only): validates the multipart text fields and the
 // described `image` part (one square PNG under 4 MB), fills defaults, or throws OpenAI's error.
 //
-// Spec: CreateImageVariationRequest in ../shared/reference/openai-openapi-images.yaml.
+// Spec: CreateImageVariationRequest in test/fixtures/openai/openai-openapi-images.yaml.
 
 import {
   badRequest,

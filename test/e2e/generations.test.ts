@@ -1,5 +1,5 @@
 // End-to-end: the official `openai` npm client against a real Easel server on an ephemeral port, on the tiny
-// fixture model. Every JSON response is validated against OpenAI's published spec (../shared/reference).
+// fixture model. Every JSON response is validated against OpenAI's published spec (test/fixtures/openai).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

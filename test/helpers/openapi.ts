@@ -1,5 +1,5 @@
 // Validates values against a named component schema of OpenAI's published Images spec
-// (../shared/reference/openai-openapi-images.yaml), so unit and e2e tests check Easel's wire shapes.
+// (the vendored copy in test/fixtures/openai/), so unit and e2e tests check Easel's wire shapes.
 //
 // The components are registered with Ajv (JSON Schema 2020-12, which OpenAPI 3.1 uses) under an $id so
 // `#/components/schemas/...` refs resolve; OpenAPI-only keywords (x-oaiMeta, discriminator, example,
@@ -13,7 +13,7 @@ import addFormatsModule from 'ajv-formats';
 import { parse as parseYaml } from 'yaml';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const OPENAPI_SPEC_PATH = path.resolve(repoRoot, '../shared/reference/openai-openapi-images.yaml');
+export const OPENAPI_SPEC_PATH = path.resolve(repoRoot, 'test/fixtures/openai/openai-openapi-images.yaml');
 const SPEC_ID = 'https://easel.invalid/openai-openapi-images.json';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM interop.

@@ -1,6 +1,6 @@
 // Tests for src/contract: per-family request validation (valid requests resolve to the expected values,
 // invalid ones raise OpenAI's status/type/code/param), token usage numbers, and response/event shapes
-// validated against OpenAI's published schemas (../shared/reference/openai-openapi-images.yaml).
+// validated against OpenAI's published schemas (test/fixtures/openai/openai-openapi-images.yaml).
 import { describe, expect, it } from 'vitest';
 import {
   ApiError,
