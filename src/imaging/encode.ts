@@ -2,14 +2,12 @@
 // Alpha: kept for png/webp when the caller wants transparency, flattened onto a background otherwise.
 import sharp from 'sharp';
 import type { RgbaImage } from '../engine/types.js';
+import { IMAGE_MIME_TYPES, type ImageFormat } from './formats.js';
 
-export type OutputFormat = 'png' | 'jpeg' | 'webp';
+export type OutputFormat = ImageFormat;
 
-export const CONTENT_TYPES: Record<OutputFormat, 'image/png' | 'image/jpeg' | 'image/webp'> = {
-  png: 'image/png',
-  jpeg: 'image/jpeg',
-  webp: 'image/webp',
-};
+/** @deprecated Import IMAGE_MIME_TYPES from imaging/formats.ts; this alias goes once server/render.ts has switched. */
+export const CONTENT_TYPES = IMAGE_MIME_TYPES;
 
 export interface EncodeOptions {
   format: OutputFormat;
@@ -46,25 +44,4 @@ export async function encodeImage(img: RgbaImage, opts: EncodeOptions): Promise<
     case 'webp':
       return s.webp(q >= 100 ? { lossless: true } : { quality: q, alphaQuality: q }).toBuffer();
   }
-}
-
-/** Resizes RGBA pixels (lanczos3), keeping alpha. */
-export async function resizeRgba(img: RgbaImage, width: number, height: number): Promise<RgbaImage> {
-  if (img.width === width && img.height === height) return img;
-  const { data, info } = await sharp(Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength), {
-    raw: { width: img.width, height: img.height, channels: 4 },
-  })
-    .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
-    .ensureAlpha()
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
-}
-
-/** Decodes any image sharp reads into RGBA pixels, optionally resized (fill) to an exact size. */
-export async function decodeToRgba(bytes: Buffer, size?: { width: number; height: number }): Promise<RgbaImage> {
-  let s = sharp(bytes, { limitInputPixels: 64_000_000 }).ensureAlpha();
-  if (size) s = s.resize(size.width, size.height, { fit: 'fill', kernel: 'lanczos3' });
-  const { data, info } = await s.raw().toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
 }

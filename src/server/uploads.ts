@@ -16,6 +16,7 @@ import type { Config } from '../config/config.js';
 import type { EditImageInput, UploadedFilePart } from '../contract/edits.js';
 import { ApiError, badRequest, fileTooLarge, invalidImage, payloadTooLarge, unsupportedMimetype } from '../contract/errors.js';
 import type { RgbaImage } from '../engine/types.js';
+import { IMAGE_MIME_TYPES, sniffImageFormat, type ImageFormat } from '../imaging/formats.js';
 
 /** Largest declared input size (width x height) Easel decodes: 40 megapixels (160 MB of RGBA). */
 export const MAX_INPUT_PIXELS = 40_000_000;
@@ -111,16 +112,9 @@ export async function describeUpload(file: MultipartFile): Promise<UploadedFileP
 // ---------------------------------------------------------------------------------------------
 // Sniffing and checking images.
 
-export type ImageKind = 'png' | 'jpeg' | 'webp';
-const KIND_MIMETYPES: Record<ImageKind, string> = { png: 'image/png', jpeg: 'image/jpeg', webp: 'image/webp' };
-
-/** The real format from the magic bytes (the declared mimetype and filename are not trusted). */
-export function sniffImageType(buf: Buffer): ImageKind | undefined {
-  if (buf.length >= 8 && buf.readUInt32BE(0) === 0x89504e47 && buf.readUInt32BE(4) === 0x0d0a1a0a) return 'png';
-  if (buf.length >= 3 && buf[0] === 0xff && buf[1] === 0xd8 && buf[2] === 0xff) return 'jpeg';
-  if (buf.length >= 12 && buf.toString('latin1', 0, 4) === 'RIFF' && buf.toString('latin1', 8, 12) === 'WEBP') return 'webp';
-  return undefined;
-}
+export type ImageKind = ImageFormat;
+const KIND_MIMETYPES = IMAGE_MIME_TYPES;
+const sniffImageType = sniffImageFormat;
 
 /** Width and height as displayed: an EXIF orientation of 5-8 (camera held upright) swaps the stored ones. */
 function displaySize(m: sharp.Metadata): { width: number; height: number } | undefined {

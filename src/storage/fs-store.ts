@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { IMAGE_EXTENSIONS, IMAGE_FORMATS } from '../imaging/formats.js';
 import {
   extForContentType,
   isImageContentType,
@@ -191,7 +192,7 @@ export class FsImageStore implements ImageStore {
     const meta = await this.readMeta(id);
     // Sidecar first so the id disappears at once; then the image under whichever extension it has.
     await rm(this.sidecarPath(id), { force: true });
-    const exts = meta ? [meta.ext] : ['png', 'jpeg', 'webp'];
+    const exts = meta ? [meta.ext] : IMAGE_FORMATS.map((f) => IMAGE_EXTENSIONS[f]);
     await Promise.all(exts.map((e) => rm(this.imagePath(id, e), { force: true })));
   }
 

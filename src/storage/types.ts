@@ -2,10 +2,11 @@
 // The filesystem store is the default; an S3-compatible store (later issue) implements the same interface.
 
 import { randomBytes } from 'node:crypto';
+import { formatOfExtension, formatOfMime, IMAGE_EXTENSIONS, type ImageExtension, type ImageMimeType } from '../imaging/formats.js';
 
-export type ImageContentType = 'image/png' | 'image/jpeg' | 'image/webp';
+export type ImageContentType = ImageMimeType;
 /** File extension used in stored file names and in image URLs (matches OpenAI's `output_format` values). */
-export type ImageExt = 'png' | 'jpeg' | 'webp';
+export type ImageExt = ImageExtension;
 
 /** An encoded image ready to store or send. */
 export interface EncodedImage {
@@ -56,29 +57,14 @@ export function isImageId(id: unknown): id is string {
   return typeof id === 'string' && IMAGE_ID_PATTERN.test(id);
 }
 
-const EXT_BY_TYPE: Record<ImageContentType, ImageExt> = {
-  'image/png': 'png',
-  'image/jpeg': 'jpeg',
-  'image/webp': 'webp',
-};
-const TYPE_BY_EXT: Record<ImageExt, ImageContentType> = {
-  png: 'image/png',
-  jpeg: 'image/jpeg',
-  webp: 'image/webp',
-};
-
 export function isImageContentType(t: unknown): t is ImageContentType {
-  return typeof t === 'string' && Object.prototype.hasOwnProperty.call(EXT_BY_TYPE, t);
+  return typeof t === 'string' && formatOfMime(t) !== undefined;
 }
 
 export function isImageExt(e: unknown): e is ImageExt {
-  return typeof e === 'string' && Object.prototype.hasOwnProperty.call(TYPE_BY_EXT, e);
+  return typeof e === 'string' && formatOfExtension(e) !== undefined;
 }
 
 export function extForContentType(t: ImageContentType): ImageExt {
-  return EXT_BY_TYPE[t];
-}
-
-export function contentTypeForExt(e: ImageExt): ImageContentType {
-  return TYPE_BY_EXT[e];
+  return IMAGE_EXTENSIONS[formatOfMime(t)];
 }
