@@ -12,6 +12,7 @@ import { planSize } from '../server/plan.js';
 import { EDIT_STRENGTH, INPAINT_STRENGTH, stepsForStrength } from '../server/routes/edits.js';
 import { startServer } from '../server/start.js';
 import { checkMask, decodeImage, decodeMask, inspectImage } from '../server/uploads.js';
+import { registerConfigCommands } from './config.js';
 import { registerModelsCommands } from './models.js';
 
 function int(name: string) {
@@ -205,6 +206,7 @@ program
   });
 
 registerModelsCommands(program);
+registerConfigCommands(program);
 
 const keys = program.command('keys').description('API keys (used when auth.mode is "keys")');
 keys.option('--data-dir <dir>', 'data directory of the server', 'data');
