@@ -1,0 +1,184 @@
+// The one schema for Easel's config: every key, its type, its allowed values and its default. The Config type is
+// inferred from it, so the file format, the defaults and the type the server reads cannot drift apart.
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import type { Family } from '../contract/families.js';
+import type { ExecutionProvider } from '../engine/backends/onnx.js';
+
+export type FamilyName = Family;
+
+/** Returns the tuple unchanged; it compiles only if the tuple lists every member of U. */
+const listingEvery =
+  <U extends string>() =>
+  <const T extends readonly U[]>(tuple: T & ([Exclude<U, T[number]>] extends [never] ? unknown : never)): T =>
+    tuple;
+
+const FAMILY_NAMES = listingEvery<Family>()(['dall-e-2', 'dall-e-3', 'gpt-image']);
+const PROVIDERS = listingEvery<ExecutionProvider>()(['cpu', 'cuda', 'webgpu']);
+
+/** OpenAI model name → the family whose request rules that name speaks. */
+export const OPENAI_MODEL_FAMILIES: Readonly<Record<string, Family>> = {
+  'dall-e-2': 'dall-e-2',
+  'dall-e-3': 'dall-e-3',
+  'gpt-image-1': 'gpt-image',
+  'gpt-image-1-mini': 'gpt-image',
+  'gpt-image-1.5': 'gpt-image',
+};
+
+const nonEmpty = z.string().min(1);
+const SECRET_RULE = 'expected a string of at least 16 characters (the value given is not shown)';
+const positiveInt = z.int().positive();
+
+/** Schemas of the settings that environment variables and flags can set too (same rules wherever a value comes from). */
+export const SETTINGS = {
+  config: nonEmpty,
+  host: nonEmpty,
+  port: z.int().min(0).max(65535),
+  /** Relative to the working directory when it comes from the environment or a flag. */
+  dataDir: nonEmpty.transform((p) => resolve(p)),
+  publicBaseUrl: z.url({ protocol: /^https?$/ }),
+  model: nonEmpty,
+  'auth.mode': z.enum(['none', 'keys']),
+  'engine.provider': z.enum(PROVIDERS),
+  'engine.threads': positiveInt,
+  /** A secret: its value never appears in a message. */
+  urlSecret: z.string({ error: SECRET_RULE }).min(16, { error: SECRET_RULE }),
+} as const;
+export type Setting = keyof typeof SETTINGS;
+export type SettingValues = { [K in Setting]: z.output<(typeof SETTINGS)[K]> };
+
+const DEFAULT_CATEGORIES: Record<string, string[]> = {
+  // A deliberately simple word filter (documented in README): whole-word, case-insensitive matches.
+  'sexual/minors': ['child porn', 'cp porn', 'underage sex', 'loli porn'],
+  sexual: ['porn', 'pornographic', 'nude', 'naked', 'nsfw', 'explicit sex'],
+  violence: ['gore', 'beheading', 'dismembered', 'mutilated'],
+  'self-harm': ['suicide', 'self-harm', 'self harm'],
+  hate: ['nazi propaganda', 'white power', 'ethnic cleansing'],
+};
+
+export interface SchemaContext {
+  /** Folder that relative paths in the file resolve against (the file's own folder). */
+  base: string;
+  /** Folder served as `easel-default` when the file lists no models. */
+  defaultModelPath: string;
+}
+
+/** A path in the file: relative ones resolve against the file's folder. */
+const pathIn = (base: string) => nonEmpty.transform((p) => (isAbsolute(p) ? p : resolve(base, p)));
+
+function modelEntrySchema(base: string) {
+  return z
+    .object({
+      /** Name clients use in `model`. */
+      name: nonEmpty,
+      /** Diffusers-layout ONNX folder. */
+      path: pathIn(base),
+      /** Which OpenAI family's request rules this name speaks. */
+      family: z.enum(FAMILY_NAMES).default('gpt-image'),
+    })
+    .strict();
+}
+
+/** Every section is strict (unknown keys are refused) and prefaulted, so a partial section keeps its other defaults. */
+function fileSchema(ctx: SchemaContext) {
+  return z
+    .object({
+      host: SETTINGS.host.default('127.0.0.1'),
+      port: SETTINGS.port.default(8080),
+      /** Default ./data under the working directory; a relative value in the file resolves against the file's folder. */
+      dataDir: pathIn(ctx.base).default(() => resolve('data')),
+      /** Absolute base for `url` responses, e.g. https://images.example.com; defaults to the request's own origin. */
+      publicBaseUrl: SETTINGS.publicBaseUrl.optional(),
+      models: z
+        .array(modelEntrySchema(ctx.base))
+        .min(1)
+        .default(() => [{ name: 'easel-default', path: ctx.defaultModelPath, family: 'gpt-image' as const }]),
+      /** Defaults to the first model. */
+      defaultModel: nonEmpty.optional(),
+      /** OpenAI model name → served model name; every OpenAI name not listed points at the default model. */
+      aliases: z.record(nonEmpty, nonEmpty).default({}),
+      auth: z
+        .object({
+          /** 'none': any or no bearer token is accepted; 'keys': a key made by `easel keys create` is required. */
+          mode: SETTINGS['auth.mode'].default('none'),
+        })
+        .strict()
+        .prefault({}),
+      queue: z.object({ maxWaiting: z.int().min(0).default(16) }).strict().prefault({}),
+      engine: z
+        .object({
+          provider: SETTINGS['engine.provider'].default('cpu'),
+          threads: SETTINGS['engine.threads'].optional(),
+          maxBatchSize: positiveInt.default(8),
+        })
+        .strict()
+        .prefault({}),
+      images: z
+        .object({ urlTtlSeconds: positiveInt.default(3600), sweepIntervalSeconds: positiveInt.default(300) })
+        .strict()
+        .prefault({}),
+      /** HMAC secret for signed image URLs; generated and kept in the data dir when not given. */
+      urlSecret: SETTINGS.urlSecret.optional(),
+      moderation: z
+        .object({
+          /** Category → words/phrases refused under moderation 'auto'. */
+          categories: z.record(nonEmpty, z.array(nonEmpty)).default(() => structuredClone(DEFAULT_CATEGORIES)),
+          /** Categories still enforced under moderation 'low'. */
+          lowCategories: z.array(nonEmpty).default(() => ['sexual/minors']),
+        })
+        .strict()
+        .prefault({}),
+      records: z.object({ storePrompts: z.boolean().default(false) }).strict().prefault({}),
+      limits: z
+        .object({
+          bodyBytes: positiveInt.default(2 * 1024 * 1024),
+          uploadBytes: positiveInt.default(64 * 1024 * 1024),
+          /** Let edit image URLs reach loopback/private/link-local addresses and plain http (development only). */
+          allowPrivateImageUrls: z.boolean().default(false),
+        })
+        .strict()
+        .prefault({}),
+    })
+    .strict();
+}
+
+type FileConfig = z.output<ReturnType<typeof fileSchema>>;
+
+/** Fills what depends on other keys: the default model (the first one) and every OpenAI name's alias. */
+function resolveDefaults(c: FileConfig) {
+  const defaultModel = c.defaultModel ?? c.models[0].name;
+  const openai = Object.fromEntries(Object.keys(OPENAI_MODEL_FAMILIES).map((name) => [name, defaultModel]));
+  return { ...c, defaultModel, aliases: { ...openai, ...c.aliases } };
+}
+
+type Resolved = ReturnType<typeof resolveDefaults>;
+
+/** Checks across keys; each problem carries the path it is about. */
+function crossCheck(c: Resolved, ctx: z.core.$RefinementCtx<Resolved>): void {
+  const names = c.models.map((m) => m.name);
+  const known = `models are ${names.map((n) => JSON.stringify(n)).join(', ')}`;
+  names.forEach((name, i) => {
+    if (names.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: ['models', i, 'name'], message: `duplicate model name "${name}"` });
+  });
+  if (!names.includes(c.defaultModel)) {
+    ctx.addIssue({ code: 'custom', path: ['defaultModel'], message: `"${c.defaultModel}" is not among the models (${known})` });
+  }
+  for (const [alias, target] of Object.entries(c.aliases)) {
+    if (!names.includes(target)) ctx.addIssue({ code: 'custom', path: ['aliases', alias], message: `points at unknown model "${target}" (${known})` });
+  }
+  const categories = Object.keys(c.moderation.categories);
+  c.moderation.lowCategories.forEach((cat, i) => {
+    if (!categories.includes(cat)) {
+      const allowed = categories.map((k) => JSON.stringify(k)).join(' | ');
+      ctx.addIssue({ code: 'custom', path: ['moderation', 'lowCategories', i], message: `expected one of ${allowed}, got "${cat}"` });
+    }
+  });
+}
+
+/** The whole config file: strict keys and values, deep defaults, derived defaults, then the cross-key checks. */
+export function configSchema(ctx: SchemaContext) {
+  return fileSchema(ctx).transform(resolveDefaults).superRefine(crossCheck);
+}
+
+export type Config = z.output<ReturnType<typeof configSchema>>;
+export type ModelEntry = Config['models'][number];
