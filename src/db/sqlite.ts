@@ -101,7 +101,7 @@ export class SqliteDb implements Db {
       this.db.pragma('journal_mode = WAL'); // stays 'memory' for ':memory:'
       this.db.pragma('synchronous = NORMAL'); // durable enough under WAL, much faster than FULL
       this.db.pragma('foreign_keys = ON');
-      if (opts.migrate !== false) this.migrate();
+      if (opts.migrate !== false) this.migrateNow();
     } catch (err) {
       this.db.close();
       throw err;
@@ -123,7 +123,12 @@ export class SqliteDb implements Db {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)');
   }
 
-  migrate(): void {
+  async migrate(): Promise<void> {
+    this.migrateNow();
+  }
+
+  /** Synchronous body of migrate(), also run on open. */
+  private migrateNow(): void {
     const known = new Set(this.migrations.map((m) => m.id));
     // IMMEDIATE: take the write lock before reading what is applied, so two processes cannot both apply a migration.
     const run = this.db.transaction(() => {
@@ -177,7 +182,7 @@ export class SqliteDb implements Db {
     return this.stmts;
   }
 
-  createApiKey(name: string): CreatedApiKey {
+  async createApiKey(name: string): Promise<CreatedApiKey> {
     if (typeof name !== 'string' || name.trim().length === 0 || name.length > MAX_NAME_LENGTH) {
       throw new TypeError(`API key name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters`);
     }
@@ -188,7 +193,7 @@ export class SqliteDb implements Db {
     return { id, key, name, createdAt };
   }
 
-  verifyApiKey(key: string): { id: string; name: string } | undefined {
+  async verifyApiKey(key: string): Promise<{ id: string; name: string } | undefined> {
     if (typeof key !== 'string' || !key.startsWith(API_KEY_PREFIX) || key.length > MAX_KEY_LENGTH) return undefined;
     const row = this.s.findKey.get(hashApiKey(key)) as { id: string; name: string } | undefined;
     if (!row) return undefined;
@@ -196,12 +201,12 @@ export class SqliteDb implements Db {
     return { id: row.id, name: row.name };
   }
 
-  revokeApiKey(id: string): boolean {
+  async revokeApiKey(id: string): Promise<boolean> {
     if (typeof id !== 'string') return false;
     return this.s.revokeKey.run(this.now(), id).changes > 0;
   }
 
-  listApiKeys(): ApiKeyInfo[] {
+  async listApiKeys(): Promise<ApiKeyInfo[]> {
     return (this.s.listKeys.all() as KeyRow[]).map((r) => ({
       id: r.id,
       name: r.name,
@@ -211,7 +216,7 @@ export class SqliteDb implements Db {
     }));
   }
 
-  recordUsage(r: UsageRecord): void {
+  async recordUsage(r: UsageRecord): Promise<void> {
     this.s.insertUsage.run({
       requestId: r.requestId,
       keyId: r.keyId ?? null,
@@ -231,14 +236,14 @@ export class SqliteDb implements Db {
     });
   }
 
-  listUsage(opts: ListUsageOptions = {}): UsageRecord[] {
+  async listUsage(opts: ListUsageOptions = {}): Promise<UsageRecord[]> {
     const rawLimit = opts.limit !== undefined && Number.isFinite(opts.limit) ? opts.limit : DEFAULT_USAGE_LIMIT;
     const limit = Math.min(MAX_USAGE_LIMIT, Math.max(0, Math.floor(rawLimit)));
     const since = opts.since !== undefined && Number.isFinite(opts.since) ? opts.since : Number.MIN_SAFE_INTEGER;
     return (this.s.listUsage.all(since, limit) as UsageRow[]).map(rowToUsage);
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
 }

@@ -49,18 +49,22 @@ export interface ListUsageOptions {
   since?: number;
 }
 
+/**
+ * Every method is async so a networked database (Postgres) fits the same seam as the embedded SQLite file.
+ * Callers await each call; the SQLite implementation answers synchronously inside the promise.
+ */
 export interface Db {
   /** Applies pending migrations; a no-op when the schema is current. */
-  migrate(): void;
-  createApiKey(name: string): CreatedApiKey;
+  migrate(): Promise<void>;
+  createApiKey(name: string): Promise<CreatedApiKey>;
   /** The key's id and name if it exists and is not revoked (and stamps last_used_at), else undefined. */
-  verifyApiKey(key: string): { id: string; name: string } | undefined;
+  verifyApiKey(key: string): Promise<{ id: string; name: string } | undefined>;
   /** True if the key was active and is now revoked; false if unknown or already revoked. */
-  revokeApiKey(id: string): boolean;
-  listApiKeys(): ApiKeyInfo[];
-  recordUsage(r: UsageRecord): void;
-  listUsage(opts?: ListUsageOptions): UsageRecord[];
-  close(): void;
+  revokeApiKey(id: string): Promise<boolean>;
+  listApiKeys(): Promise<ApiKeyInfo[]>;
+  recordUsage(r: UsageRecord): Promise<void>;
+  listUsage(opts?: ListUsageOptions): Promise<UsageRecord[]>;
+  close(): Promise<void>;
 }
 
 export const API_KEY_PREFIX = 'esk-';

@@ -214,15 +214,15 @@ describe('edits', () => {
   });
 
   it('a client that leaves mid-stream cancels the edit and frees the engine', async () => {
-    const editRecords = () => {
+    const editRecords = async () => {
       const db = openSqliteDb({ path: join(dataDir, 'easel.sqlite') });
       try {
-        return db.listUsage({ limit: 10000 }).filter((r) => r.endpoint === '/v1/images/edits').length;
+        return (await db.listUsage({ limit: 10000 })).filter((r) => r.endpoint === '/v1/images/edits').length;
       } finally {
-        db.close();
+        await db.close();
       }
     };
-    const before = editRecords();
+    const before = await editRecords();
     const controller = new AbortController();
     const stream = await client.images.edit(
       { model: 'gpt-image-1', image: await png(await picture(256, 256)), prompt: 'slow', stream: true, partial_images: 3, size: '1024x1024', num_inference_steps: 100 } as never,
@@ -243,7 +243,7 @@ describe('edits', () => {
     const ready = (await (await fetch(`${server.url}/readyz`)).json()) as { queue: { running: number; waiting: number } };
     expect(ready.queue).toEqual({ running: 0, waiting: 0 });
     // Only the second edit completed: the cancelled one never reached its usage record.
-    expect(editRecords()).toBe(before + 1);
+    expect(await editRecords()).toBe(before + 1);
   });
 });
 

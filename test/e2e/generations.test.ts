@@ -181,17 +181,17 @@ describe('errors and envelope', () => {
     expect(ok.data).toHaveLength(1);
   });
 
-  it('records usage without the prompt text', () => {
+  it('records usage without the prompt text', async () => {
     const db = openSqliteDb({ path: join(dataDir, 'easel.sqlite') });
     try {
-      const rows = db.listUsage({ limit: 1000 });
+      const rows = await db.listUsage({ limit: 1000 });
       expect(rows.length).toBeGreaterThan(3);
       const gpt = rows.find((r) => r.model === 'gpt-image-1' && r.size === '1536x1024')!;
       expect(gpt.outputTokens).toBe(400);
       expect(gpt.servedModel).toBe('easel-default');
       expect(rows.every((r) => r.prompt === null)).toBe(true);
     } finally {
-      db.close();
+      await db.close();
     }
   });
 });

@@ -1,6 +1,7 @@
-// End-to-end checks of configured behaviour: a bounded queue answering 429 + Retry-After while staying responsive,
-// API-key auth (keys made through the same database the CLI uses), and quality presets from a model folder's easel.json,
-// with the official openai client.
+// End-to-end checks of configured behaviour: a bad config stops the CLI before it listens, a bounded queue answering
+// 429 + Retry-After while staying responsive, API-key auth (keys made through the same database the CLI uses), and
+// quality presets from a model folder's easel.json, with the official openai client.
+import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,9 +10,62 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { openSqliteDb } from '../../src/db/index.js';
-import { startServer, type RunningServer } from '../../src/server/start.js';
+import { type RunningServer, startServer } from '../../src/server/start.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
+const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
+
+/** Runs the real `easel` CLI (through tsx) without any EASEL_* variables from the test's environment. */
+function easel(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EASEL_')));
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', MAIN, ...args],
+      { env: { ...clean, ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('a bad config stops the CLI, naming the file and the key', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'easel-badcfg-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('`easel serve --config bad.json` exits 1 before listening', async () => {
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify({ auth: { mode: 'key' } }));
+    const run = await easel(['serve', '--config', file, '--port', '0', '--data-dir', join(dir, 'data')]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`easel: invalid config:\n  ${file}: auth.mode: expected one of "none" | "keys", got "key"`);
+    expect(run.stderr).not.toContain('listening');
+  });
+
+  it('`easel serve` with EASEL_AUTH=kyes exits 1 rather than serving without auth', async () => {
+    const run = await easel(['serve', '--port', '0', '--data-dir', join(dir, 'data')], { EASEL_AUTH: 'kyes' });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain('EASEL_AUTH: expected one of "none" | "keys", got "kyes"');
+  });
+
+  it('`easel config check` exits 1 listing every problem, and 0 with "ok:" for a good file', async () => {
+    const bad = join(dir, 'two.json');
+    writeFileSync(bad, JSON.stringify({ limits: { bodyBytes: '2MB' }, engine: { provider: 'gpu' } }));
+    const failed = await easel(['config', 'check', bad]);
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain('limits.bodyBytes: expected an integer, got "2MB"');
+    expect(failed.stderr).toContain('engine.provider: expected one of "cpu" | "cuda" | "webgpu", got "gpu"');
+    const good = join(dir, 'good.json');
+    writeFileSync(good, JSON.stringify({ models: [{ name: 'tiny', path: FIXTURE }] }));
+    const ok = await easel(['config', 'check', good]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^ok: .*models tiny/);
+  });
+});
 
 describe('bounded queue and API keys', () => {
   let dir: string;
@@ -33,8 +87,8 @@ describe('bounded queue and API keys', () => {
     const config = loadConfig({ config: file, port: 0 }, { EASEL_THREADS: '1' });
     expect(config.defaultModel).toBe('tiny');
     const db = openSqliteDb({ path: join(config.dataDir, 'easel.sqlite') });
-    key = db.createApiKey('test').key;
-    db.close();
+    key = (await db.createApiKey('test')).key;
+    await db.close();
     server = await startServer(config, { waitForWarmUp: true });
   });
 
@@ -95,7 +149,11 @@ describe('quality presets from a model folder easel.json', () => {
     const models = [
       { name: 'guided', path: modelWith('guided', { steps: 2, guidance_scale: 7.5 }), family: 'gpt-image' },
       // an interval that holds no timestep: every step runs the conditional pass alone
-      { name: 'interval', path: modelWith('interval', { steps: 2, guidance_scale: 7.5, guidance_interval: [-2, -1] }), family: 'gpt-image' },
+      {
+        name: 'interval',
+        path: modelWith('interval', { steps: 2, guidance_scale: 7.5, guidance_interval: [-2, -1] }),
+        family: 'gpt-image',
+      },
       { name: 'unguided', path: modelWith('unguided', { steps: 2, guidance_scale: 1 }), family: 'gpt-image' },
     ];
     const file = join(dir, 'easel.json');
@@ -111,7 +169,9 @@ describe('quality presets from a model folder easel.json', () => {
 
   async function pixels(model: string): Promise<Buffer> {
     const res = await client.images.generate({ model, prompt: 'a red circle', quality: 'medium', size: '1024x1024', seed: 3 } as never);
-    return sharp(Buffer.from((res as OpenAI.ImagesResponse).data![0].b64_json!, 'base64')).raw().toBuffer();
+    return sharp(Buffer.from((res as OpenAI.ImagesResponse).data![0].b64_json!, 'base64'))
+      .raw()
+      .toBuffer();
   }
   const meanAbsDiff = (a: Buffer, b: Buffer) => a.reduce((s, v, i) => s + Math.abs(v - b[i]), 0) / a.length;
 

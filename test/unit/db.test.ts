@@ -29,7 +29,7 @@ beforeEach(async () => {
   clock = 1_700_000_000_000;
 });
 afterEach(async () => {
-  for (const db of open.splice(0)) db.close();
+  for (const db of open.splice(0)) await db.close();
   await rm(root, { recursive: true, force: true });
 });
 
@@ -53,35 +53,35 @@ function usage(over: Partial<UsageRecord> = {}): UsageRecord {
 }
 
 describe('SqliteDb migrations', () => {
-  it('creates the file and parent dirs, uses WAL, and records migrations', () => {
+  it('creates the file and parent dirs, uses WAL, and records migrations', async () => {
     const db = openDb();
     expect(existsSync(dbPath)).toBe(true);
     expect(db.journalMode()).toBe('wal');
     expect(db.appliedMigrations()).toEqual(sqliteMigrations.map((m) => m.id));
   });
 
-  it('migrate twice is a no-op and reopen does not re-apply', () => {
+  it('migrate twice is a no-op and reopen does not re-apply', async () => {
     const db = openDb();
-    const k = db.createApiKey('first');
-    db.migrate();
-    db.migrate();
+    const k = await db.createApiKey('first');
+    await db.migrate();
+    await db.migrate();
     expect(db.appliedMigrations()).toEqual(sqliteMigrations.map((m) => m.id));
-    db.close();
+    await db.close();
     const again = openDb();
     expect(again.appliedMigrations()).toEqual(sqliteMigrations.map((m) => m.id));
-    expect(again.verifyApiKey(k.key)?.id).toBe(k.id);
+    expect((await again.verifyApiKey(k.key))?.id).toBe(k.id);
     const raw = new Database(dbPath, { readonly: true });
     const rows = raw.prepare('SELECT id, applied_at FROM schema_migrations').all() as { id: string; applied_at: number }[];
     raw.close();
     expect(rows).toHaveLength(sqliteMigrations.length);
   });
 
-  it('applies a later migration on reopen, and a failing migration changes nothing', () => {
+  it('applies a later migration on reopen, and a failing migration changes nothing', async () => {
     openDb().close();
     const extra = [...sqliteMigrations, { id: '999_test', sql: 'CREATE TABLE test_extra (x INTEGER);' }];
     const db = openDb({ migrations: extra });
     expect(db.appliedMigrations()).toEqual(extra.map((m) => m.id));
-    db.close();
+    await db.close();
 
     const broken = [...extra, { id: '9999_broken', sql: 'CREATE TABLE ok_part (x INTEGER); THIS IS NOT SQL;' }];
     expect(() => openDb({ migrations: broken })).toThrow();
@@ -92,7 +92,7 @@ describe('SqliteDb migrations', () => {
     expect(tables).toContain('test_extra');
   });
 
-  it('refuses a database written by a newer version', () => {
+  it('refuses a database written by a newer version', async () => {
     const extra = [...sqliteMigrations, { id: '999_future', sql: 'CREATE TABLE future (x INTEGER);' }];
     openDb({ migrations: extra }).close();
     expect(() => openDb()).toThrow(/newer version/);
@@ -100,43 +100,43 @@ describe('SqliteDb migrations', () => {
 });
 
 describe('SqliteDb API keys', () => {
-  it('creates, verifies and revokes keys', () => {
+  it('creates, verifies and revokes keys', async () => {
     const db = openDb();
-    const a = db.createApiKey('ci');
+    const a = await db.createApiKey('ci');
     clock += 1;
-    const b = db.createApiKey('laptop');
+    const b = await db.createApiKey('laptop');
     expect(a.key).toMatch(/^esk-[A-Za-z0-9_-]{43}$/);
     expect(a.key).not.toBe(b.key);
     expect(a).toMatchObject({ name: 'ci', createdAt: 1_700_000_000_000 });
 
-    expect(db.listApiKeys()).toEqual([
+    expect(await db.listApiKeys()).toEqual([
       { id: a.id, name: 'ci', createdAt: 1_700_000_000_000, lastUsedAt: null, revokedAt: null },
       { id: b.id, name: 'laptop', createdAt: 1_700_000_000_001, lastUsedAt: null, revokedAt: null },
     ]);
 
     clock += 1000;
-    expect(db.verifyApiKey(a.key)).toEqual({ id: a.id, name: 'ci' });
-    expect(db.listApiKeys()[0].lastUsedAt).toBe(clock);
+    expect(await db.verifyApiKey(a.key)).toEqual({ id: a.id, name: 'ci' });
+    expect((await db.listApiKeys())[0].lastUsedAt).toBe(clock);
 
-    expect(db.verifyApiKey(a.key + 'x')).toBeUndefined();
-    expect(db.verifyApiKey(a.key.slice(0, -1))).toBeUndefined();
-    expect(db.verifyApiKey('')).toBeUndefined();
-    expect(db.verifyApiKey(hashApiKey(a.key))).toBeUndefined();
-    expect(db.verifyApiKey(undefined as never)).toBeUndefined();
+    expect(await db.verifyApiKey(a.key + 'x')).toBeUndefined();
+    expect(await db.verifyApiKey(a.key.slice(0, -1))).toBeUndefined();
+    expect(await db.verifyApiKey('')).toBeUndefined();
+    expect(await db.verifyApiKey(hashApiKey(a.key))).toBeUndefined();
+    expect(await db.verifyApiKey(undefined as never)).toBeUndefined();
 
     clock += 1000;
-    expect(db.revokeApiKey(a.id)).toBe(true);
-    expect(db.revokeApiKey(a.id)).toBe(false);
-    expect(db.revokeApiKey('key_unknown')).toBe(false);
-    expect(db.verifyApiKey(a.key)).toBeUndefined();
-    expect(db.verifyApiKey(b.key)).toEqual({ id: b.id, name: 'laptop' });
-    expect(db.listApiKeys().find((k) => k.id === a.id)?.revokedAt).toBe(clock);
+    expect(await db.revokeApiKey(a.id)).toBe(true);
+    expect(await db.revokeApiKey(a.id)).toBe(false);
+    expect(await db.revokeApiKey('key_unknown')).toBe(false);
+    expect(await db.verifyApiKey(a.key)).toBeUndefined();
+    expect(await db.verifyApiKey(b.key)).toEqual({ id: b.id, name: 'laptop' });
+    expect((await db.listApiKeys()).find((k) => k.id === a.id)?.revokedAt).toBe(clock);
   });
 
   it('never stores the plaintext key', async () => {
     const db = openDb();
-    const k = db.createApiKey('secret-holder');
-    db.close();
+    const k = await db.createApiKey('secret-holder');
+    await db.close();
     const raw = new Database(dbPath, { readonly: true });
     const row = raw.prepare('SELECT * FROM api_keys WHERE id = ?').get(k.id) as Record<string, unknown>;
     raw.close();
@@ -149,47 +149,47 @@ describe('SqliteDb API keys', () => {
     }
   });
 
-  it('rejects empty names', () => {
+  it('rejects empty names', async () => {
     const db = openDb();
-    expect(() => db.createApiKey('')).toThrow();
-    expect(() => db.createApiKey('   ')).toThrow();
-    expect(db.listApiKeys()).toEqual([]);
+    await expect(db.createApiKey('')).rejects.toThrow();
+    await expect(db.createApiKey('   ')).rejects.toThrow();
+    expect(await db.listApiKeys()).toEqual([]);
   });
 });
 
 describe('SqliteDb usage records', () => {
-  it('round-trips records with and without prompt, newest first', () => {
+  it('round-trips records with and without prompt, newest first', async () => {
     const db = openDb();
-    const key = db.createApiKey('k');
+    const key = await db.createApiKey('k');
     const withPrompt = usage({ requestId: 'req_a', keyId: key.id, prompt: 'a red fox, watercolor', createdAt: clock });
     const without = usage({ requestId: 'req_b', model: 'dall-e-3', size: '1792x1024', n: 1, quality: undefined, user: undefined, createdAt: clock + 10 });
-    db.recordUsage(withPrompt);
-    db.recordUsage(without);
+    await db.recordUsage(withPrompt);
+    await db.recordUsage(without);
 
-    const rows = db.listUsage();
+    const rows = await db.listUsage();
     expect(rows).toEqual([
       { ...without, keyId: null, quality: null, user: null, prompt: null },
       { ...withPrompt, quality: 'low', user: 'user-42' },
     ]);
-    expect(db.listUsage({ limit: 1 })).toEqual([rows[0]]);
-    expect(db.listUsage({ since: clock + 5 })).toEqual([rows[0]]);
-    expect(db.listUsage({ since: clock + 11 })).toEqual([]);
+    expect(await db.listUsage({ limit: 1 })).toEqual([rows[0]]);
+    expect(await db.listUsage({ since: clock + 5 })).toEqual([rows[0]]);
+    expect(await db.listUsage({ since: clock + 11 })).toEqual([]);
   });
 
-  it('keeps records with the same request id (client-supplied ids may repeat)', () => {
+  it('keeps records with the same request id (client-supplied ids may repeat)', async () => {
     const db = openDb();
-    db.recordUsage(usage({ requestId: 'dup' }));
-    db.recordUsage(usage({ requestId: 'dup', status: 429 }));
-    expect(db.listUsage().map((r) => r.status).sort()).toEqual([200, 429]);
+    await db.recordUsage(usage({ requestId: 'dup' }));
+    await db.recordUsage(usage({ requestId: 'dup', status: 429 }));
+    expect((await db.listUsage()).map((r) => r.status).sort()).toEqual([200, 429]);
   });
 
-  it('keeps keys and usage across reopen', () => {
+  it('keeps keys and usage across reopen', async () => {
     const db = openDb();
-    const k = db.createApiKey('persist');
-    db.recordUsage(usage({ keyId: k.id, prompt: null }));
-    db.close();
+    const k = await db.createApiKey('persist');
+    await db.recordUsage(usage({ keyId: k.id, prompt: null }));
+    await db.close();
     const again = openDb();
-    expect(again.verifyApiKey(k.key)?.name).toBe('persist');
-    expect(again.listUsage()).toEqual([{ ...usage({ keyId: k.id }), prompt: null }]);
+    expect((await again.verifyApiKey(k.key))?.name).toBe('persist');
+    expect(await again.listUsage()).toEqual([{ ...usage({ keyId: k.id }), prompt: null }]);
   });
 });
