@@ -2,6 +2,8 @@
 // Stages are numbered like diffusers' StableDiffusion(XL)(Img2Img|Inpaint)Pipeline.__call__, which it follows.
 import { OnnxModel, RunTimer, type BackendOptions } from '../backends/onnx.js';
 import { readModelFolder, type ModelFolder } from '../models/folder.js';
+import { capabilitiesOf } from '../models/info.js';
+import { denoisingSteps } from '../strength.js';
 import { createRng, randomSeed, type Rng } from '../rng.js';
 import { createScheduler } from '../schedulers/index.js';
 import type { Scheduler } from '../schedulers/types.js';
@@ -76,24 +78,7 @@ export class StableDiffusionPipeline implements Pipeline {
     opts: PipelineOptions,
   ) {
     this.maxBatchSize = Math.max(1, opts.maxBatchSize ?? 8);
-    const f = folder;
-    const [sw, sh] = f.sampleSize;
-    const nativeWidth = sw * f.vaeScaleFactor;
-    const nativeHeight = sh * f.vaeScaleFactor;
-    const nativeSizes = f.extras.native_sizes?.length
-      ? f.extras.native_sizes.map(([w, h]) => [w, h] as const)
-      : [[nativeWidth, nativeHeight] as const];
-    this.capabilities = {
-      nativeWidth,
-      nativeHeight,
-      nativeSizes,
-      sizeMultiple: f.vaeScaleFactor,
-      supportsAlpha: f.extras.supports_alpha ?? f.decoderOutChannels === 4,
-      supportsImageToImage: vaeEncoder !== undefined,
-      isInpaintModel: f.unetInChannels === 2 * f.latentChannels + 1,
-      isSdxl: f.isSdxl,
-      maxPromptTokens: text.tokenizer.maxLength,
-    };
+    this.capabilities = capabilitiesOf(folder, text.tokenizer.maxLength);
   }
 
   /** Loads a model folder and creates its ONNX sessions once; they are reused until dispose(). */
@@ -166,7 +151,7 @@ export class StableDiffusionPipeline implements Pipeline {
     const total = scheduler.timesteps.length;
     const hasInit = req.initImage !== undefined;
     const strength = hasInit ? (req.strength ?? 0.8) : 1;
-    const initSteps = Math.min(Math.floor(req.numInferenceSteps * strength), req.numInferenceSteps);
+    const initSteps = denoisingSteps(req.numInferenceSteps, strength);
     const tStart = hasInit ? Math.max(total - initSteps * scheduler.order, 0) : 0;
     if (tStart >= total) throw new GenerateRequestError('strength too low: no denoising steps would run');
 

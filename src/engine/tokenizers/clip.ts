@@ -167,6 +167,12 @@ function parseTokenizerJsonMerges(raw: unknown, path: string): Array<[string, st
   });
 }
 
+/** The sequence length a tokenizer config's model_max_length means for a CLIP text encoder. */
+export function effectiveMaxLength(max: unknown): number {
+  // model_max_length is int(1e30) when a tokenizer has "no limit"; CLIP's text encoders take 77.
+  return typeof max === 'number' && Number.isInteger(max) && max >= 2 && max <= 1_000_000 ? max : DEFAULT_MAX_LENGTH;
+}
+
 export class ClipTokenizer {
   readonly maxLength: number;
   readonly vocabSize: number;
@@ -200,9 +206,7 @@ export class ClipTokenizer {
       if (!this.ranks.has(key)) this.ranks.set(key, rank);
     });
 
-    const max = spec.maxLength;
-    // model_max_length is int(1e30) when a tokenizer has "no limit"; CLIP's text encoders take 77.
-    this.maxLength = max !== undefined && Number.isInteger(max) && max >= 2 && max <= 1_000_000 ? max : DEFAULT_MAX_LENGTH;
+    this.maxLength = effectiveMaxLength(spec.maxLength);
     this.vocabSize = this.encoder.size;
     this.bosToken = spec.bosToken ?? CLIP_BOS;
     this.eosToken = spec.eosToken ?? CLIP_EOS;
