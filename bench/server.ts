@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/config.js';
-import { encodeOutput, planJob } from '../src/server/render.js';
+import { planJob } from '../src/server/plan.js';
+import { encodeOutput } from '../src/worker/encode.js';
 import { startServer } from '../src/server/start.js';
 import { parseGenerationRequest } from '../src/contract/generations.js';
 import { parseContext } from '../src/server/routes/generations.js';
@@ -37,7 +38,7 @@ async function direct(): Promise<number> {
   const served = server.models.resolve(parsed.model)!;
   const plan = planJob(served, parsed);
   const t = performance.now();
-  const r = await served.local.pipeline.generate(plan.request);
+  const r = await server.engines.pipeline(served.local.name).generate(plan.request);
   await Promise.all(r.images.map((img) => encodeOutput(img, plan.output)));
   return performance.now() - t;
 }

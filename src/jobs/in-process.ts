@@ -1,126 +1,184 @@
-// In-process FIFO job queue in front of the engine: bounded length, cancellation of queued and running jobs.
-// One job runs per pipeline at a time (a pipeline's sessions already use every core).
+// The embedded JobQueue: jobs wait in memory, one lane per local model, and run one at a time per lane (a
+// pipeline's sessions already use every core), so several models can run at once. Events are buffered per job
+// and replayed to its reader, exactly as a Redis-backed queue would deliver them from another process.
 import { randomUUID } from 'node:crypto';
-import { AbortError, type GenerateResult, type Pipeline } from '../engine/types.js';
-import { QueueFullError, type GenerationJob, type JobHandle, type JobQueue } from './types.js';
+import {
+  isTerminal,
+  QueueFullError,
+  UnknownJobError,
+  type JobContext,
+  type JobEvent,
+  type JobExecutor,
+  type JobQueue,
+  type JobSpec,
+  type QueueStats,
+} from './types.js';
+
+export interface InProcessQueueOptions {
+  /** Most jobs waiting, across all models (running ones not counted), before submit throws QueueFullError. */
+  maxWaiting: number;
+  /** Local model names; each gets its own lane. */
+  models: readonly string[];
+  execute: JobExecutor;
+  /** Ready workers per model (the embedded worker: 1 once its pipeline is loaded and warm). */
+  workers(): Record<string, number>;
+  /** Seconds a typical job takes, for Retry-After until jobs have been timed. Default 2. */
+  initialJobSeconds?: number;
+  /** How long a finished job's events stay readable when nobody has read them. Default 60 s. */
+  retainMs?: number;
+  /** Name reported in `started` events. */
+  workerName?: string;
+}
 
 interface Entry {
   id: string;
-  job: GenerationJob;
-  resolve(r: GenerateResult): void;
-  reject(e: unknown): void;
+  job: JobSpec;
+  submittedAt: number;
+  events: JobEvent[];
+  wake: Array<() => void>;
   controller: AbortController;
-  detach(): void;
+  finished: boolean;
 }
 
-export interface InProcessQueueOptions {
-  /** Most jobs waiting (not counting running ones) before enqueue throws QueueFullError. */
-  maxWaiting: number;
-  /** Looks up the pipeline for a job's model. */
-  pipelineFor(model: string): Pipeline;
-  /** Seconds a typical job takes, for Retry-After (updated from observed run times). */
-  initialJobSeconds?: number;
+interface Lane {
+  pending: Entry[];
+  running: Entry | undefined;
+  avgJobMs: number;
+  /** Settles when the running job does (close() waits for it). */
+  current: Promise<void>;
 }
 
 export class InProcessQueue implements JobQueue {
-  private readonly pending: Entry[] = [];
-  private readonly active = new Map<string, Entry>();
+  private readonly jobs = new Map<string, Entry>();
+  private readonly lanes = new Map<string, Lane>();
   private closed = false;
-  private avgJobMs: number;
 
   constructor(private readonly opts: InProcessQueueOptions) {
-    this.avgJobMs = (opts.initialJobSeconds ?? 2) * 1000;
+    const avgJobMs = (opts.initialJobSeconds ?? 2) * 1000;
+    for (const m of opts.models) this.lanes.set(m, { pending: [], running: undefined, avgJobMs, current: Promise.resolve() });
   }
 
-  get waiting(): number {
-    return this.pending.length;
-  }
-
-  get running(): number {
-    return this.active.size;
-  }
-
-  async enqueue(job: GenerationJob): Promise<JobHandle> {
-    if (this.closed) throw new Error('queue closed');
-    if (job.signal?.aborted) throw new AbortError();
-    if (this.pending.length >= this.opts.maxWaiting) {
-      const retry = Math.max(1, Math.ceil(((this.pending.length + this.active.size) * this.avgJobMs) / 1000));
-      throw new QueueFullError(this.opts.maxWaiting, retry);
+  async submit(job: JobSpec): Promise<{ id: string; position: number }> {
+    if (this.closed) throw new Error('the job queue is closed');
+    const lane = this.lanes.get(job.model);
+    if (!lane) throw new Error(`no worker serves model '${job.model}'`);
+    const waiting = this.waitingCount();
+    if (waiting >= this.opts.maxWaiting) {
+      const ahead = lane.pending.length + (lane.running ? 1 : 0);
+      throw new QueueFullError(this.opts.maxWaiting, Math.max(1, Math.ceil((ahead * lane.avgJobMs) / 1000)));
     }
-    const id = randomUUID();
-    const controller = new AbortController();
-    let entry!: Entry;
-    const result = new Promise<GenerateResult>((resolve, reject) => {
-      const onAbort = () => void this.cancel(id);
-      job.signal?.addEventListener('abort', onAbort, { once: true });
-      entry = {
-        id,
-        job,
-        resolve,
-        reject,
-        controller,
-        detach: () => job.signal?.removeEventListener('abort', onAbort),
-      };
-    });
-    const position = this.pending.length + this.active.size;
-    this.pending.push(entry);
-    queueMicrotask(() => this.pump());
-    return { id, position, result };
+    const entry: Entry = {
+      id: `job_${randomUUID()}`,
+      job,
+      submittedAt: Date.now(),
+      events: [],
+      wake: [],
+      controller: new AbortController(),
+      finished: false,
+    };
+    this.jobs.set(entry.id, entry);
+    const position = lane.pending.length + (lane.running ? 1 : 0);
+    lane.pending.push(entry);
+    queueMicrotask(() => this.pump(lane));
+    return { id: entry.id, position };
+  }
+
+  events(id: string): AsyncIterable<JobEvent> {
+    const entry = this.jobs.get(id);
+    if (!entry) throw new UnknownJobError(id);
+    return this.read(entry);
+  }
+
+  private async *read(entry: Entry): AsyncGenerator<JobEvent> {
+    let i = 0;
+    for (;;) {
+      while (i < entry.events.length) {
+        const event = entry.events[i++];
+        yield event;
+        if (isTerminal(event)) {
+          this.jobs.delete(entry.id); // read to the end: nothing left to replay
+          return;
+        }
+      }
+      await new Promise<void>((resolve) => entry.wake.push(resolve));
+    }
+  }
+
+  private emit(entry: Entry, event: JobEvent): void {
+    if (entry.finished) return;
+    entry.events.push(event);
+    if (isTerminal(event)) {
+      entry.finished = true;
+      // Nobody may ever read it (the client left before reading): forget it after a while either way.
+      setTimeout(() => this.jobs.delete(entry.id), this.opts.retainMs ?? 60_000).unref();
+    }
+    for (const wake of entry.wake.splice(0)) wake();
   }
 
   async cancel(id: string): Promise<boolean> {
-    const i = this.pending.findIndex((e) => e.id === id);
+    const entry = this.jobs.get(id);
+    if (!entry || entry.finished) return false;
+    const lane = this.lanes.get(entry.job.model)!;
+    const i = lane.pending.indexOf(entry);
     if (i >= 0) {
-      const [e] = this.pending.splice(i, 1);
-      e.detach();
-      e.reject(new AbortError('generation cancelled before it started'));
+      lane.pending.splice(i, 1);
+      this.emit(entry, { type: 'error', kind: 'cancelled', message: 'generation cancelled before it started' });
       return true;
     }
-    const running = this.active.get(id);
-    if (running) {
-      running.controller.abort();
-      return true;
-    }
-    return false;
+    entry.controller.abort();
+    return true;
   }
 
-  /** Starts the next job when nothing runs (jobs for one engine share its cores, so one at a time). */
-  private pump(): void {
-    if (this.closed || this.active.size > 0) return;
-    const next = this.pending.shift();
+  async stats(): Promise<QueueStats> {
+    let running = 0;
+    for (const lane of this.lanes.values()) if (lane.running) running++;
+    return { waiting: this.waitingCount(), running, workers: this.opts.workers() };
+  }
+
+  private waitingCount(): number {
+    let n = 0;
+    for (const lane of this.lanes.values()) n += lane.pending.length;
+    return n;
+  }
+
+  /** Starts the lane's next job when it is idle. */
+  private pump(lane: Lane): void {
+    if (this.closed || lane.running) return;
+    const next = lane.pending.shift();
     if (!next) return;
-    this.active.set(next.id, next);
+    lane.running = next;
     const started = performance.now();
-    void this.execute(next).finally(() => {
-      this.active.delete(next.id);
-      next.detach();
-      const ms = performance.now() - started;
-      this.avgJobMs = this.avgJobMs * 0.8 + ms * 0.2;
-      this.pump();
+    this.emit(next, { type: 'started', worker: this.opts.workerName ?? 'embedded' });
+    lane.current = this.run(next).finally(() => {
+      lane.running = undefined;
+      lane.avgJobMs = lane.avgJobMs * 0.8 + (performance.now() - started) * 0.2;
+      this.pump(lane);
     });
   }
 
-  private async execute(e: Entry): Promise<void> {
+  private async run(entry: Entry): Promise<void> {
+    const ctx: JobContext = {
+      id: entry.id,
+      signal: entry.controller.signal,
+      submittedAt: entry.submittedAt,
+      emit: (event) => {
+        if (!isTerminal(event)) this.emit(entry, event);
+      },
+    };
     try {
-      const pipeline = this.opts.pipelineFor(e.job.model);
-      const result = await pipeline.generate(e.job.request, {
-        signal: e.controller.signal,
-        previewSteps: e.job.previewSteps,
-        onPreview: e.job.onPreview,
-        onStep: e.job.onStep ? (p) => e.job.onStep!(p.step, p.totalSteps) : undefined,
-      });
-      e.resolve(result);
+      this.emit(entry, await this.opts.execute(entry.job, ctx));
     } catch (err) {
-      e.reject(err);
+      this.emit(entry, { type: 'error', kind: 'failed', message: (err as Error)?.message ?? String(err) });
     }
   }
 
+  /** Refuses new jobs, cancels waiting ones, stops running ones and waits for them to end. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const e of this.pending.splice(0)) {
-      e.detach();
-      e.reject(new AbortError('server shutting down'));
+    for (const lane of this.lanes.values()) {
+      for (const e of lane.pending.splice(0)) this.emit(e, { type: 'error', kind: 'cancelled', message: 'server shutting down' });
+      lane.running?.controller.abort();
     }
-    for (const e of this.active.values()) e.controller.abort();
+    await Promise.all([...this.lanes.values()].map((l) => l.current));
   }
 }

@@ -1,33 +1,99 @@
-// The job queue seam between the HTTP server and the engine: in-process by default, Redis (BullMQ) at scale.
-// A job is an engine request plus where to send progress; the queue decides when it runs.
-import type { GenerateRequest, GenerateResult, RgbaImage } from '../engine/types.js';
+// The job seam between API and engine: a job and its events are plain data (numbers, strings, byte arrays), so
+// the same types travel through the in-process queue (embedded mode) and through Redis to a worker (cluster).
+import type { GenerateRequest, GenerateTimings } from '../engine/types.js';
+import type { ImageFormat } from '../imaging/formats.js';
 
-export interface GenerationJob {
-  /** Name of the local model (pipeline) that runs it. */
-  model: string;
-  request: GenerateRequest;
-  /** Step indices after which to decode a preview (streaming partial images). */
-  previewSteps?: readonly number[];
-  onPreview?(step: number, images: RgbaImage[]): void | Promise<void>;
-  onStep?(step: number, totalSteps: number): void;
-  /** Aborting removes a queued job or stops a running one within one denoising step. */
-  signal?: AbortSignal;
+/** How the worker encodes each image it makes. */
+export interface OutputPlan {
+  width: number;
+  height: number;
+  format: ImageFormat;
+  /** 0-100; 100 is lossless where the format allows it. */
+  compression: number;
+  /** 'keep': the model's alpha is kept; 'flatten': composited on white. */
+  alpha: 'keep' | 'flatten';
 }
 
-export interface JobHandle {
+/** What an API node hands to the queue: everything a worker needs, nothing that cannot cross a process. */
+export interface JobSpec {
+  /** Name of the local model (pipeline) that runs it. */
+  model: string;
+  /** The engine request; image inputs are RGBA bytes and mask weights (typed arrays). */
+  request: GenerateRequest;
+  output: OutputPlan;
+  /** Denoising step indices after which image 0 is decoded, encoded and sent as a partial image. */
+  previewSteps: readonly number[];
+  /** Who asked (API key id), for fair scheduling and records; null when auth is off. */
+  keyId: string | null;
+  /** The HTTP request id, so logs on either side of the queue line up. */
+  requestId: string;
+}
+
+export interface EncodedImage {
+  bytes: Uint8Array;
+  format: ImageFormat;
+  /** Whether any pixel is not fully opaque (reported as background "transparent"). */
+  transparent: boolean;
+}
+
+export interface JobTimings extends GenerateTimings {
+  /** Time between submit and the worker starting the job. */
+  queueMs: number;
+  /** Resize + encode of every image. */
+  encodeMs: number;
+}
+
+/** Why a job ended without a result: the API maps each kind onto an OpenAI error. */
+export type JobFailureKind =
+  /** Cancelled by the client (disconnect), the caller or shutdown. */
+  | 'cancelled'
+  /** The engine refused the request (a 400: retrying cannot help). */
+  | 'invalid_request'
+  /** Anything else (a 500). */
+  | 'failed';
+
+export type JobEvent =
+  | { type: 'started'; worker: string }
+  | { type: 'progress'; step: number; totalSteps: number }
+  | { type: 'partial'; index: number; step: number; image: EncodedImage }
+  | { type: 'result'; images: EncodedImage[]; seed: number; timings: JobTimings }
+  | { type: 'error'; kind: JobFailureKind; message: string };
+
+export function isTerminal(e: JobEvent): e is Extract<JobEvent, { type: 'result' | 'error' }> {
+  return e.type === 'result' || e.type === 'error';
+}
+
+/** What a worker gets for one job: a way to report events, and a signal that fires on cancel or shutdown. */
+export interface JobContext {
   id: string;
-  /** Jobs ahead of this one when it was admitted (0 = runs next). */
-  position: number;
-  result: Promise<GenerateResult>;
+  signal: AbortSignal;
+  /** Progress and partial images; the terminal event is the executor's return value. */
+  emit(event: JobEvent): void;
+  /** Epoch ms when the job was submitted. */
+  submittedAt: number;
+}
+
+/** Runs one job to its end: resolves to its `result` or `error` event, never rejects. */
+export type JobExecutor = (job: JobSpec, ctx: JobContext) => Promise<Extract<JobEvent, { type: 'result' | 'error' }>>;
+
+export interface QueueStats {
+  waiting: number;
+  running: number;
+  /** Ready workers per local model name. */
+  workers: Record<string, number>;
 }
 
 export interface JobQueue {
-  /** Admits a job or throws QueueFullError when the queue is at its bound. */
-  enqueue(job: GenerationJob): Promise<JobHandle>;
+  /** Admits a job or throws QueueFullError (a 429 before any reply starts). */
+  submit(job: JobSpec): Promise<{ id: string; position: number }>;
+  /**
+   * The job's events from the first one, ending after its `result` or `error`. Throws UnknownJobError for an id the
+   * queue does not hold (never submitted, or finished and forgotten).
+   */
+  events(id: string): AsyncIterable<JobEvent>;
+  /** Removes a waiting job or stops a running one within one denoising step; false when there is nothing to stop. */
   cancel(id: string): Promise<boolean>;
-  /** Jobs waiting (not running). */
-  readonly waiting: number;
-  readonly running: number;
+  stats(): Promise<QueueStats>;
   close(): Promise<void>;
 }
 
@@ -39,5 +105,12 @@ export class QueueFullError extends Error {
     readonly retryAfterSeconds: number,
   ) {
     super(`the generation queue is full (${limit} waiting); retry later`);
+  }
+}
+
+export class UnknownJobError extends Error {
+  override readonly name = 'UnknownJobError';
+  constructor(readonly id: string) {
+    super(`no job ${id}`);
   }
 }

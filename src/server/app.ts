@@ -2,7 +2,6 @@
 // Everything it needs (config, models, queue, store, db, clock) is passed in, so tests build it on an ephemeral port.
 import { randomBytes } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Config } from '../config/config.js';
 import {
   ApiError,
   invalidApiKey,
@@ -12,38 +11,16 @@ import {
   payloadTooLarge,
   redactApiKey,
   serverError,
+  serviceUnavailable,
   unsupportedMediaType,
 } from '../contract/errors.js';
-import type { Db } from '../db/types.js';
-import type { JobQueue } from '../jobs/types.js';
-import type { ImageStore } from '../storage/types.js';
-import type { ModelRegistry } from './model-registry.js';
-import type { ModerationHook } from './moderation.js';
+import type { ServerDeps } from './deps.js';
+import { JobCancelledError } from './dispatch.js';
 import { registerEditRoutes } from './routes/edits.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerGenerationRoutes } from './routes/generations.js';
 import { registerMetaRoutes } from './routes/meta.js';
 import { registerVariationRoutes } from './routes/variations.js';
-
-export interface ServerDeps {
-  config: Readonly<Config>;
-  models: ModelRegistry;
-  queue: JobQueue;
-  store: ImageStore;
-  db: Db;
-  moderation: ModerationHook;
-  urlSecret: string;
-  /** Clock in epoch ms (tests move it to expire URLs). */
-  now: () => number;
-  logger?: boolean;
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** The API key's id when auth mode is 'keys'. */
-    apiKeyId?: string;
-  }
-}
 
 function newRequestId(): string {
   return `req_${randomBytes(12).toString('hex')}`;
@@ -78,7 +55,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const header = req.headers.authorization;
     const m = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
     if (!m) throw missingApiKey();
-    const key = deps.db.verifyApiKey(m[1].trim());
+    const key = await deps.db.verifyApiKey(m[1].trim());
     if (!key) throw invalidApiKey(redactApiKey(m[1].trim()));
     req.apiKeyId = key.id;
   });
@@ -110,6 +87,8 @@ export function sendError(reply: FastifyReply, err: ApiError): void {
 /** Maps Fastify's own errors (bad JSON, size, content type) onto OpenAI's statuses and bodies; anything else is a 500. */
 function toApiError(err: FastifyError | ApiError, req: FastifyRequest): ApiError {
   if (err instanceof ApiError) return err;
+  // A job cancelled while its client still waits: the server is shutting down, and another node can take it.
+  if (err instanceof JobCancelledError) return serviceUnavailable('The server is shutting down; retry the request.', 1);
   const code = (err as FastifyError).code;
   switch (code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

@@ -1,6 +1,8 @@
 // The local prompt filter behind `moderation`: a simple, documented word/phrase list per category.
 // 'auto' checks every configured category, 'low' only the smallest set. A classifier can replace it through the hook.
 
+import { moderationBlocked } from '../contract/errors.js';
+
 export type ModerationLevel = 'auto' | 'low';
 
 export interface ModerationResult {
@@ -30,4 +32,10 @@ export function createWordFilter(categories: Record<string, string[]>, lowCatego
       .map((c) => c.category);
     return { flagged: hits.length > 0, categories: hits };
   };
+}
+
+/** Runs the hook on a prompt and refuses the request with OpenAI's moderation_blocked when it is flagged. */
+export async function checkModeration(hook: ModerationHook, prompt: string, level: ModerationLevel, requestId: string): Promise<void> {
+  const verdict = await hook(prompt, level);
+  if (verdict.flagged) throw moderationBlocked({ requestId, categories: verdict.categories });
 }

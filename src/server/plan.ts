@@ -1,61 +1,80 @@
-// Maps an OpenAI request's quality and size onto what a local model can do: step/guidance presets and the
-// size to generate at (a native size of the same aspect, when the model has one) before resizing exactly.
-import type { QualityPreset } from '../engine/index.js';
-import type { ModelCapabilities } from '../engine/types.js';
+// Planning a request from the served model's ModelInfo (never from live sessions, so an API node can plan without
+// ONNX Runtime): quality preset + extensions → steps/guidance/scheduler, size → native generation size,
+// background → alpha, and image-to-image strength → the steps that really run.
+import type { ParsedCommon } from '../contract/common.js';
+import { transparentNotSupported } from '../contract/errors.js';
+import { planSize, presetFor, stepsForStrength } from '../engine/plan.js';
+import type { GenerateRequest, RgbaImage } from '../engine/types.js';
+import type { OutputPlan } from '../jobs/types.js';
+import type { ServedModel } from './catalog.js';
 
-/** Presets for models whose folder has no easel.json (documented in README). */
-export const DEFAULT_PRESETS: Record<string, QualityPreset> = {
-  low: { steps: 12, guidance_scale: 7.5 },
-  medium: { steps: 25, guidance_scale: 7.5 },
-  high: { steps: 40, guidance_scale: 7.5 },
-  standard: { steps: 25, guidance_scale: 7.5 },
-  hd: { steps: 40, guidance_scale: 7.5 },
-};
-
-/** OpenAI qualities that borrow another preset: `auto` is medium. */
-const QUALITY_FALLBACK: Record<string, string> = { auto: 'medium', standard: 'medium', hd: 'high' };
-
-export function presetFor(quality: string, presets: Record<string, QualityPreset> | undefined): QualityPreset {
-  const table = { ...DEFAULT_PRESETS, ...(presets ?? {}) };
-  return table[quality] ?? table[QUALITY_FALLBACK[quality] ?? 'medium'] ?? DEFAULT_PRESETS.medium;
+export interface JobPlan {
+  request: GenerateRequest;
+  output: OutputPlan;
+  /** Denoising steps that actually run (image-to-image runs fewer); partial images are spaced over these. */
+  effectiveSteps: number;
 }
 
-export interface SizePlan {
-  /** Size the engine generates at. */
-  genWidth: number;
-  genHeight: number;
-  /** Size returned to the client (resize when it differs). */
-  outWidth: number;
-  outHeight: number;
+export function planJob(served: ServedModel, parsed: ParsedCommon): JobPlan {
+  const { capabilities: caps, presets, extras } = served.local.info;
+  const preset = presetFor(parsed.resolved.quality, presets);
+  const sizes = planSize(parsed.resolved.width, parsed.resolved.height, caps);
+  const ext = parsed.extensions;
+  const gpt = parsed.family === 'gpt-image';
+  if (gpt && parsed.background === 'transparent' && !caps.supportsAlpha) throw transparentNotSupported();
+  const keepAlpha = gpt && parsed.output_format !== 'jpeg' && caps.supportsAlpha && parsed.background !== 'opaque';
+  const transparentWords = extras.transparent_background_prompt;
+  const steerToTransparent = gpt && parsed.background === 'transparent' && transparentWords && !/transparent/i.test(parsed.prompt);
+  const steps = ext.num_inference_steps ?? preset.steps;
+  return {
+    request: {
+      // only the conditioning changes: usage, moderation and the response are about the prompt as sent
+      prompt: steerToTransparent ? `${parsed.prompt}${transparentWords}` : parsed.prompt,
+      negativePrompt: ext.negative_prompt ?? extras.default_negative_prompt,
+      width: sizes.genWidth,
+      height: sizes.genHeight,
+      numImages: parsed.n,
+      numInferenceSteps: steps,
+      guidanceScale: ext.guidance_scale ?? preset.guidance_scale,
+      ...(preset.guidance_interval ? { guidanceInterval: preset.guidance_interval } : {}),
+      seed: ext.seed,
+      scheduler: ext.scheduler ?? (preset.scheduler as GenerateRequest['scheduler']),
+    },
+    output: {
+      width: sizes.outWidth,
+      height: sizes.outHeight,
+      format: parsed.output_format,
+      compression: parsed.output_compression,
+      alpha: keepAlpha ? 'keep' : 'flatten',
+    },
+    effectiveSteps: steps,
+  };
 }
 
-export function parseSize(size: string): { width: number; height: number } {
-  const m = /^(\d+)x(\d+)$/.exec(size);
-  if (!m) throw new Error(`not a size: ${size}`);
-  return { width: Number(m[1]), height: Number(m[2]) };
+/** Turns a text-to-image plan into image-to-image (or inpainting, with a mask) at `strength`. */
+export function withInitImage(
+  plan: JobPlan,
+  init: { image: RgbaImage; strength: number; mask?: Float32Array },
+  overrides: Partial<Pick<GenerateRequest, 'prompt' | 'guidanceScale'>> = {},
+): JobPlan {
+  const steps = stepsForStrength(plan.request.numInferenceSteps, init.strength);
+  return {
+    ...plan,
+    request: {
+      ...plan.request,
+      ...overrides,
+      numInferenceSteps: steps.steps,
+      initImage: init.image,
+      strength: init.strength,
+      ...(init.mask ? { mask: init.mask } : {}),
+    },
+    effectiveSteps: steps.effective,
+  };
 }
 
-/**
- * A native size with the closest aspect ratio when the model lists several; otherwise the native area at the
- * requested aspect, rounded to multiples of 8 latent pixels (so UNets with three downsamplings accept it).
- */
-export function planSize(width: number, height: number, caps: ModelCapabilities): SizePlan {
-  const aspect = Math.log(width / height);
-  if (caps.nativeSizes.length > 1 || (caps.nativeSizes.length === 1 && caps.nativeSizes[0][0] === width && caps.nativeSizes[0][1] === height)) {
-    let best = caps.nativeSizes[0];
-    for (const s of caps.nativeSizes) {
-      if (Math.abs(Math.log(s[0] / s[1]) - aspect) < Math.abs(Math.log(best[0] / best[1]) - aspect)) best = s;
-    }
-    return { genWidth: best[0], genHeight: best[1], outWidth: width, outHeight: height };
-  }
-  const area = caps.nativeWidth * caps.nativeHeight;
-  const step = caps.sizeMultiple * 8;
-  const round = (v: number) => Math.max(step, Math.round(v / step) * step);
-  const gw = round(Math.sqrt(area * (width / height)));
-  const gh = round(Math.sqrt(area / (width / height)));
-  // Never generate above the requested size when that is itself a valid size (e.g. 256x256 on a 512 model).
-  if (width <= gw && height <= gh && width % step === 0 && height % step === 0) {
-    return { genWidth: width, genHeight: height, outWidth: width, outHeight: height };
-  }
-  return { genWidth: gw, genHeight: gh, outWidth: width, outHeight: height };
+/** Steps after which partial images are decoded: evenly spaced, the last one before the final step. */
+export function partialSteps(totalSteps: number, count: number): number[] {
+  const steps = new Set<number>();
+  for (let i = 1; i <= count; i++) steps.add(Math.max(0, Math.min(totalSteps - 2, Math.round((i * totalSteps) / (count + 1)) - 1)));
+  return [...steps].sort((a, b) => a - b);
 }

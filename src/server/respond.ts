@@ -4,9 +4,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ParsedCommon } from '../contract/common.js';
 import { buildImagesResponse, completedEvent, partialImageEvent, type StreamKind } from '../contract/responses.js';
 import type { ImageUsage } from '../contract/usage.js';
-import type { ServerDeps } from './app.js';
-import type { ServedModel } from './model-registry.js';
-import { clientAbortSignal, deliver, encodeOutput, isClientGone, recordUsage, runJob, type JobPlan } from './render.js';
+import type { EncodedImage, JobSpec } from '../jobs/types.js';
+import type { ServedModel } from './catalog.js';
+import { deliver } from './delivery.js';
+import type { ServerDeps } from './deps.js';
+import { clientAbortSignal, JobCancelledError, runThroughQueue } from './dispatch.js';
+import { partialSteps, type JobPlan } from './plan.js';
+import { recordUsage } from './records.js';
 import { SseStream } from './sse.js';
 
 export interface ImageJob {
@@ -18,30 +22,37 @@ export interface ImageJob {
   served: ServedModel;
   /** performance.now() when the request arrived. */
   started: number;
-  /** Denoising steps that actually run (image-to-image runs fewer); partial images are spaced over these. */
-  effectiveSteps: number;
   /** Usage for this request (GPT families), given the partial images streamed. */
   usage?(partialImages: number, outputDetails: boolean): ImageUsage;
 }
 
-/** Steps after which partial images are decoded: evenly spaced, the last one before the final step. */
-export function partialSteps(totalSteps: number, count: number): number[] {
-  const steps = new Set<number>();
-  for (let i = 1; i <= count; i++) steps.add(Math.max(0, Math.min(totalSteps - 2, Math.round((i * totalSteps) / (count + 1)) - 1)));
-  return [...steps].sort((a, b) => a - b);
-}
+const NO_USAGE: ImageUsage = { input_tokens: 0, input_tokens_details: { text_tokens: 0, image_tokens: 0 }, output_tokens: 0, total_tokens: 0 };
 
 export async function answerJob(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, job: ImageJob): Promise<unknown> {
   return job.parsed.stream ? answerStream(deps, req, reply, job) : answerJson(deps, req, reply, job);
 }
 
+function jobSpec(req: FastifyRequest, job: ImageJob, previewSteps: number[]): JobSpec {
+  return {
+    model: job.served.local.name,
+    request: job.plan.request,
+    output: job.plan.output,
+    previewSteps,
+    keyId: req.apiKeyId ?? null,
+    requestId: req.id,
+  };
+}
+
+function b64(image: EncodedImage): string {
+  return Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength).toString('base64');
+}
+
 async function answerJson(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, job: ImageJob): Promise<unknown> {
-  const { parsed, plan } = job;
-  const result = await runJob(deps, job.served, plan.request, clientAbortSignal(req, reply));
-  const encoded = await Promise.all(result.images.map((img) => encodeOutput(img, plan.output)));
+  const { parsed } = job;
+  const result = await runThroughQueue(deps, jobSpec(req, job, []), clientAbortSignal(req, reply));
   const data = await Promise.all(
-    encoded.map(async (e) => ({
-      ...(await deliver(deps, req, e, plan.output.format, parsed.response_format)),
+    result.images.map(async (image) => ({
+      ...(await deliver(deps, req, image, parsed.response_format)),
       // dall-e-3 reports the prompt the model was given; Easel gives it the prompt unchanged.
       ...(parsed.family === 'dall-e-3' ? { revised_prompt: parsed.prompt } : {}),
     })),
@@ -54,7 +65,7 @@ async function answerJson(deps: ServerDeps, req: FastifyRequest, reply: FastifyR
     images: data,
     output: gpt
       ? {
-          background: encoded.some((e) => e.transparent) ? 'transparent' : 'opaque',
+          background: result.images.some((e) => e.transparent) ? 'transparent' : 'opaque',
           output_format: parsed.output_format,
           size: parsed.resolved.size,
           quality: parsed.resolved.quality,
@@ -62,7 +73,7 @@ async function answerJson(deps: ServerDeps, req: FastifyRequest, reply: FastifyR
       : undefined,
     usage,
   });
-  recordUsage(deps, req, parsed, job.endpoint, job.started, 200, { input: usage?.input_tokens ?? 0, output: usage?.output_tokens ?? 0 });
+  await recordUsage(deps, req, parsed, job.endpoint, job.started, 200, { input: usage?.input_tokens ?? 0, output: usage?.output_tokens ?? 0 });
   reply.header('x-easel-seed', String(result.seed));
   return body;
 }
@@ -72,35 +83,30 @@ async function answerJson(deps: ServerDeps, req: FastifyRequest, reply: FastifyR
  * event per image; with n > 1 every completed event carries the whole request's usage (documented in README).
  */
 async function answerStream(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, job: ImageJob): Promise<void> {
-  const { parsed, plan } = job;
+  const { parsed } = job;
   const sse = new SseStream(req, reply);
   const controller = new AbortController();
   reply.raw.once('close', () => controller.abort());
-  const event = async (img: Parameters<typeof encodeOutput>[0]) => {
-    const e = await encodeOutput(img, plan.output);
-    return {
-      size: parsed.resolved.size,
-      quality: parsed.resolved.quality,
-      output_format: parsed.output_format,
-      b64_json: e.bytes.toString('base64'),
-      created_at: Math.floor(deps.now() / 1000),
-      background: e.transparent ? 'transparent' : 'opaque',
-    };
-  };
+  const fields = (image: EncodedImage) => ({
+    size: parsed.resolved.size,
+    quality: parsed.resolved.quality,
+    output_format: parsed.output_format,
+    b64_json: b64(image),
+    created_at: Math.floor(deps.now() / 1000),
+    background: image.transparent ? 'transparent' : 'opaque',
+  });
   let partials = 0;
   try {
-    const result = await runJob(deps, job.served, plan.request, controller.signal, {
-      previewSteps: parsed.partial_images > 0 ? partialSteps(job.effectiveSteps, parsed.partial_images) : [],
-      onPreview: async (_step, images) => {
-        sse.send(partialImageEvent(job.kind, { ...(await event(images[0])), partial_image_index: partials++ }));
-      },
+    const previews = parsed.partial_images > 0 ? partialSteps(job.plan.effectiveSteps, parsed.partial_images) : [];
+    const result = await runThroughQueue(deps, jobSpec(req, job, previews), controller.signal, ({ image }) => {
+      sse.send(partialImageEvent(job.kind, { ...fields(image), partial_image_index: partials++ }));
     });
-    const usage = job.usage?.(partials, false) ?? { input_tokens: 0, input_tokens_details: { text_tokens: 0, image_tokens: 0 }, output_tokens: 0, total_tokens: 0 };
-    for (const img of result.images) sse.send(completedEvent(job.kind, { ...(await event(img)), usage }));
-    recordUsage(deps, req, parsed, job.endpoint, job.started, 200, { input: usage.input_tokens, output: usage.output_tokens });
+    const usage = job.usage?.(partials, false) ?? NO_USAGE;
+    for (const image of result.images) sse.send(completedEvent(job.kind, { ...fields(image), usage }));
+    await recordUsage(deps, req, parsed, job.endpoint, job.started, 200, { input: usage.input_tokens, output: usage.output_tokens });
     sse.end();
   } catch (err) {
-    if (isClientGone(err) || sse.isClosed) {
+    if (err instanceof JobCancelledError || sse.isClosed) {
       sse.end();
       return;
     }

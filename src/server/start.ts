@@ -1,4 +1,5 @@
-// Builds a whole server from a Config: data dir, image store + sweeper, database, models, queue, Fastify app.
+// Builds the embedded server from a Config: data dir, image store + sweeper, database, model catalog, the
+// in-process queue with its worker (the engine pool in this process), and the Fastify app.
 // Used by `easel serve` and by the end-to-end tests (which pass a clock and port 0).
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -8,15 +9,19 @@ import type { Config } from '../config/config.js';
 import { openSqliteDb } from '../db/index.js';
 import { InProcessQueue } from '../jobs/in-process.js';
 import { createFsImageStore, startSweeper } from '../storage/index.js';
+import { EnginePool } from '../worker/engine-pool.js';
+import { runJob } from '../worker/run-job.js';
 import { buildServer } from './app.js';
-import { ModelRegistry } from './model-registry.js';
+import { ModelCatalog } from './catalog.js';
 import { createWordFilter, type ModerationHook } from './moderation.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   /** http://host:port */
   url: string;
-  models: ModelRegistry;
+  models: ModelCatalog;
+  /** The embedded worker's loaded pipelines (benchmarks compare against them directly). */
+  engines: EnginePool;
   close(): Promise<void>;
 }
 
@@ -41,23 +46,27 @@ function urlSecret(config: Readonly<Config>): string {
 export async function startServer(config: Readonly<Config>, opts: StartOptions = {}): Promise<RunningServer> {
   const now = opts.now ?? Date.now;
   mkdirSync(config.dataDir, { recursive: true });
+  const models = ModelCatalog.fromConfig(config);
   const store = createFsImageStore({ dir: join(config.dataDir, 'images'), now });
   const db = openSqliteDb({ path: join(config.dataDir, 'easel.sqlite'), now });
-  let models: ModelRegistry;
+  let engines: EnginePool;
   try {
-    models = await ModelRegistry.load(config);
+    engines = await EnginePool.load(config.models, {
+      provider: config.engine.provider,
+      threads: config.engine.threads,
+      maxBatchSize: config.engine.maxBatchSize,
+    });
   } catch (err) {
-    db.close();
+    await db.close();
     await store.close();
     throw err;
   }
+  const log = { error: (obj: object, msg: string) => app.log.error(obj, msg) };
   const queue = new InProcessQueue({
     maxWaiting: config.queue.maxWaiting,
-    pipelineFor: (name) => {
-      const local = models.locals.get(name);
-      if (!local) throw new Error(`no local model '${name}'`);
-      return local.pipeline;
-    },
+    models: engines.names,
+    execute: (job, ctx) => runJob(engines.pipeline(job.model), job, ctx, log),
+    workers: () => engines.readiness(),
   });
   const app = await buildServer({
     config,
@@ -71,21 +80,22 @@ export async function startServer(config: Readonly<Config>, opts: StartOptions =
     logger: opts.logger,
   });
   const sweeper = startSweeper(store, { intervalMs: config.images.sweepIntervalSeconds * 1000, now, logger: app.log });
-  const warm = models.warmUp().catch((err) => app.log.error({ err }, 'warm-up failed'));
+  const warm = engines.warmUp().catch((err) => app.log.error({ err }, 'warm-up failed'));
   if (opts.waitForWarmUp) await warm;
   const address = await app.listen({ host: config.host, port: config.port });
   return {
     app,
     url: address.replace('[::1]', '127.0.0.1'),
     models,
+    engines,
     async close() {
       await app.close();
       await queue.close();
       await warm;
       await sweeper.stop();
       await store.close();
-      db.close();
-      await models.dispose();
+      await db.close();
+      await engines.dispose();
     },
   };
 }

@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { forbidden, notFound } from '../../contract/errors.js';
 import { verifyImageUrl } from '../../storage/signing.js';
-import type { ServerDeps } from '../app.js';
+import type { ServerDeps } from '../deps.js';
 
 export function registerFileRoutes(app: FastifyInstance, deps: ServerDeps): void {
   app.get<{ Params: { file: string }; Querystring: { expires?: string; sig?: string } }>(

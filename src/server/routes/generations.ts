@@ -1,12 +1,12 @@
 // POST /v1/images/generations: OpenAI's create-image endpoint, answered as JSON or, with stream: true, as SSE.
-// Parsing and the wire contract live in src/contract; the shared render steps in ../render.ts.
+// Parsing and the wire contract live in src/contract; planning in ../plan.ts; answering in ../respond.ts.
 import type { FastifyInstance } from 'fastify';
+import { EXTENSION_FIELDS, type ParseContext } from '../../contract/families.js';
 import { parseGenerationRequest } from '../../contract/generations.js';
-import type { ParseContext } from '../../contract/families.js';
 import { buildUsage } from '../../contract/usage.js';
-import type { ServerDeps } from '../app.js';
-import { EXTENSION_FIELDS } from '../model-registry.js';
-import { checkModeration, planJob } from '../render.js';
+import type { ServerDeps } from '../deps.js';
+import { checkModeration } from '../moderation.js';
+import { planJob } from '../plan.js';
 import { answerJob } from '../respond.js';
 
 export function parseContext(deps: ServerDeps): ParseContext {
@@ -23,17 +23,15 @@ export function registerGenerationRoutes(app: FastifyInstance, deps: ServerDeps)
   app.post('/v1/images/generations', async (req, reply) => {
     const started = performance.now();
     const parsed = parseGenerationRequest(req.body, ctx);
-    await checkModeration(deps, parsed.prompt, parsed.moderation, req.id);
+    await checkModeration(deps.moderation, parsed.prompt, parsed.moderation, req.id);
     const served = deps.models.resolve(parsed.model)!;
-    const plan = planJob(served, parsed);
     return answerJob(deps, req, reply, {
       endpoint: '/v1/images/generations',
       kind: 'generation',
       parsed,
-      plan,
+      plan: planJob(served, parsed),
       served,
       started,
-      effectiveSteps: plan.request.numInferenceSteps,
       usage: (partialImages, outputDetails) =>
         buildUsage({
           prompt: parsed.prompt,

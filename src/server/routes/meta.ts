@@ -1,13 +1,15 @@
 // Health, readiness, model listing and the OpenAPI document: everything that is not image work.
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../contract/errors.js';
-import type { ServerDeps } from '../app.js';
-import { EXTENSION_FIELDS, type ServedModel } from '../model-registry.js';
+import { EXTENSION_FIELDS } from '../../contract/families.js';
+import type { ServedModel } from '../catalog.js';
+import type { ServerDeps } from '../deps.js';
 import { openApiDocument } from '../openapi.js';
 
 const STARTED = Math.floor(Date.now() / 1000);
 
 function modelObject(s: ServedModel, deps: ServerDeps) {
+  const caps = s.local.info.capabilities;
   return {
     id: s.id,
     object: 'model',
@@ -19,9 +21,9 @@ function modelObject(s: ServedModel, deps: ServerDeps) {
     aliases: s.isAlias ? [] : deps.models.aliasesOf(s.local.name),
     extensions: [...EXTENSION_FIELDS],
     capabilities: {
-      native_sizes: s.local.pipeline.capabilities.nativeSizes.map(([w, h]) => `${w}x${h}`),
-      transparent_background: s.local.pipeline.capabilities.supportsAlpha,
-      image_to_image: s.local.pipeline.capabilities.supportsImageToImage,
+      native_sizes: caps.nativeSizes.map(([w, h]) => `${w}x${h}`),
+      transparent_background: caps.supportsAlpha,
+      image_to_image: caps.supportsImageToImage,
     },
   };
 }
@@ -29,12 +31,15 @@ function modelObject(s: ServedModel, deps: ServerDeps) {
 export function registerMetaRoutes(app: FastifyInstance, deps: ServerDeps): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
+  // Ready when every local model has a warm worker and everything else a request needs is built.
   app.get('/readyz', async (_req, reply) => {
-    const ready = deps.models.ready;
+    const stats = await deps.queue.stats();
+    const models = [...deps.models.locals.keys()].map((name) => ({ name, warmed: (stats.workers[name] ?? 0) > 0 }));
+    const ready = models.every((m) => m.warmed) && (deps.warm?.() ?? true);
     return reply.code(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'warming_up',
-      models: [...deps.models.locals.values()].map((l) => ({ name: l.name, warmed: l.warmed })),
-      queue: { waiting: deps.queue.waiting, running: deps.queue.running },
+      models,
+      queue: { waiting: stats.waiting, running: stats.running },
     });
   });
 

@@ -1,0 +1,22 @@
+// Worker-side encoding of engine pixels into the bytes a client receives: exact output size, format, alpha.
+// It runs next to the engine so that only encoded images cross the queue.
+import type { RgbaImage } from '../engine/types.js';
+import { encodeImage } from '../imaging/encode.js';
+import type { EncodedImage, OutputPlan } from '../jobs/types.js';
+
+function hasTransparency(img: RgbaImage): boolean {
+  for (let i = 3; i < img.data.length; i += 4) if (img.data[i] < 255) return true;
+  return false;
+}
+
+export async function encodeOutput(img: RgbaImage, out: OutputPlan): Promise<EncodedImage> {
+  const keep = out.alpha === 'keep';
+  const bytes = await encodeImage(img, {
+    format: out.format,
+    compression: out.compression,
+    keepAlpha: keep,
+    width: out.width,
+    height: out.height,
+  });
+  return { bytes, format: out.format, transparent: keep && hasTransparency(img) };
+}
