@@ -1,0 +1,310 @@
+// The config fails closed: every rule of the schema (deep defaults, strict keys, types and enums, cross-checks), the
+// EASEL_* table (case-insensitive, bad values named), precedence, path resolution, and `easel config check/print`.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { describeConfig, printedConfig, registerConfigCommands } from '../../src/cli/config.js';
+import { ConfigError, defaultModelPath, ENV_VARS, loadConfig, OPENAI_MODEL_FAMILIES } from '../../src/config/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'easel-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+/** Writes `content` (JSON unless a string) to a fresh file under the temp dir and returns its path. */
+function file(content: unknown): string {
+  const path = join(dir, `c${++files}`, 'easel.json');
+  mkdirSync(join(path, '..'));
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
+  return path;
+}
+
+/** The ConfigError's problems for loading `flags` with `env`. */
+function problems(flags: Parameters<typeof loadConfig>[0], env: NodeJS.ProcessEnv = {}): readonly string[] {
+  try {
+    loadConfig(flags, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const MODEL = { name: 'm', path: '/models/m' };
+
+describe('defaults', () => {
+  it('embedded defaults: loopback, no auth, the default model under every OpenAI name', () => {
+    const cfg = loadConfig({}, {});
+    expect(cfg.host).toBe('127.0.0.1');
+    expect(cfg.port).toBe(8080);
+    expect(cfg.dataDir).toBe(resolve('data'));
+    expect(cfg.auth.mode).toBe('none');
+    expect(cfg.models).toEqual([{ name: 'easel-default', path: defaultModelPath(), family: 'gpt-image' }]);
+    expect(cfg.defaultModel).toBe('easel-default');
+    expect(Object.keys(cfg.aliases).sort()).toEqual(Object.keys(OPENAI_MODEL_FAMILIES).sort());
+    expect(new Set(Object.values(cfg.aliases))).toEqual(new Set(['easel-default']));
+    expect(cfg.limits).toEqual({ bodyBytes: 2 * 1024 * 1024, uploadBytes: 64 * 1024 * 1024, allowPrivateImageUrls: false });
+    expect(cfg.moderation.lowCategories).toEqual(['sexual/minors']);
+    expect(Object.isFrozen(cfg.engine)).toBe(true);
+  });
+
+  it('a partial section keeps the rest of its defaults', () => {
+    const cfg = loadConfig(
+      { config: file({ limits: { allowPrivateImageUrls: true }, engine: { threads: 2 }, moderation: { lowCategories: [] } }) },
+      {},
+    );
+    expect(cfg.limits).toEqual({ bodyBytes: 2 * 1024 * 1024, uploadBytes: 64 * 1024 * 1024, allowPrivateImageUrls: true });
+    expect(cfg.engine).toEqual({ provider: 'cpu', threads: 2, maxBatchSize: 8 });
+    expect(cfg.moderation.lowCategories).toEqual([]);
+    expect(Object.keys(cfg.moderation.categories)).toContain('sexual/minors');
+    expect(cfg.images).toEqual({ urlTtlSeconds: 3600, sweepIntervalSeconds: 300 });
+  });
+
+  it('defaultModel is the first model; OpenAI names not aliased in the file point at it', () => {
+    const cfg = loadConfig(
+      { config: file({ models: [MODEL, { name: 'n', path: '/n', family: 'dall-e-3' }], aliases: { 'dall-e-3': 'n' } }) },
+      {},
+    );
+    expect(cfg.defaultModel).toBe('m');
+    expect(cfg.models[0].family).toBe('gpt-image');
+    expect(cfg.aliases['dall-e-3']).toBe('n');
+    expect(cfg.aliases['gpt-image-1']).toBe('m');
+  });
+});
+
+describe('bad values fail closed, naming the file, the key and what is allowed', () => {
+  const cases: Array<[string, unknown, string]> = [
+    ['an unknown auth mode', { auth: { mode: 'key' } }, 'auth.mode: expected one of "none" | "keys", got "key"'],
+    ['a size with units', { limits: { bodyBytes: '2MB' } }, 'limits.bodyBytes: expected an integer, got "2MB"'],
+    ['a negative size', { limits: { uploadBytes: -1 } }, 'limits.uploadBytes: expected a value > 0, got -1'],
+    ['a zero size', { limits: { bodyBytes: 0 } }, 'limits.bodyBytes: expected a value > 0, got 0'],
+    ['a fractional count', { engine: { maxBatchSize: 1.5 } }, 'engine.maxBatchSize: expected an integer, got 1.5'],
+    ['a negative queue', { queue: { maxWaiting: -1 } }, 'queue.maxWaiting: expected a value >= 0, got -1'],
+    ['a port out of range', { port: 70000 }, 'port: expected a value <= 65535, got 70000'],
+    ['an unknown provider', { engine: { provider: 'gpu' } }, 'engine.provider: expected one of "cpu" | "cuda" | "webgpu", got "gpu"'],
+    [
+      'an unknown family',
+      { models: [{ ...MODEL, family: 'dalle' }] },
+      'models[0].family: expected one of "dall-e-2" | "dall-e-3" | "gpt-image"',
+    ],
+    ['a model without a path', { models: [{ name: 'm' }] }, 'models[0].path: expected a string, got nothing'],
+    ['no models', { models: [] }, 'models: expected at least 1 item(s), got 0'],
+    ['a string for a boolean', { records: { storePrompts: 'yes' } }, 'records.storePrompts: expected true or false, got "yes"'],
+    ['a section that is not an object', { limits: [] }, 'limits: expected an object, got []'],
+    ['a non-http public URL', { publicBaseUrl: 'ftp://x' }, 'publicBaseUrl: expected an http(s) URL, got "ftp://x"'],
+    ['a file that is not an object', [1], 'expected an object, got [1]'],
+    ['an unknown top-level key', { prot: 80 }, 'prot: unknown key (allowed keys are host, port,'],
+    [
+      'an unknown section key',
+      { limits: { bodyBytez: 1 } },
+      'limits.bodyBytez: unknown key (allowed keys are bodyBytes, uploadBytes, allowPrivateImageUrls)',
+    ],
+    ['an unknown model key', { models: [{ ...MODEL, fam: 'x' }] }, 'models[0].fam: unknown key'],
+    ['a defaultModel not served', { models: [MODEL], defaultModel: 'x' }, 'defaultModel: "x" is not among the models (models are "m")'],
+    ['an alias to nothing', { models: [MODEL], aliases: { 'gpt-image-1': 'x' } }, 'aliases["gpt-image-1"]: points at unknown model "x"'],
+    ['two models with one name', { models: [MODEL, MODEL] }, 'models[1].name: duplicate model name "m"'],
+    [
+      'a low category not defined',
+      { moderation: { lowCategories: ['sexual/minor'] } },
+      'moderation.lowCategories[0]: expected one of "sexual/minors" |',
+    ],
+  ];
+  it.each(cases)('%s', (_, content, message) => {
+    const path = file(content);
+    expect(problems({ config: path })).toEqual([expect.stringContaining(`${path}: ${message}`)]);
+  });
+
+  it('lists every problem, not just the first', () => {
+    const path = file({ auth: { mode: 'key' }, limits: { bodyBytes: '2MB', uploadBytes: 0, extra: 1 }, port: -1 });
+    const found = problems({ config: path });
+    expect(found).toHaveLength(5);
+    for (const key of ['auth.mode', 'limits.bodyBytes', 'limits.uploadBytes', 'limits.extra', 'port']) {
+      expect(found.some((p) => p.startsWith(`${path}: ${key}: `))).toBe(true);
+    }
+  });
+
+  it('a missing file, a folder and bad JSON each name the file', () => {
+    const missing = join(dir, 'nope.json');
+    expect(problems({ config: missing })).toEqual([`${missing}: cannot read the config file (no such file)`]);
+    expect(problems({ config: dir })[0]).toMatch(new RegExp(`^${dir}: cannot read the config file \\(EISDIR`));
+    const bad = file('{"auth": {"mode": "keys",}}');
+    expect(problems({ config: bad })).toEqual([expect.stringMatching(new RegExp(`^${bad}: not valid JSON \\(`))]);
+  });
+
+  it('the error message says it all: `easel serve` prints it as is', () => {
+    const path = file({ auth: { mode: 'key' } });
+    expect(() => loadConfig({ config: path }, {})).toThrow(
+      `invalid config:\n  ${path}: auth.mode: expected one of "none" | "keys", got "key"`,
+    );
+  });
+
+  it('never shows a secret in a message', () => {
+    const found = problems({}, { EASEL_URL_SECRET: 'hunter2' });
+    expect(found).toEqual(['EASEL_URL_SECRET: expected a string of at least 16 characters (the value given is not shown)']);
+    expect(problems({ config: file({ urlSecret: 12345 }) })[0]).not.toContain('12345');
+  });
+});
+
+describe('environment variables', () => {
+  it('reads enum values case-insensitively', () => {
+    const cfg = loadConfig({}, { EASEL_AUTH: 'KEYS', EASEL_PROVIDER: ' Cuda ' });
+    expect(cfg.auth.mode).toBe('keys');
+    expect(cfg.engine.provider).toBe('cuda');
+  });
+
+  it('names the variable and what is allowed on a bad value, and lists each one', () => {
+    expect(problems({}, { EASEL_AUTH: 'key', EASEL_PORT: '80x', EASEL_THREADS: '0', EASEL_PUBLIC_URL: 'images.example.com' })).toEqual([
+      'EASEL_PORT: expected an integer, got "80x"',
+      'EASEL_PUBLIC_URL: expected an http(s) URL, got "images.example.com"',
+      'EASEL_AUTH: expected one of "none" | "keys", got "key"',
+      'EASEL_THREADS: expected a value > 0, got 0',
+    ]);
+  });
+
+  it('an empty variable sets nothing', () => {
+    expect(loadConfig({}, { EASEL_AUTH: '', EASEL_PORT: ' ' }).port).toBe(8080);
+  });
+
+  it('sets what the table says', () => {
+    const env = {
+      EASEL_HOST: '0.0.0.0',
+      EASEL_PORT: '9000',
+      EASEL_DATA_DIR: 'var/easel',
+      EASEL_PUBLIC_URL: 'https://images.example.com',
+      EASEL_THREADS: '3',
+      EASEL_URL_SECRET: 'a-secret-of-twenty-chars',
+    };
+    const cfg = loadConfig({}, env);
+    expect([cfg.host, cfg.port, cfg.dataDir, cfg.publicBaseUrl, cfg.engine.threads, cfg.urlSecret]).toEqual([
+      '0.0.0.0',
+      9000,
+      resolve('var/easel'),
+      'https://images.example.com',
+      3,
+      'a-secret-of-twenty-chars',
+    ]);
+    expect(ENV_VARS.map((v) => v.name)).toEqual(
+      expect.arrayContaining([...Object.keys(env), 'EASEL_AUTH', 'EASEL_PROVIDER', 'EASEL_MODEL', 'EASEL_CONFIG']),
+    );
+  });
+
+  it('EASEL_CONFIG names the file; a bad one fails like --config', () => {
+    expect(loadConfig({}, { EASEL_CONFIG: file({ port: 1234 }) }).port).toBe(1234);
+    const missing = join(dir, 'missing.json');
+    expect(problems({}, { EASEL_CONFIG: missing })).toEqual([`${missing}: cannot read the config file (no such file)`]);
+  });
+
+  it('flags are checked like the rest', () => {
+    expect(problems({ port: 65536, host: '' })).toEqual([
+      '--host: expected at least 1 character(s), got ""',
+      '--port: expected a value <= 65535, got 65536',
+    ]);
+  });
+
+  it('a bad file, bad variables and bad flags are reported together', () => {
+    const path = file({ auth: { mode: 'key' } });
+    expect(problems({ config: path, port: -1 }, { EASEL_AUTH: 'open' })).toEqual([
+      `${path}: auth.mode: expected one of "none" | "keys", got "key"`,
+      'EASEL_AUTH: expected one of "none" | "keys", got "open"',
+      '--port: expected a value >= 0, got -1',
+    ]);
+  });
+});
+
+describe('precedence and paths', () => {
+  it('defaults < file < environment < flags', () => {
+    const path = file({ host: 'file', port: 1, auth: { mode: 'none' }, engine: { threads: 1 } });
+    expect(loadConfig({ config: path }, {}).host).toBe('file');
+    const env = { EASEL_HOST: 'env', EASEL_PORT: '2', EASEL_AUTH: 'keys', EASEL_THREADS: '2' };
+    const fromEnv = loadConfig({ config: path }, env);
+    expect([fromEnv.host, fromEnv.port, fromEnv.auth.mode, fromEnv.engine.threads]).toEqual(['env', 2, 'keys', 2]);
+    const fromFlags = loadConfig({ config: path, host: 'flag', port: 3 }, env);
+    expect([fromFlags.host, fromFlags.port]).toEqual(['flag', 3]);
+  });
+
+  it('--config wins over EASEL_CONFIG', () => {
+    expect(loadConfig({ config: file({ port: 7 }) }, { EASEL_CONFIG: file({ port: 8 }) }).port).toBe(7);
+  });
+
+  it('relative model paths and dataDir resolve against the file folder; env and flag paths against the working directory', () => {
+    const path = file({
+      models: [
+        { name: 'm', path: 'models/m' },
+        { name: 'abs', path: '/abs/m' },
+      ],
+      dataDir: 'state',
+    });
+    const cfg = loadConfig({ config: path }, {});
+    expect(cfg.models.map((m) => m.path)).toEqual([join(path, '..', 'models', 'm'), '/abs/m']);
+    expect(cfg.dataDir).toBe(join(path, '..', 'state'));
+    expect(loadConfig({ config: path }, { EASEL_DATA_DIR: 'here' }).dataDir).toBe(resolve('here'));
+    expect(loadConfig({ config: path, dataDir: 'there' }, {}).dataDir).toBe(resolve('there'));
+  });
+
+  it('--model PATH serves that folder as easel-default under every OpenAI name', () => {
+    const cfg = loadConfig({ config: file({ models: [MODEL], aliases: { 'dall-e-2': 'm' } }), model: 'some/folder' }, {});
+    expect(cfg.models).toEqual([
+      { name: 'easel-default', path: resolve('some/folder'), family: 'gpt-image' },
+      { ...MODEL, family: 'gpt-image' },
+    ]);
+    expect(cfg.defaultModel).toBe('easel-default');
+    expect(new Set(Object.values(cfg.aliases))).toEqual(new Set(['easel-default']));
+  });
+
+  it('--model NAME (or EASEL_MODEL) makes a configured model the default', () => {
+    const path = file({ models: [MODEL, { name: 'n', path: '/n' }] });
+    const cfg = loadConfig({ config: path }, { EASEL_MODEL: 'n' });
+    expect(cfg.defaultModel).toBe('n');
+    expect(cfg.models).toHaveLength(2);
+    expect(cfg.aliases['gpt-image-1']).toBe('n');
+  });
+});
+
+describe('easel config check / print', () => {
+  it('print shows the effective config as JSON with the URL secret redacted', () => {
+    const cfg = loadConfig({ config: file({ urlSecret: 'sixteen-chars-or-more' }) }, { EASEL_AUTH: 'Keys' });
+    const printed = JSON.parse(printedConfig(cfg));
+    expect(printed.urlSecret).toBe('<redacted>');
+    expect(printed.auth).toEqual({ mode: 'keys' });
+    expect(printed.limits.bodyBytes).toBe(2 * 1024 * 1024);
+    expect(printedConfig(cfg)).not.toContain('sixteen-chars-or-more');
+    expect(cfg.urlSecret).toBe('sixteen-chars-or-more');
+  });
+
+  it('check describes a good config in one line', () => {
+    const path = file({ models: [MODEL], auth: { mode: 'keys' } });
+    expect(describeConfig(loadConfig({ config: path }, {}), path)).toMatch(
+      new RegExp(`^ok: ${path}: models m \\(default m\\); auth keys; listens on 127\\.0\\.0\\.1:8080`),
+    );
+  });
+
+  /** Runs `easel config ...args` in process; what it writes to stdout, or the error it throws. */
+  async function run(...args: string[]): Promise<{ out: string; error?: unknown }> {
+    const program = new Command().exitOverride();
+    registerConfigCommands(program);
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      await program.parseAsync(['config', ...args], { from: 'user' });
+      return { out: write.mock.calls.map((c) => String(c[0])).join('') };
+    } catch (error) {
+      return { out: '', error };
+    } finally {
+      write.mockRestore();
+    }
+  }
+
+  it('check FILE prints ok for a good file and throws every problem of a bad one', async () => {
+    const good = file({ models: [MODEL] });
+    expect((await run('check', good)).out).toMatch(/^ok: .*models m/);
+    const bad = file({ auth: { mode: 'key' }, queue: { maxWaiting: 'lots' } });
+    const { error } = await run('check', bad);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toHaveLength(2);
+  });
+
+  it('print --config FILE writes the JSON', async () => {
+    const { out } = await run('print', '--config', file({ models: [MODEL] }));
+    expect(JSON.parse(out).defaultModel).toBe('m');
+  });
+});
