@@ -2,7 +2,7 @@
 // Nothing is hard-coded: scale factors, channels, sizes and the scheduler come from the folder's JSON files.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { isSchedulerName, SCHEDULER_NAMES } from '../schedulers/index.js';
+import { isSchedulerName, SCHEDULER_NAMES } from '../schedulers/names.js';
 import type { SchedulerConfig } from '../schedulers/types.js';
 
 export class ModelFolderError extends Error {

@@ -5,23 +5,16 @@ import { DPMSolverMultistepScheduler } from './dpm-solver-multistep.js';
 import { EulerAncestralDiscreteScheduler } from './euler-ancestral.js';
 import { EulerDiscreteScheduler } from './euler-discrete.js';
 import { LCMScheduler } from './lcm.js';
-import type { Scheduler, SchedulerConfig, SchedulerName } from './types.js';
+import { SCHEDULER_NAMES, type SchedulerName } from './names.js';
+import type { Scheduler, SchedulerConfig } from './types.js';
 
-export type { Scheduler, SchedulerConfig, SchedulerName, StepResult } from './types.js';
+export type { Scheduler, SchedulerConfig, StepResult } from './types.js';
+export { SCHEDULER_NAMES, isSchedulerName, type SchedulerName } from './names.js';
 export { DDIMScheduler } from './ddim.js';
 export { DPMSolverMultistepScheduler } from './dpm-solver-multistep.js';
 export { EulerAncestralDiscreteScheduler } from './euler-ancestral.js';
 export { EulerDiscreteScheduler } from './euler-discrete.js';
 export { LCMScheduler } from './lcm.js';
-
-/** Every scheduler name Easel accepts, in the order they are documented. */
-export const SCHEDULER_NAMES: readonly SchedulerName[] = Object.freeze([
-  'euler',
-  'euler-ancestral',
-  'ddim',
-  'dpm-solver-multistep',
-  'lcm',
-] as const);
 
 const CLASS_TO_NAME: Readonly<Record<string, SchedulerName>> = {
   EulerDiscreteScheduler: 'euler',
@@ -30,10 +23,6 @@ const CLASS_TO_NAME: Readonly<Record<string, SchedulerName>> = {
   DPMSolverMultistepScheduler: 'dpm-solver-multistep',
   LCMScheduler: 'lcm',
 };
-
-export function isSchedulerName(value: unknown): value is SchedulerName {
-  return typeof value === 'string' && (SCHEDULER_NAMES as readonly string[]).includes(value);
-}
 
 /** The Easel scheduler that runs a diffusers `_class_name` (euler for PNDM, LMS and anything unknown). */
 export function schedulerNameForClass(className: string | undefined): SchedulerName {
