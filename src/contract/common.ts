@@ -17,18 +17,10 @@ import {
   transparentNeedsAlphaFormat,
   unknownParameter,
 } from './errors.js';
+import type { SchedulerName } from '../engine/schedulers/names.js';
 import {
-  BACKGROUNDS,
-  DEFAULT_EXTENSION_LIMITS,
   EXTENSION_FIELDS,
-  MODERATIONS,
   OUTPUT_COMPRESSION_DEFAULT,
-  OUTPUT_FORMATS,
-  PARTIAL_IMAGES_MAX,
-  RESPONSE_FORMATS,
-  SCHEDULERS,
-  SEED_MAX,
-  STYLES,
   parseSize,
   resolveAutoSize,
   type Background,
@@ -41,10 +33,25 @@ import {
   type ParseContext,
   type ResolvedModel,
   type ResponseFormat,
-  type SchedulerName,
   type Style,
 } from './families.js';
 import { readBoolean, readDecimal, readEnum, readInteger, readString, type FieldReader } from './fields.js';
+import {
+  BACKGROUND,
+  EXTENSION_REQUEST_FIELDS,
+  MODERATION,
+  N,
+  OUTPUT_COMPRESSION,
+  OUTPUT_FORMAT,
+  PARTIAL_IMAGES,
+  PROMPT,
+  QUALITY,
+  RESPONSE_FORMAT,
+  SIZE,
+  STREAM,
+  STYLE,
+  USER,
+} from './request-fields.js';
 
 /** Easel extension values actually sent (absent keys are omitted). */
 export interface EaselExtensions {
@@ -137,26 +144,26 @@ export function rejectUnknownKeys(
 
 /** Required; explicit null is a type error (the spec's prompt is not nullable). */
 export function readPrompt(r: FieldReader, rules: FamilyRules): string {
-  if (!r.has('prompt') || r.get('prompt') === undefined) throw missingRequired('prompt');
-  return readString(r, 'prompt', { minLength: 1, maxLength: rules.promptMaxLength }) as string;
+  if (!r.has(PROMPT.name) || r.get(PROMPT.name) === undefined) throw missingRequired(PROMPT.name);
+  return readString(r, PROMPT.name, { nullable: PROMPT.nullable, minLength: PROMPT.minLength, maxLength: PROMPT.maxLengthFor(rules) }) as string;
 }
 
 export function readN(r: FieldReader, rules: FamilyRules): number {
-  const n = readInteger(r, 'n', { nullable: true, min: 1, max: 10 }) ?? 1;
-  if (n > rules.nMax) throw onlyNEquals1();
+  const n = readInteger(r, N.name, { nullable: N.nullable, min: N.min, max: N.max }) ?? N.defaultFor();
+  if (n > N.familyMaxFor(rules)) throw onlyNEquals1();
   return n;
 }
 
 /** Validates `size` against the family (fixed list, or gpt-image-2's flexible rule). */
-export function readSize(r: FieldReader, rules: FamilyRules, defaultSize: string): string {
-  const v = readString(r, 'size', { nullable: true });
-  if (v === undefined) return defaultSize;
-  if (rules.sizes.includes(v)) return v;
+export function readSize(r: FieldReader, rules: FamilyRules): string {
+  const v = readString(r, SIZE.name, { nullable: SIZE.nullable });
+  if (v === undefined) return SIZE.defaultFor(rules);
+  if (SIZE.valuesFor(rules).includes(v)) return v;
   if (rules.flexibleSize) {
     checkFlexibleSize(v, rules);
     return v;
   }
-  if (rules.family === 'gpt-image') throw invalidValue('size', v, rules.sizes);
+  if (rules.family === 'gpt-image') throw invalidValue(SIZE.name, v, SIZE.valuesFor(rules));
   throw sizeNotSupported();
 }
 
@@ -186,21 +193,22 @@ function checkFlexibleSize(size: string, rules: FamilyRules): void {
 }
 
 export function readQuality(r: FieldReader, rules: FamilyRules): string {
-  return readEnum(r, 'quality', rules.qualities, { nullable: true }) ?? rules.defaultQuality;
+  return readEnum(r, QUALITY.name, QUALITY.valuesFor(rules), { nullable: QUALITY.nullable }) ?? QUALITY.defaultFor(rules);
 }
 
 export function readResponseFormat(r: FieldReader, rules: FamilyRules): ResponseFormat {
   if (!rules.responseFormats) return 'b64_json';
-  return readEnum(r, 'response_format', RESPONSE_FORMATS, { nullable: true }) ?? rules.defaultResponseFormat;
+  const v = readEnum(r, RESPONSE_FORMAT.name, RESPONSE_FORMAT.valuesFor(), { nullable: RESPONSE_FORMAT.nullable });
+  return v ?? RESPONSE_FORMAT.defaultFor(rules);
 }
 
 export function readStyle(r: FieldReader, rules: FamilyRules): Style | null {
   if (!rules.styles) return null;
-  return readEnum(r, 'style', STYLES, { nullable: true }) ?? rules.defaultStyle;
+  return readEnum(r, STYLE.name, STYLE.valuesFor(), { nullable: STYLE.nullable }) ?? STYLE.defaultFor(rules);
 }
 
 export function readUser(r: FieldReader): string | null {
-  return readString(r, 'user') ?? null;
+  return readString(r, USER.name, { nullable: USER.nullable }) ?? null;
 }
 
 export interface GptOptions {
@@ -224,17 +232,23 @@ const DALL_E_GPT_OPTIONS: GptOptions = {
 /** GPT-image-only options with their cross-field rules; fixed values for DALL·E families. */
 export function readGptOptions(r: FieldReader, rules: FamilyRules): GptOptions {
   if (!rules.gptFeatures) return { ...DALL_E_GPT_OPTIONS };
-  const output_format = readEnum(r, 'output_format', OUTPUT_FORMATS, { nullable: true }) ?? 'png';
-  const compression = readInteger(r, 'output_compression', { nullable: true, min: 0, max: 100 });
-  const background = readEnum(r, 'background', BACKGROUNDS, { nullable: true }) ?? 'auto';
-  const moderation = readEnum(r, 'moderation', MODERATIONS, { nullable: true }) ?? 'auto';
-  const stream = readBoolean(r, 'stream', { nullable: true }) ?? false;
-  const partial_images = readInteger(r, 'partial_images', { nullable: true, min: 0, max: PARTIAL_IMAGES_MAX }) ?? 0;
+  const output_format = readEnum(r, OUTPUT_FORMAT.name, OUTPUT_FORMAT.valuesFor(), { nullable: OUTPUT_FORMAT.nullable }) ?? OUTPUT_FORMAT.defaultFor();
+  const compression = readInteger(r, OUTPUT_COMPRESSION.name, {
+    nullable: OUTPUT_COMPRESSION.nullable,
+    min: OUTPUT_COMPRESSION.min,
+    max: OUTPUT_COMPRESSION.max,
+  });
+  const background = readEnum(r, BACKGROUND.name, BACKGROUND.valuesFor(), { nullable: BACKGROUND.nullable }) ?? BACKGROUND.defaultFor();
+  const moderation = readEnum(r, MODERATION.name, MODERATION.valuesFor(), { nullable: MODERATION.nullable }) ?? MODERATION.defaultFor();
+  const stream = readBoolean(r, STREAM.name, { nullable: STREAM.nullable }) ?? STREAM.defaultFor();
+  const partial_images =
+    readInteger(r, PARTIAL_IMAGES.name, { nullable: PARTIAL_IMAGES.nullable, min: PARTIAL_IMAGES.min, max: PARTIAL_IMAGES.max }) ??
+    PARTIAL_IMAGES.defaultFor();
   if (background === 'transparent' && output_format === 'jpeg') throw transparentNeedsAlphaFormat(output_format);
   if (compression !== undefined && compression < 100 && output_format === 'png') throw pngCompressionNotSupported();
   return {
     output_format,
-    output_compression: compression ?? OUTPUT_COMPRESSION_DEFAULT,
+    output_compression: compression ?? OUTPUT_COMPRESSION.defaultFor(),
     background,
     moderation,
     stream,
@@ -245,28 +259,29 @@ export function readGptOptions(r: FieldReader, rules: FamilyRules): GptOptions {
 /** Easel extensions the model accepts; unknown ones were already refused by rejectUnknownKeys. */
 export function readExtensions(r: FieldReader, model: ResolvedModel, rules: FamilyRules): EaselExtensions {
   const allowed = new Set(modelExtensions(model));
+  const { seed, negative_prompt, num_inference_steps, guidance_scale, scheduler } = EXTENSION_REQUEST_FIELDS;
   const out: EaselExtensions = {};
-  if (allowed.has('seed')) {
-    const seed = readInteger(r, 'seed', { nullable: true, min: 0, max: SEED_MAX });
-    if (seed !== undefined) out.seed = seed;
+  if (allowed.has(seed.name)) {
+    const v = readInteger(r, seed.name, { nullable: seed.nullable, min: seed.min, max: seed.max });
+    if (v !== undefined) out.seed = v;
   }
-  if (allowed.has('negative_prompt')) {
-    const np = readString(r, 'negative_prompt', { nullable: true, maxLength: rules.promptMaxLength });
-    if (np !== undefined) out.negative_prompt = np;
+  if (allowed.has(negative_prompt.name)) {
+    const v = readString(r, negative_prompt.name, { nullable: negative_prompt.nullable, maxLength: negative_prompt.maxLengthFor(rules) });
+    if (v !== undefined) out.negative_prompt = v;
   }
-  if (allowed.has('num_inference_steps')) {
-    const lim = model.limits?.num_inference_steps ?? DEFAULT_EXTENSION_LIMITS.num_inference_steps;
-    const steps = readInteger(r, 'num_inference_steps', { nullable: true, min: lim.min, max: lim.max });
-    if (steps !== undefined) out.num_inference_steps = steps;
+  if (allowed.has(num_inference_steps.name)) {
+    const lim = model.limits?.num_inference_steps ?? num_inference_steps;
+    const v = readInteger(r, num_inference_steps.name, { nullable: num_inference_steps.nullable, min: lim.min, max: lim.max });
+    if (v !== undefined) out.num_inference_steps = v;
   }
-  if (allowed.has('guidance_scale')) {
-    const lim = model.limits?.guidance_scale ?? DEFAULT_EXTENSION_LIMITS.guidance_scale;
-    const g = readDecimal(r, 'guidance_scale', { nullable: true, min: lim.min, max: lim.max });
-    if (g !== undefined) out.guidance_scale = g;
+  if (allowed.has(guidance_scale.name)) {
+    const lim = model.limits?.guidance_scale ?? guidance_scale;
+    const v = readDecimal(r, guidance_scale.name, { nullable: guidance_scale.nullable, min: lim.min, max: lim.max });
+    if (v !== undefined) out.guidance_scale = v;
   }
-  if (allowed.has('scheduler')) {
-    const s = readEnum(r, 'scheduler', SCHEDULERS, { nullable: true });
-    if (s !== undefined) out.scheduler = s;
+  if (allowed.has(scheduler.name)) {
+    const v = readEnum(r, scheduler.name, scheduler.valuesFor(), { nullable: scheduler.nullable });
+    if (v !== undefined) out.scheduler = v;
   }
   return out;
 }

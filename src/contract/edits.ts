@@ -23,9 +23,8 @@ import {
   unknownParameter,
   unsupportedMimetype,
 } from './errors.js';
+import { IMAGE_MIME_TYPES, formatOfFilename } from '../imaging/formats.js';
 import {
-  INPUT_FIDELITIES,
-  allowedFields,
   editImageLimits,
   familyRules,
   type Dimensions,
@@ -49,10 +48,9 @@ import {
   type ParsedCommon,
 } from './common.js';
 import { isPlainObject, jsonReader, multipartReader, readEnum, type FieldReader } from './fields.js';
+import { IMAGE_URL_MAX_LENGTH, INDEXED_IMAGE_FIELD, INPUT_FIDELITY, allowedFields, allowedTextFields } from './request-fields.js';
 
 export const DEFAULT_EDIT_MODEL = 'gpt-image-1.5';
-/** ImageRefParam.image_url maxLength in the spec. */
-export const IMAGE_URL_MAX_LENGTH = 20_971_520;
 
 /** What the server tells this layer about one uploaded file part (no bytes, just facts). */
 export interface UploadedFilePart {
@@ -98,13 +96,6 @@ export interface ParsedEditRequest extends ParsedCommon {
 
 // ---------------------------------------------------------------------------------------------
 
-const EXTENSION_MIMETYPES: Record<string, string> = {
-  png: 'image/png',
-  jpg: 'image/jpeg',
-  jpeg: 'image/jpeg',
-  webp: 'image/webp',
-};
-
 /**
  * The part's type as declared, normalised ("image/jpg" -> "image/jpeg"). Where the client declared
  * nothing useful (empty or application/octet-stream) the filename's extension decides: OpenAI refuses
@@ -114,8 +105,8 @@ export function effectiveMimetype(part: { mimetype?: string | null; filename?: s
   let m = (part.mimetype ?? '').split(';')[0].trim().toLowerCase();
   if (m === 'image/jpg' || m === 'image/pjpeg') m = 'image/jpeg';
   if ((m === '' || m === 'application/octet-stream') && part.filename) {
-    const ext = /\.([a-z0-9]+)$/i.exec(part.filename)?.[1]?.toLowerCase();
-    if (ext && EXTENSION_MIMETYPES[ext]) return EXTENSION_MIMETYPES[ext];
+    const format = formatOfFilename(part.filename);
+    if (format) return IMAGE_MIME_TYPES[format];
   }
   return m || 'application/octet-stream';
 }
@@ -176,7 +167,8 @@ function checkMaskUpload(part: UploadedFilePart, limits: EditImageLimits, first:
   };
 }
 
-const IMAGE_FIELD = /^image(?:\[\d*\])?$/;
+/** Multipart names of image parts: image, image[], image[0], image[1], ... */
+const isImageField = (name: string): boolean => name === 'image' || name === 'image[]' || INDEXED_IMAGE_FIELD.test(name);
 
 function multipartImagesMessage(): ApiError {
   return badRequest("Unknown parameter: 'images'. For multipart/form-data use 'image' or 'image[]'.", 'images', 'invalid_value');
@@ -187,12 +179,12 @@ function jsonImageMessage(key: string): ApiError {
 
 function readInputFidelity(r: FieldReader, rules: FamilyRules, modelName: string): InputFidelity | null {
   if (!rules.gptFeatures) return null;
-  const v = readEnum(r, 'input_fidelity', INPUT_FIDELITIES, { nullable: true });
+  const v = readEnum(r, INPUT_FIDELITY.name, INPUT_FIDELITY.valuesFor(), { nullable: INPUT_FIDELITY.nullable });
   if (!rules.supportsInputFidelity) {
     if (v !== undefined) throw inputFidelityNotSupported(modelName);
     return null;
   }
-  return v ?? 'low';
+  return v ?? INPUT_FIDELITY.defaultFor();
 }
 
 function chooseFamily(requested: string, family: string): 'dall-e-2' | 'gpt-image' {
@@ -216,13 +208,13 @@ export function parseMultipartEditRequest(
   const rules = familyRules(family, requested, resolved.name);
 
   // Text parts: file-only names sent as text are type errors; `images` gets OpenAI's hint.
-  const textAllowed = allowedFields(family, 'edits-multipart').filter((f) => f !== 'image' && f !== 'image[]' && f !== 'mask');
+  const textAllowed = allowedTextFields(family, 'edits-multipart');
   const asTextFile = (name: string) => () => invalidType(name, 'a file', r.get(name));
   const special: Record<string, () => Error> = { images: multipartImagesMessage };
-  for (const k of r.keys()) if (IMAGE_FIELD.test(k) || k === 'mask') special[k] = asTextFile(k);
+  for (const k of r.keys()) if (isImageField(k) || k === 'mask') special[k] = asTextFile(k);
   rejectUnknownKeys(r.keys(), textAllowed, resolved, special);
   for (const part of files.images) {
-    if (IMAGE_FIELD.test(part.field)) continue;
+    if (isImageField(part.field)) continue;
     if (part.field === 'images') throw multipartImagesMessage();
     throw unknownParameter(part.field);
   }
@@ -243,7 +235,7 @@ export function parseMultipartEditRequest(
   const images = files.images.map((part, i) => checkUpload(part, single ? 'image' : `image[${i}]`, family, limits));
 
   const n = readN(r, rules);
-  const size = readSize(r, rules, family === 'dall-e-2' ? '1024x1024' : 'auto');
+  const size = readSize(r, rules);
   const quality = readQuality(r, rules);
   const response_format = readResponseFormat(r, rules);
   const gpt = readGptOptions(r, rules);
@@ -360,7 +352,7 @@ export function parseJsonEditRequest(body: unknown, ctx: ParseContext): ParsedEd
   const images = list.map((item, i) => readImageRef(item, `images[${i}]`, limits, false));
 
   const n = readN(r, rules);
-  const size = readSize(r, rules, 'auto');
+  const size = readSize(r, rules);
   const quality = readQuality(r, rules);
   const gpt = readGptOptions(r, rules);
   const input_fidelity = readInputFidelity(r, rules, requested);

@@ -84,10 +84,6 @@ export class ApiError extends Error {
   }
 }
 
-export function isApiError(value: unknown): value is ApiError {
-  return value instanceof ApiError;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Phrasing helpers shared by the factories.
 

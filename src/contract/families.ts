@@ -1,16 +1,26 @@
-// OpenAI image model families and the request rules each one speaks (sizes, n, prompt length,
-// allowed fields and values, defaults). A served model declares a family; parsers read these tables.
+// OpenAI image model families and the request rules each one speaks (sizes, n, prompt length, allowed
+// values, defaults). A served model declares a family; parsers and request-fields.ts read these tables.
 //
 // Sources: test/fixtures/openai/openai-openapi-images.yaml (CreateImageRequest, CreateImageEditRequest,
 // EditImageBodyJsonParam, CreateImageVariationRequest, InputFidelity, PartialImages) and the seeds.
 // gpt-image-2 flexible sizes: the spec's size description (multiples of 16, ratio 1:3..3:1, max
 // 3840x2160) plus OpenAI's published pixel bounds (655,360..8,294,400 pixels, edges <= 3840).
 
+import type { ImageFormat } from '../imaging/formats.js';
+
 export type Family = 'dall-e-2' | 'dall-e-3' | 'gpt-image';
-export const FAMILIES: readonly Family[] = ['dall-e-2', 'dall-e-3', 'gpt-image'];
+
+/** OpenAI's model names that Easel's default config aliases onto its default model, with the family each speaks. */
+export const OPENAI_MODEL_FAMILIES: Readonly<Record<string, Family>> = Object.freeze({
+  'dall-e-2': 'dall-e-2',
+  'dall-e-3': 'dall-e-3',
+  'gpt-image-1': 'gpt-image',
+  'gpt-image-1-mini': 'gpt-image',
+  'gpt-image-1.5': 'gpt-image',
+});
 
 export type ResponseFormat = 'url' | 'b64_json';
-export type OutputFormat = 'png' | 'jpeg' | 'webp';
+export type OutputFormat = ImageFormat;
 export type Background = 'transparent' | 'opaque' | 'auto';
 export type Moderation = 'low' | 'auto';
 export type Style = 'vivid' | 'natural';
@@ -22,8 +32,6 @@ export type ConcreteQuality = GptQuality | DallEQuality;
 /** Easel's own request fields (documented extensions), accepted only where a served model lists them. */
 export const EXTENSION_FIELDS = ['seed', 'negative_prompt', 'num_inference_steps', 'guidance_scale', 'scheduler'] as const;
 export type ExtensionField = (typeof EXTENSION_FIELDS)[number];
-export const SCHEDULERS = ['euler', 'euler-ancestral', 'ddim', 'dpm-solver-multistep', 'lcm'] as const;
-export type SchedulerName = (typeof SCHEDULERS)[number];
 export const SEED_MAX = 4294967295;
 export const DEFAULT_EXTENSION_LIMITS = {
   num_inference_steps: { min: 1, max: 100 },
@@ -174,19 +182,6 @@ const GPT_IMAGE_RULES: FamilyRules = {
   supportsVariations: false,
 };
 
-/** True for OpenAI's GPT image model names (gpt-image-1, -1-mini, -1.5, -2, dated snapshots, chatgpt-image-latest). */
-export function isGptImageModelName(name: string): boolean {
-  return /^gpt-image-/.test(name) || name === 'chatgpt-image-latest';
-}
-
-/** The family an OpenAI model name implies, if it is one of OpenAI's names. */
-export function familyOfOpenAIName(name: string): Family | undefined {
-  if (name === 'dall-e-2') return 'dall-e-2';
-  if (name === 'dall-e-3') return 'dall-e-3';
-  if (isGptImageModelName(name)) return 'gpt-image';
-  return undefined;
-}
-
 function isGptImage2(name: string | undefined): boolean {
   return !!name && /^gpt-image-2(?:$|-)/.test(name);
 }
@@ -209,31 +204,6 @@ export function familyRules(family: Family, ...modelNames: Array<string | undefi
     flexibleSize: v2 ? GPT_IMAGE_2_FLEXIBLE_SIZE : null,
     supportsInputFidelity: !(v2 || mini),
   };
-}
-
-/** Fields of CreateImageRequest that only GPT image models accept ("a parameter specific to the GPT image models"). */
-export const GPT_ONLY_GENERATION_FIELDS = ['output_format', 'output_compression', 'background', 'moderation', 'stream', 'partial_images'] as const;
-
-/** Request fields (besides extensions) each family accepts on each endpoint. */
-export function allowedFields(family: Family, endpoint: 'generations' | 'edits-multipart' | 'edits-json' | 'variations'): readonly string[] {
-  const gpt = ['output_format', 'output_compression', 'background', 'moderation', 'stream', 'partial_images'];
-  switch (endpoint) {
-    case 'generations': {
-      const base = ['prompt', 'model', 'n', 'size', 'quality', 'user'];
-      if (family === 'dall-e-2') return [...base, 'response_format'];
-      if (family === 'dall-e-3') return [...base, 'response_format', 'style'];
-      return [...base, ...gpt];
-    }
-    case 'edits-multipart': {
-      const base = ['image', 'image[]', 'mask', 'prompt', 'model', 'n', 'size', 'quality', 'user'];
-      if (family === 'gpt-image') return [...base, ...gpt, 'input_fidelity'];
-      return [...base, 'response_format'];
-    }
-    case 'edits-json':
-      return ['images', 'mask', 'prompt', 'model', 'n', 'size', 'quality', 'user', 'input_fidelity', ...gpt];
-    case 'variations':
-      return ['image', 'model', 'n', 'size', 'response_format', 'user'];
-  }
 }
 
 export interface Dimensions {

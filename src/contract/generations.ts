@@ -5,13 +5,7 @@
 // its rule: "Defaults to `dall-e-2` unless a parameter specific to the GPT image models is used".
 
 import { bodyNotObject } from './errors.js';
-import {
-  GPT_ONLY_GENERATION_FIELDS,
-  allowedFields,
-  familyRules,
-  type ParseContext,
-  type Style,
-} from './families.js';
+import { familyRules, type ParseContext, type Style } from './families.js';
 import {
   readExtensions,
   readGptOptions,
@@ -28,6 +22,7 @@ import {
   type ParsedCommon,
 } from './common.js';
 import { isPlainObject, jsonReader } from './fields.js';
+import { GPT_ONLY_GENERATION_FIELDS, allowedFields } from './request-fields.js';
 
 export interface ParsedGenerationRequest extends ParsedCommon {
   endpoint: 'generations';
@@ -53,7 +48,7 @@ export function parseGenerationRequest(body: unknown, ctx: ParseContext): Parsed
   rejectUnknownKeys(r.keys(), allowedFields(resolved.family, 'generations'), resolved);
   const prompt = readPrompt(r, rules);
   const n = readN(r, rules);
-  const size = readSize(r, rules, rules.defaultSize);
+  const size = readSize(r, rules);
   const quality = readQuality(r, rules);
   const response_format = readResponseFormat(r, rules);
   const style = readStyle(r, rules);

@@ -13,7 +13,7 @@ import {
   unknownParameter,
   unsupportedMimetype,
 } from './errors.js';
-import { allowedFields, editImageLimits, familyRules, type ParseContext } from './families.js';
+import { editImageLimits, familyRules, type ParseContext } from './families.js';
 import {
   readExtensions,
   readN,
@@ -26,6 +26,7 @@ import {
   type ParsedCommon,
 } from './common.js';
 import { multipartReader } from './fields.js';
+import { allowedTextFields } from './request-fields.js';
 import { effectiveMimetype, type EditImageInput, type UploadedFilePart } from './edits.js';
 
 export const DEFAULT_VARIATION_MODEL = 'dall-e-2';
@@ -47,7 +48,7 @@ export function parseVariationRequest(
   }
   const rules = familyRules('dall-e-2', requested, resolved.name);
 
-  const textAllowed = allowedFields('dall-e-2', 'variations').filter((f) => f !== 'image');
+  const textAllowed = allowedTextFields('dall-e-2', 'variations');
   rejectUnknownKeys(r.keys(), textAllowed, resolved, { image: () => invalidType('image', 'a file', r.get('image')) });
   for (const part of files.others ?? []) throw unknownParameter(part.field);
 
@@ -65,7 +66,7 @@ export function parseVariationRequest(
   }
 
   const n = readN(r, rules);
-  const size = readSize(r, rules, '1024x1024');
+  const size = readSize(r, rules);
   const response_format = readResponseFormat(r, rules);
   const user = readUser(r);
   const extensions = readExtensions(r, resolved, rules);

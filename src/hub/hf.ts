@@ -344,12 +344,6 @@ async function fetchInfo(client: Client, repo: string, revision: string): Promis
   });
 }
 
-/** The file listing of a repository at a revision (commit sha + siblings with sizes and LFS sha256). */
-export async function fetchRepoInfo(ref: string, opts: PullOptions = {}): Promise<RepoInfo> {
-  const { repo, revision } = parseRepoRef(ref, opts.revision);
-  return fetchInfo(makeClient(opts), repo, revision);
-}
-
 async function hashFile(path: string, hash: Hash): Promise<void> {
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
 }
