@@ -1,6 +1,6 @@
 // The config fails closed: every rule of the schema (deep defaults, strict keys, types and enums, cross-checks), the
 // EASEL_* table (case-insensitive, bad values named), precedence, path resolution, and `easel config check/print`.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -187,6 +187,17 @@ describe('environment variables', () => {
     expect(ENV_VARS.map((v) => v.name)).toEqual(
       expect.arrayContaining([...Object.keys(env), 'EASEL_AUTH', 'EASEL_PROVIDER', 'EASEL_MODEL', 'EASEL_CONFIG']),
     );
+  });
+
+  it("the README's table lists exactly these variables, each with the key it sets", () => {
+    const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1));
+    const rows = section.split('\n').filter((line) => line.startsWith('| `EASEL_'));
+    expect(rows.map((r) => /^\| `(EASEL_\w+)`/.exec(r)?.[1])).toEqual(ENV_VARS.map((v) => v.name));
+    for (const [i, v] of ENV_VARS.entries()) {
+      const key = v.setting === 'config' || v.setting === 'model' ? `--${v.setting}` : v.setting;
+      expect(rows[i]).toContain(`\`${key}\``);
+    }
   });
 
   it('EASEL_CONFIG names the file; a bad one fails like --config', () => {
