@@ -43,7 +43,13 @@ function urlSecret(config: Readonly<Config>): string {
   return secret;
 }
 
-export async function startServer(config: Readonly<Config>, opts: StartOptions = {}): Promise<RunningServer> {
+export interface EmbeddedServer extends Omit<RunningServer, 'url'> {
+  /** Settles when every model is warm (or warm-up failed, which is logged). */
+  warm: Promise<void>;
+}
+
+/** Everything `serve` runs, wired but not listening: handler tests drive it with app.inject. */
+export async function createEmbeddedServer(config: Readonly<Config>, opts: StartOptions = {}): Promise<EmbeddedServer> {
   const now = opts.now ?? Date.now;
   mkdirSync(config.dataDir, { recursive: true });
   const models = ModelCatalog.fromConfig(config);
@@ -82,12 +88,11 @@ export async function startServer(config: Readonly<Config>, opts: StartOptions =
   const sweeper = startSweeper(store, { intervalMs: config.images.sweepIntervalSeconds * 1000, now, logger: app.log });
   const warm = engines.warmUp().catch((err) => app.log.error({ err }, 'warm-up failed'));
   if (opts.waitForWarmUp) await warm;
-  const address = await app.listen({ host: config.host, port: config.port });
   return {
     app,
-    url: address.replace('[::1]', '127.0.0.1'),
     models,
     engines,
+    warm,
     async close() {
       await app.close();
       await queue.close();
@@ -98,4 +103,16 @@ export async function startServer(config: Readonly<Config>, opts: StartOptions =
       await engines.dispose();
     },
   };
+}
+
+/** The embedded server, listening on config.host:config.port (0 picks a free port). */
+export async function startServer(config: Readonly<Config>, opts: StartOptions = {}): Promise<RunningServer> {
+  const server = await createEmbeddedServer(config, opts);
+  try {
+    const address = await server.app.listen({ host: config.host, port: config.port });
+    return { ...server, url: address.replace('[::1]', '127.0.0.1') };
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
 }
