@@ -3,13 +3,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { OPENAI_MODEL_FAMILIES } from '../contract/families.js';
 import { readEnv, readSetting } from './env.js';
 import { ConfigError, describeIssue, problemsOf } from './errors.js';
-import { type Config, configSchema, OPENAI_MODEL_FAMILIES, type SettingValues } from './schema.js';
+import { type Config, configSchema, type SettingValues } from './schema.js';
 
 export { ENV_VARS } from './env.js';
 export { ConfigError } from './errors.js';
-export { type Config, type FamilyName, type ModelEntry, OPENAI_MODEL_FAMILIES } from './schema.js';
+export type { Config, FamilyName, ModelEntry } from './schema.js';
 
 /** The package root (where package.json and models/ live), whether running from src/ or dist/. */
 export function packageRoot(): string {

@@ -2,7 +2,7 @@
 // inferred from it, so the file format, the defaults and the type the server reads cannot drift apart.
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import type { Family } from '../contract/families.js';
+import { type Family, OPENAI_MODEL_FAMILIES } from '../contract/families.js';
 import type { ExecutionProvider } from '../engine/backends/onnx.js';
 
 export type FamilyName = Family;
@@ -15,15 +15,6 @@ const listingEvery =
 
 const FAMILY_NAMES = listingEvery<Family>()(['dall-e-2', 'dall-e-3', 'gpt-image']);
 const PROVIDERS = listingEvery<ExecutionProvider>()(['cpu', 'cuda', 'webgpu']);
-
-/** OpenAI model name → the family whose request rules that name speaks. */
-export const OPENAI_MODEL_FAMILIES: Readonly<Record<string, Family>> = {
-  'dall-e-2': 'dall-e-2',
-  'dall-e-3': 'dall-e-3',
-  'gpt-image-1': 'gpt-image',
-  'gpt-image-1-mini': 'gpt-image',
-  'gpt-image-1.5': 'gpt-image',
-};
 
 const nonEmpty = z.string().min(1);
 const SECRET_RULE = 'expected a string of at least 16 characters (the value given is not shown)';
@@ -104,7 +95,10 @@ function fileSchema(ctx: SchemaContext) {
         })
         .strict()
         .prefault({}),
-      queue: z.object({ maxWaiting: z.int().min(0).default(16) }).strict().prefault({}),
+      queue: z
+        .object({ maxWaiting: z.int().min(0).default(16) })
+        .strict()
+        .prefault({}),
       engine: z
         .object({
           provider: SETTINGS['engine.provider'].default('cpu'),
@@ -128,7 +122,10 @@ function fileSchema(ctx: SchemaContext) {
         })
         .strict()
         .prefault({}),
-      records: z.object({ storePrompts: z.boolean().default(false) }).strict().prefault({}),
+      records: z
+        .object({ storePrompts: z.boolean().default(false) })
+        .strict()
+        .prefault({}),
       limits: z
         .object({
           bodyBytes: positiveInt.default(2 * 1024 * 1024),
@@ -144,27 +141,19 @@ function fileSchema(ctx: SchemaContext) {
 
 type FileConfig = z.output<ReturnType<typeof fileSchema>>;
 
-/** Fills what depends on other keys: the default model (the first one) and every OpenAI name's alias. */
-function resolveDefaults(c: FileConfig) {
-  const defaultModel = c.defaultModel ?? c.models[0].name;
-  const openai = Object.fromEntries(Object.keys(OPENAI_MODEL_FAMILIES).map((name) => [name, defaultModel]));
-  return { ...c, defaultModel, aliases: { ...openai, ...c.aliases } };
-}
-
-type Resolved = ReturnType<typeof resolveDefaults>;
-
-/** Checks across keys; each problem carries the path it is about. */
-function crossCheck(c: Resolved, ctx: z.core.$RefinementCtx<Resolved>): void {
+/** Checks across keys of the file as written (derived aliases are not reported); each problem carries its path. */
+function crossCheck(c: FileConfig, ctx: z.core.$RefinementCtx<FileConfig>): void {
   const names = c.models.map((m) => m.name);
   const known = `models are ${names.map((n) => JSON.stringify(n)).join(', ')}`;
   names.forEach((name, i) => {
     if (names.indexOf(name) !== i) ctx.addIssue({ code: 'custom', path: ['models', i, 'name'], message: `duplicate model name "${name}"` });
   });
-  if (!names.includes(c.defaultModel)) {
+  if (c.defaultModel !== undefined && !names.includes(c.defaultModel)) {
     ctx.addIssue({ code: 'custom', path: ['defaultModel'], message: `"${c.defaultModel}" is not among the models (${known})` });
   }
   for (const [alias, target] of Object.entries(c.aliases)) {
-    if (!names.includes(target)) ctx.addIssue({ code: 'custom', path: ['aliases', alias], message: `points at unknown model "${target}" (${known})` });
+    if (!names.includes(target))
+      ctx.addIssue({ code: 'custom', path: ['aliases', alias], message: `points at unknown model "${target}" (${known})` });
   }
   const categories = Object.keys(c.moderation.categories);
   c.moderation.lowCategories.forEach((cat, i) => {
@@ -175,9 +164,16 @@ function crossCheck(c: Resolved, ctx: z.core.$RefinementCtx<Resolved>): void {
   });
 }
 
-/** The whole config file: strict keys and values, deep defaults, derived defaults, then the cross-key checks. */
+/** Fills what depends on other keys: the default model (the first one) and every OpenAI name's alias. */
+function resolveDefaults(c: FileConfig) {
+  const defaultModel = c.defaultModel ?? c.models[0].name;
+  const openai = Object.fromEntries(Object.keys(OPENAI_MODEL_FAMILIES).map((name) => [name, defaultModel]));
+  return { ...c, defaultModel, aliases: { ...openai, ...c.aliases } };
+}
+
+/** The whole config file: strict keys and values with deep defaults, the cross-key checks, then derived defaults. */
 export function configSchema(ctx: SchemaContext) {
-  return fileSchema(ctx).transform(resolveDefaults).superRefine(crossCheck);
+  return fileSchema(ctx).superRefine(crossCheck).transform(resolveDefaults);
 }
 
 export type Config = z.output<ReturnType<typeof configSchema>>;

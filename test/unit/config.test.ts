@@ -6,7 +6,8 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { describeConfig, printedConfig, registerConfigCommands } from '../../src/cli/config.js';
-import { ConfigError, defaultModelPath, ENV_VARS, loadConfig, OPENAI_MODEL_FAMILIES } from '../../src/config/config.js';
+import { ConfigError, defaultModelPath, ENV_VARS, loadConfig } from '../../src/config/config.js';
+import { OPENAI_MODEL_FAMILIES } from '../../src/contract/families.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'easel-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
