@@ -35,7 +35,12 @@ function coerce(schema: z.ZodType, raw: string): unknown {
 }
 
 /** Checks one value for a setting; problems are prefixed by `source` (an environment variable or a flag). */
-export function readSetting<K extends Setting>(setting: K, value: unknown, source: string, problems: string[]): SettingValues[K] | undefined {
+export function readSetting<K extends Setting>(
+  setting: K,
+  value: unknown,
+  source: string,
+  problems: string[],
+): SettingValues[K] | undefined {
   const schema: z.ZodType = SETTINGS[setting];
   const parsed = schema.safeParse(typeof value === 'string' ? coerce(schema, value) : value, { error: describeIssue });
   if (parsed.success) return parsed.data as SettingValues[K];
