@@ -3,7 +3,7 @@
 // as ImageInputError with a machine-readable reason, which the server turns into OpenAI errors and the CLI prints.
 import sharp from 'sharp';
 import type { RgbaImage } from '../engine/types.js';
-import { IMAGE_FORMATS, IMAGE_MIME_TYPES, type ImageFormat, sniffImageFormat } from './formats.js';
+import { IMAGE_FORMATS, type ImageFormat, sniffImageFormat } from './formats.js';
 
 /** Largest declared input size (width x height) Easel decodes: 40 megapixels (160 MB of RGBA). */
 export const MAX_INPUT_PIXELS = 40_000_000;
@@ -45,6 +45,8 @@ export interface InspectedImage {
   hasAlpha: boolean;
 }
 
+const formatName = (f: ImageFormat) => (f === 'webp' ? 'WebP' : f.toUpperCase());
+
 /** Width and height as displayed: an EXIF orientation of 5-8 (camera held upright) swaps the stored ones. */
 function displaySize(m: sharp.Metadata): { width: number; height: number } | undefined {
   if (!m.width || !m.height) return undefined;
@@ -73,7 +75,8 @@ export async function inspectImage(bytes: Buffer, allowed: readonly ImageFormat[
   const format = sniffImageFormat(bytes);
   if (!format) throw new ImageInputError('not_an_image', 'the file is not a PNG, JPEG or WebP image.');
   if (!allowed.includes(format)) {
-    throw new ImageInputError('unsupported_format', `the image is ${IMAGE_MIME_TYPES[format]}, which is not accepted here.`, {
+    const names = allowed.map(formatName).join(' or ');
+    throw new ImageInputError('unsupported_format', `the image is ${formatName(format)}, but only ${names} is accepted here.`, {
       format,
       allowed,
     });

@@ -1,8 +1,15 @@
-// Input images are read the way viewers show them: a phone JPEG stores its pixels sideways and says so in the EXIF
-// orientation tag, and the size checks, `size: "auto"` and the pixels the model sees must all follow the tag.
+// Image intake for edits and variations: every refusal keeps its OpenAI param, code and wording; input images are
+// read the way viewers show them (a phone JPEG stores its pixels sideways and says so in the EXIF orientation tag);
+// image URLs are fetched with a size cap, one time limit, checked redirects and the address policy.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
-import { decodeImage, describeUpload, inspectImage, verifyDecodes } from '../../src/server/uploads.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_INPUT_PIXELS } from '../../src/imaging/decode.js';
+import { fetchImageUrl } from '../../src/server/image-fetch.js';
+import { checkMask, decodeImage, decodeMask, inputBytes, inspectImage, verifyDecodes } from '../../src/server/image-intake.js';
+import { describeUpload } from '../../src/server/multipart.js';
 
 const RED = [220, 30, 30];
 const BLUE = [30, 70, 220];
@@ -22,6 +29,36 @@ async function sidewaysJpeg(orientation: number): Promise<Buffer> {
 }
 
 const near = (px: ArrayLike<number>, rgb: number[]) => rgb.every((v, i) => Math.abs((px[i] ?? 0) - v) < 24);
+
+const png = (width: number, height: number, alpha = 1) =>
+  sharp({ create: { width, height, channels: 4, background: { r: 0, g: 0, b: 0, alpha } } })
+    .png()
+    .toBuffer();
+
+/** A PNG (RGB) whose header declares width x height over almost no data: a decompression bomb when large. */
+function declaredPng(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const frame = Buffer.alloc(8 + data.length + 4);
+    frame.writeUInt32BE(data.length, 0);
+    body.copy(frame, 4);
+    frame.writeUInt32BE(crc32(body), 8 + data.length);
+    return frame;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8;
+  ihdr[9] = 2;
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([signature, chunk('IHDR', ihdr), chunk('IDAT', deflateSync(Buffer.alloc(64))), chunk('IEND', Buffer.alloc(0))]);
+}
+
+const rejection = (work: Promise<unknown>) =>
+  work.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
 
 describe('EXIF orientation of input images', () => {
   it('orientation 6 (rotate 90° clockwise): portrait size, left half of the stored pixels on top', async () => {
@@ -47,5 +84,146 @@ describe('EXIF orientation of input images', () => {
     const at = (x: number, y: number) => px.data.subarray((y * 64 + x) * 4, (y * 64 + x) * 4 + 4);
     expect(near(at(8, 16), RED)).toBe(true);
     expect(near(at(56, 16), BLUE)).toBe(true);
+  });
+});
+
+describe('image refusals as OpenAI errors', () => {
+  const ALL = ['image/jpeg', 'image/png', 'image/webp'];
+
+  it('names the parameter, with the codes and wording clients match on', async () => {
+    const p = 'images[1].image_url';
+    expect(await rejection(inspectImage(Buffer.alloc(0), p, ALL))).toMatchObject({
+      status: 400,
+      param: p,
+      code: 'invalid_image',
+      message: `Invalid file '${p}': the file is empty.`,
+    });
+    expect(await rejection(inspectImage(Buffer.from('this is not an image'), 'image', ALL))).toMatchObject({
+      param: 'image',
+      code: 'invalid_image_format',
+      message: "Invalid file 'image': the file is not a PNG, JPEG or WebP image.",
+    });
+    expect(await rejection(inspectImage(await sidewaysJpeg(1), 'image', ['image/png']))).toMatchObject({
+      param: 'image',
+      code: 'unsupported_file_mimetype',
+      message: "Invalid file 'image': unsupported mimetype ('image/jpeg'). Supported file formats are 'image/png'.",
+    });
+    expect(await rejection(inspectImage(declaredPng(50_000, 50_000), 'image[2]', ALL))).toMatchObject({
+      param: 'image[2]',
+      code: 'image_too_large',
+      message: `Invalid file 'image[2]': the image is 50000x50000; images may have at most ${MAX_INPUT_PIXELS} pixels and one frame.`,
+    });
+  });
+
+  it('refuses data that does not decode, naming the image it came from', async () => {
+    const good = await png(64, 64);
+    const img = await inspectImage(good.subarray(0, good.length - 30), 'image[1]', ALL);
+    for (const work of [verifyDecodes(img), decodeImage(img, 8, 8, true)]) {
+      expect(await rejection(work)).toMatchObject({
+        param: 'image[1]',
+        code: 'invalid_image',
+        message: "Invalid file 'image[1]': the image is corrupt or truncated and could not be decoded.",
+      });
+    }
+  });
+
+  it('mask problems name the mask', async () => {
+    const image = await inspectImage(await png(16, 16), 'image', ALL);
+    const opaque = await inspectImage(await sidewaysJpeg(1), 'mask.image_url', ALL);
+    expect(() => checkMask(opaque, image)).toThrow(expect.objectContaining({ param: 'mask', code: 'invalid_mask' }));
+    const small = await inspectImage(await png(8, 8, 0), 'mask', ['image/png']);
+    expect(() => checkMask(small, image)).toThrow(
+      "Invalid file 'mask': the mask must have the same dimensions as the image (16x16), but it is 8x8.",
+    );
+    const clear = await inspectImage(await png(16, 16, 0), 'mask', ['image/png']);
+    expect(() => checkMask(clear, image)).not.toThrow();
+    expect([...(await decodeMask(clear, 2, 2))]).toEqual([1, 1, 1, 1]);
+  });
+
+  it('caps data URLs and requires the uploaded part', async () => {
+    const opts = { allowPrivate: false, maxBytes: 10 };
+    const base64 = Buffer.alloc(10).toString('base64');
+    expect(
+      await rejection(
+        inputBytes({ source: 'data_url', param: 'images[0].image_url', mimetype: 'image/png', base64, bytes: 10 }, undefined, opts),
+      ),
+    ).toMatchObject({
+      param: 'images[0].image_url',
+      code: 'file_too_large',
+    });
+    const upload = { source: 'upload', param: 'image', field: 'image', filename: null, mimetype: 'image/png', bytes: 3 } as const;
+    expect(await rejection(inputBytes(upload, undefined, opts))).toMatchObject({ param: 'image', code: 'invalid_image' });
+    expect(await inputBytes(upload, Buffer.from('abc'), opts)).toEqual(Buffer.from('abc'));
+  });
+});
+
+describe('fetching image URLs', () => {
+  let http: Server;
+  let url: string;
+  const IMAGE = Buffer.from('not really a png, the fetcher does not care');
+
+  beforeAll(async () => {
+    http = createServer((req, res) => {
+      const hops = /^\/hop\/(\d+)$/.exec(req.url ?? '');
+      if (req.url === '/img') return res.writeHead(200).end(IMAGE);
+      if (hops) return res.writeHead(302, { location: Number(hops[1]) > 0 ? `/hop/${Number(hops[1]) - 1}` : '/img' }).end();
+      if (req.url === '/bad-location') return res.writeHead(302, { location: 'http://[::1' }).end();
+      if (req.url === '/to-ftp') return res.writeHead(302, { location: 'ftp://example.com/x.png' }).end();
+      if (req.url === '/slow-hop') return void setTimeout(() => res.writeHead(302, { location: '/slow-hop' }).end(), 60);
+      if (req.url === '/missing') return res.writeHead(404).end();
+      res.writeHead(200).end(Buffer.alloc(5000));
+    });
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    http.closeAllConnections();
+    await new Promise((r) => http.close(r));
+  });
+
+  const dev = { allowPrivate: true, maxBytes: 1000 };
+  const refusal = (u: string, opts = dev) => rejection(fetchImageUrl(u, 'p', opts));
+
+  it('follows up to three redirects, each target checked again', async () => {
+    expect((await fetchImageUrl(`${url}/hop/2`, 'p', dev)).equals(IMAGE)).toBe(true);
+    expect(await refusal(`${url}/hop/3`)).toMatchObject({
+      param: 'p',
+      code: 'invalid_image_url',
+      message: "Invalid 'p': too many redirects.",
+    });
+    expect(await refusal(`${url}/bad-location`)).toMatchObject({
+      param: 'p',
+      code: 'invalid_image_url',
+      message: "Invalid 'p': the URL is not valid.",
+    });
+    expect(await refusal(`${url}/to-ftp`)).toMatchObject({ param: 'p', message: "Invalid 'p': image URLs must use https." });
+  });
+
+  it('caps the size, and the time over all redirects together', async () => {
+    expect(await refusal(`${url}/big`)).toMatchObject({ param: 'p', code: 'file_too_large' });
+    expect(await refusal(`${url}/missing`)).toMatchObject({ message: "Invalid 'p': fetching the image failed with HTTP 404." });
+    const started = performance.now();
+    expect(await refusal(`${url}/slow-hop`, { ...dev, timeoutMs: 150 })).toMatchObject({
+      message: "Invalid 'p': fetching the image took longer than 150 ms.",
+    });
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it('refuses non-public targets, by literal address or after DNS, unless private targets are allowed', async () => {
+    const strict = { allowPrivate: false, maxBytes: 1000 };
+    expect(await refusal(`${url}/img`, strict)).toMatchObject({ message: "Invalid 'p': image URLs must use https." });
+    for (const target of [
+      'https://127.0.0.1/x.png',
+      'https://[::ffff:7f00:1]/x.png',
+      'https://[2001::1]/x.png',
+      'https://192.88.99.1/x.png',
+    ]) {
+      expect(await refusal(target, strict), target).toMatchObject({ param: 'p', code: 'image_url_not_allowed' });
+    }
+    // localhost resolves (through /etc/hosts, no network) to loopback: refused by the DNS check.
+    expect(await refusal('https://localhost/x.png', strict)).toMatchObject({ code: 'image_url_not_allowed' });
+    expect(await refusal('https://user:pw@example.com/x.png', strict)).toMatchObject({
+      message: "Invalid 'p': image URLs must not contain credentials.",
+    });
   });
 });

@@ -1,0 +1,91 @@
+// multipart/form-data intake for the edit and variation routes: @fastify/multipart with limits, every part read
+// into memory under one byte cap, its errors mapped to OpenAI errors, and the facts the contract checks per file.
+import multipart from '@fastify/multipart';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Config } from '../config/config.js';
+import type { UploadedFilePart } from '../contract/edits.js';
+import { ApiError, badRequest, fileTooLarge, payloadTooLarge } from '../contract/errors.js';
+import { peekSize } from '../imaging/decode.js';
+
+/** Files one multipart request may carry: 16 images + mask, with room for the contract to report extra images. */
+const MAX_FILES = 32;
+const MAX_FIELDS = 64;
+
+export interface MultipartFile {
+  field: string;
+  filename: string | null;
+  mimetype: string;
+  data: Buffer;
+}
+
+export interface MultipartBody {
+  /** Text parts; a name sent several times becomes an array (the contract reports it). */
+  fields: Record<string, string | string[]>;
+  files: MultipartFile[];
+}
+
+/** Registers @fastify/multipart on `scope` (an encapsulated plugin context, so other routes stay JSON-only). */
+export async function registerMultipart(scope: FastifyInstance, config: Readonly<Config>): Promise<void> {
+  await scope.register(multipart, {
+    limits: {
+      fileSize: config.limits.uploadBytes,
+      files: MAX_FILES,
+      fields: MAX_FIELDS,
+      parts: MAX_FILES + MAX_FIELDS,
+      fieldSize: 1024 * 1024,
+      headerPairs: 200,
+    },
+  });
+}
+
+function multipartError(err: unknown, config: Readonly<Config>, field: string | undefined): ApiError | unknown {
+  const code = (err as { code?: string }).code;
+  switch (code) {
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return fileTooLarge(field ?? 'image', config.limits.uploadBytes, config.limits.uploadBytes + 1);
+    case 'FST_FILES_LIMIT':
+      return badRequest(`Too many files in one request (at most ${MAX_FILES}).`, 'image', 'too_many_files');
+    case 'FST_FIELDS_LIMIT':
+    case 'FST_PARTS_LIMIT':
+      return badRequest(`Too many form fields in one request (at most ${MAX_FIELDS}).`, null, 'too_many_fields');
+  }
+  if (err instanceof ApiError) return err;
+  if (err instanceof Error && /Unexpected end of (form|multipart)|Malformed part header|boundary/i.test(err.message)) {
+    return badRequest(`The multipart/form-data body could not be parsed: ${err.message}.`, null, 'invalid_multipart');
+  }
+  return err;
+}
+
+/** Reads every part into memory: scalars as strings, files as buffers; the total is capped at limits.uploadBytes. */
+export async function readMultipart(req: FastifyRequest, config: Readonly<Config>): Promise<MultipartBody> {
+  const fields: Record<string, string | string[]> = Object.create(null);
+  const files: MultipartFile[] = [];
+  let total = 0;
+  let current: string | undefined;
+  try {
+    for await (const part of req.parts()) {
+      current = part.fieldname;
+      if (part.type === 'file') {
+        const data = await part.toBuffer();
+        total += data.length;
+        if (total > config.limits.uploadBytes) throw payloadTooLarge(config.limits.uploadBytes);
+        files.push({ field: part.fieldname, filename: part.filename || null, mimetype: part.mimetype, data });
+      } else {
+        const value = typeof part.value === 'string' ? part.value : String(part.value);
+        total += value.length;
+        if (total > config.limits.uploadBytes) throw payloadTooLarge(config.limits.uploadBytes);
+        const prev = fields[part.fieldname];
+        fields[part.fieldname] = prev === undefined ? value : [...(Array.isArray(prev) ? prev : [prev]), value];
+      }
+    }
+  } catch (err) {
+    throw multipartError(err, config, current);
+  }
+  return { fields: { ...fields }, files };
+}
+
+/** The facts the contract checks about a file part; width/height when the header can be read (best effort). */
+export async function describeUpload(file: MultipartFile): Promise<UploadedFilePart> {
+  const dims = await peekSize(file.data);
+  return { field: file.field, filename: file.filename, mimetype: file.mimetype, bytes: file.data.length, ...(dims ?? {}) };
+}
