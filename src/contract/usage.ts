@@ -15,31 +15,14 @@
 //   otherwise, per input image (OpenAI's published fidelity surcharge).
 // - Partial images: 100 output tokens each (OpenAI's streaming pricing).
 
-import { createRequire } from 'node:module';
-import { Tiktoken } from 'js-tiktoken/lite';
 import { parseSize } from './families.js';
+import { countO200k } from './o200k.js';
 
-type Ranks = ConstructorParameters<typeof Tiktoken>[0];
-let o200k: Tiktoken | undefined;
+export { countO200k, encodeO200k, warmTokenCounter } from './o200k.js';
 
-/** The o200k_base encoder, built once on first use (the rank table is a 2 MB module). */
-function encoder(): Tiktoken {
-  if (!o200k) {
-    const require = createRequire(import.meta.url);
-    const ranks = require('js-tiktoken/ranks/o200k_base') as Ranks;
-    o200k = new Tiktoken(ranks);
-  }
-  return o200k;
-}
-
-/** o200k_base token ids; special-token text such as "<|endoftext|>" is counted as plain text. */
-export function encodeO200k(text: string): number[] {
-  return encoder().encode(text, [], []);
-}
-
-/** Text tokens of a prompt, as OpenAI counts them for GPT image models. */
+/** Text tokens of a prompt, as OpenAI counts them for GPT image models (o200k_base; see o200k.ts). */
 export function textTokens(prompt: string): number {
-  return prompt.length === 0 ? 0 : encodeO200k(prompt).length;
+  return prompt.length === 0 ? 0 : countO200k(prompt);
 }
 
 const PATCH_PX: Record<'low' | 'medium' | 'high', number> = { low: 64, medium: 32, high: 16 };
@@ -50,11 +33,7 @@ const PATCH_PX: Record<'low' | 'medium' | 'high', number> = { low: 64, medium: 3
  */
 export function outputImageTokens(quality: string, size: string): number {
   const q: 'low' | 'medium' | 'high' =
-    quality === 'low' || quality === 'medium' || quality === 'high'
-      ? quality
-      : quality === 'hd'
-        ? 'high'
-        : 'medium';
+    quality === 'low' || quality === 'medium' || quality === 'high' ? quality : quality === 'hd' ? 'high' : 'medium';
   const dims = parseSize(size === 'auto' ? '1024x1024' : size);
   if (!dims) throw new RangeError(`outputImageTokens: invalid size '${size}'`);
   const p = PATCH_PX[q];
