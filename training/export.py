@@ -77,7 +77,7 @@ def export_graph(model, args, names, outs, dyn, path, preserve=False):
     onnx.checker.check_model(onnx.load(path))
 
 
-RESTORE = ("git checkout $(git rev-list -n 1 HEAD -- training/checkpoints/easel.pt)^ -- training/checkpoints/easel.pt")
+RESTORE = ("git restore --source=$(git rev-list -n 1 HEAD -- training/checkpoints/easel.pt)^ --worktree -- training/checkpoints/easel.pt")
 
 
 def load(ckpt_path):
