@@ -2,12 +2,9 @@
 // Alpha: kept for png/webp when the caller wants transparency, flattened onto a background otherwise.
 import sharp from 'sharp';
 import type { RgbaImage } from '../engine/types.js';
-import { IMAGE_MIME_TYPES, type ImageFormat } from './formats.js';
+import type { ImageFormat } from './formats.js';
 
 export type OutputFormat = ImageFormat;
-
-/** @deprecated Import IMAGE_MIME_TYPES from imaging/formats.ts; this alias goes once server/render.ts has switched. */
-export const CONTENT_TYPES = IMAGE_MIME_TYPES;
 
 export interface EncodeOptions {
   format: OutputFormat;

@@ -118,8 +118,8 @@ describe('image refusals as OpenAI errors', () => {
   it('refuses data that does not decode, naming the image it came from', async () => {
     const good = await png(64, 64);
     const img = await inspectImage(good.subarray(0, good.length - 30), 'image[1]', ALL);
-    for (const work of [verifyDecodes(img), decodeImage(img, 8, 8, true)]) {
-      expect(await rejection(work)).toMatchObject({
+    for (const work of [() => verifyDecodes(img), () => decodeImage(img, 8, 8, true)]) {
+      expect(await rejection(work())).toMatchObject({
         param: 'image[1]',
         code: 'invalid_image',
         message: "Invalid file 'image[1]': the image is corrupt or truncated and could not be decoded.",
