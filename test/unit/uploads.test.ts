@@ -7,7 +7,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_INPUT_PIXELS } from '../../src/imaging/decode.js';
-import { fetchImageUrl } from '../../src/server/image-fetch.js';
+import { fetchImageUrl, type UrlFetchOptions } from '../../src/server/image-fetch.js';
 import { checkMask, decodeImage, decodeMask, inputBytes, inspectImage, verifyDecodes } from '../../src/server/image-intake.js';
 import { describeUpload } from '../../src/server/multipart.js';
 
@@ -181,7 +181,7 @@ describe('fetching image URLs', () => {
     await new Promise((r) => http.close(r));
   });
 
-  const dev = { allowPrivate: true, maxBytes: 1000 };
+  const dev: UrlFetchOptions = { allowPrivate: true, maxBytes: 1000 };
   const refusal = (u: string, opts = dev) => rejection(fetchImageUrl(u, 'p', opts));
 
   it('follows up to three redirects, each target checked again', async () => {
