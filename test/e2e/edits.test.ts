@@ -13,7 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { openSqliteDb } from '../../src/db/index.js';
 import { startServer, type RunningServer } from '../../src/server/start.js';
-import { fetchImageUrl, isPrivateAddress, MAX_INPUT_PIXELS } from '../../src/server/uploads.js';
+import { MAX_INPUT_PIXELS } from '../../src/imaging/decode.js';
+import { isPrivateAddress } from '../../src/server/address-policy.js';
+import { fetchImageUrl } from '../../src/server/image-fetch.js';
 import { validateSchema } from '../helpers/openapi.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');

@@ -14,47 +14,22 @@ import { badRequest, unsupportedMediaType } from '../../contract/errors.js';
 import { editImageLimits, familyRules } from '../../contract/families.js';
 import { resolveOutput } from '../../contract/common.js';
 import { buildUsage } from '../../contract/usage.js';
-import type { GenerateRequest } from '../../engine/types.js';
-import type { ServerDeps } from '../app.js';
-import { checkModeration, planJob, type JobPlan } from '../render.js';
+import { EDIT_STRENGTH, INPAINT_STRENGTH } from '../../engine/plan.js';
+import type { ServerDeps } from '../deps.js';
+import { checkModeration } from '../moderation.js';
+import { planJob, withInitImage, type JobPlan } from '../plan.js';
 import { answerJob } from '../respond.js';
-import {
-  checkMask,
-  decodeImage,
-  decodeMask,
-  describeUpload,
-  inputBytes,
-  inspectImage,
-  readMultipart,
-  registerMultipart,
-  verifyDecodes,
-  type InspectedImage,
-} from '../uploads.js';
+import { checkMask, decodeImage, decodeMask, inputBytes, inspectImage, verifyDecodes, type InspectedImage } from '../image-intake.js';
+import { describeUpload, readMultipart, registerMultipart } from '../multipart.js';
 import { parseContext } from './generations.js';
 
-/** Image-to-image strength for edits without a mask: keeps the composition, lets the prompt restyle it. */
-export const EDIT_STRENGTH = 0.75;
-/** Strength for masked edits: the masked area is generated afresh, the rest is kept by the mask. */
-export const INPAINT_STRENGTH = 1;
-
 const ENDPOINT = '/v1/images/edits';
-
-/**
- * Engine steps for a given strength: at least one denoising step always runs (diffusers' get_timesteps would run
- * none for steps * strength < 1), so the step count is raised when needed.
- */
-export function stepsForStrength(steps: number, strength: number): { steps: number; effective: number } {
-  const s = Math.max(steps, Math.ceil(1 / strength));
-  return { steps: s, effective: Math.min(Math.floor(s * strength), s) };
-}
 
 interface EditJob {
   parsed: ParsedEditRequest;
   plan: JobPlan;
   /** Pixel sizes of every input image (usage). */
   inputs: Array<{ width: number; height: number }>;
-  /** Denoising steps that actually run (for spacing partial images). */
-  effectiveSteps: number;
 }
 
 export function registerEditRoutes(app: FastifyInstance, deps: ServerDeps): void {
@@ -73,7 +48,6 @@ export function registerEditRoutes(app: FastifyInstance, deps: ServerDeps): void
         plan,
         served,
         started,
-        effectiveSteps: job.effectiveSteps,
         usage: (partials, outputDetails) => editUsage(job, partials, outputDetails),
       });
     });
@@ -116,9 +90,9 @@ async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnTyp
     throw unsupportedMediaType(req.headers['content-type'], ['multipart/form-data', 'application/json']);
   }
 
-  await checkModeration(deps, parsed.prompt, parsed.moderation, req.id);
+  await checkModeration(deps.moderation, parsed.prompt, parsed.moderation, req.id);
   const served = deps.models.resolve(parsed.model)!;
-  const caps = served.local.pipeline.capabilities;
+  const caps = served.local.info.capabilities;
   if (!caps.supportsImageToImage) {
     throw badRequest(`The model '${parsed.requested_model}' cannot edit images on this server (its folder has no VAE encoder).`, 'model', 'model_not_supported');
   }
@@ -154,12 +128,9 @@ async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnTyp
   const engineMask = mask ? await decodeMask(mask, width, height) : undefined;
 
   const strength = engineMask ? INPAINT_STRENGTH : EDIT_STRENGTH;
-  const steps = stepsForStrength(plan.request.numInferenceSteps, strength);
-  const request: GenerateRequest = { ...plan.request, numInferenceSteps: steps.steps, initImage, strength, ...(engineMask ? { mask: engineMask } : {}) };
   return {
     parsed,
-    plan: { ...plan, request },
+    plan: withInitImage(plan, { image: initImage, strength, ...(engineMask ? { mask: engineMask } : {}) }),
     inputs: inspected.map((img) => ({ width: img.width, height: img.height })),
-    effectiveSteps: steps.effective,
   };
 }

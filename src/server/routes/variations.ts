@@ -8,16 +8,13 @@ import type { FastifyInstance } from 'fastify';
 import { unsupportedMediaType, badRequest } from '../../contract/errors.js';
 import { editImageLimits } from '../../contract/families.js';
 import { parseVariationRequest } from '../../contract/variations.js';
-import type { GenerateRequest } from '../../engine/types.js';
-import type { ServerDeps } from '../app.js';
-import { planJob } from '../render.js';
+import { VARIATION_STRENGTH } from '../../engine/plan.js';
+import type { ServerDeps } from '../deps.js';
+import { planJob, withInitImage } from '../plan.js';
 import { answerJob } from '../respond.js';
-import { decodeImage, describeUpload, inspectImage, readMultipart, registerMultipart } from '../uploads.js';
+import { decodeImage, inspectImage } from '../image-intake.js';
+import { describeUpload, readMultipart, registerMultipart } from '../multipart.js';
 import { parseContext } from './generations.js';
-import { stepsForStrength } from './edits.js';
-
-/** How far variations may move from the input: composition and colours stay, details change. */
-export const VARIATION_STRENGTH = 0.6;
 
 const ENDPOINT = '/v1/images/variations';
 
@@ -38,7 +35,7 @@ export function registerVariationRoutes(app: FastifyInstance, deps: ServerDeps):
         ctx,
       );
       const served = deps.models.resolve(parsed.model)!;
-      const caps = served.local.pipeline.capabilities;
+      const caps = served.local.info.capabilities;
       if (!caps.supportsImageToImage) {
         throw badRequest(`The model '${parsed.requested_model}' cannot make variations on this server (its folder has no VAE encoder).`, 'model', 'model_not_supported');
       }
@@ -50,24 +47,15 @@ export function registerVariationRoutes(app: FastifyInstance, deps: ServerDeps):
       }
       const plan = planJob(served, parsed);
       const initImage = await decodeImage(img, plan.request.width, plan.request.height, !caps.supportsAlpha);
-      const steps = stepsForStrength(plan.request.numInferenceSteps, VARIATION_STRENGTH);
-      const request: GenerateRequest = {
-        ...plan.request,
-        prompt: '',
-        numInferenceSteps: steps.steps,
-        guidanceScale: parsed.extensions.guidance_scale ?? 1,
-        initImage,
-        strength: VARIATION_STRENGTH,
-      };
-
+      // An empty prompt gives classifier-free guidance nothing to steer by: guidance 1 unless the request sets it.
+      const overrides = { prompt: '', guidanceScale: parsed.extensions.guidance_scale ?? 1 };
       return answerJob(deps, req, reply, {
         endpoint: ENDPOINT,
         kind: 'edit',
         parsed,
-        plan: { ...plan, request },
+        plan: withInitImage(plan, { image: initImage, strength: VARIATION_STRENGTH }, overrides),
         served,
         started,
-        effectiveSteps: steps.effective,
       });
     });
   });
