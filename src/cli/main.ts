@@ -1,17 +1,20 @@
 // The `easel` command: serve | generate | models list/pull | keys create/list/revoke.
 // Each subcommand builds what it needs from the Config; nothing here knows HTTP or tensors beyond the calls it makes.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { extname, join } from 'node:path';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, defaultModelPath } from '../config/config.js';
 import { openSqliteDb } from '../db/index.js';
-import { loadPipeline, SCHEDULER_NAMES, type RgbaImage, type SchedulerName } from '../engine/index.js';
+import { loadPipeline, type RgbaImage } from '../engine/index.js';
+import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from '../engine/schedulers/names.js';
+import { readModelInfo, type ModelInfo } from '../engine/models/info.js';
 import { resolveModelPath } from '../hub/registry.js';
-import { encodeImage, type OutputFormat } from '../imaging/encode.js';
-import { planSize } from '../server/plan.js';
-import { EDIT_STRENGTH, INPAINT_STRENGTH, stepsForStrength } from '../server/routes/edits.js';
+import { encodeImage } from '../imaging/encode.js';
+import { formatOfFilename } from '../imaging/formats.js';
+import { EDIT_STRENGTH, INPAINT_STRENGTH, planSize, presetFor, stepsForStrength } from '../engine/plan.js';
 import { startServer } from '../server/start.js';
-import { checkMask, decodeImage, decodeMask, inspectImage } from '../server/uploads.js';
+import { checkMask, decodeMaskWeights, decodeRgba, inspectImage } from '../imaging/decode.js';
+import { EASEL_VERSION } from '../version.js';
 import { registerConfigCommands } from './config.js';
 import { registerModelsCommands } from './models.js';
 
@@ -55,8 +58,7 @@ function stepBar(label: string) {
 
 /** Writes images to `output` (format from its extension); with several, -1, -2, ... go before the extension. */
 async function writeImages(images: RgbaImage[], output: string, size: { width?: number; height?: number } = {}): Promise<void> {
-  const ext = extname(output).toLowerCase();
-  const format: OutputFormat = ext === '.jpg' || ext === '.jpeg' ? 'jpeg' : ext === '.webp' ? 'webp' : 'png';
+  const format = formatOfFilename(output) ?? 'png';
   for (const [i, img] of images.entries()) {
     const file = images.length > 1 ? output.replace(/(\.[^.]*)?$/, `-${i + 1}$1`) : output;
     writeFileSync(file, await encodeImage(img, { format, keepAlpha: true, ...size }));
@@ -65,7 +67,7 @@ async function writeImages(images: RgbaImage[], output: string, size: { width?: 
 }
 
 const program = new Command();
-program.name('easel').description("Self-hosted image generation speaking OpenAI's Images API").version('0.1.0');
+program.name('easel').description("Self-hosted image generation speaking OpenAI's Images API").version(EASEL_VERSION);
 
 program
   .command('serve')
@@ -96,14 +98,30 @@ program
     process.once('SIGTERM', stop);
   });
 
+/** Steps, guidance and scheduler from the model's quality preset (its easel.json), unless given on the command line. */
+function sampling(info: ModelInfo, opts: { quality: string; steps?: number; guidance?: number; scheduler?: string }) {
+  const preset = presetFor(opts.quality, info.presets);
+  const scheduler = opts.scheduler ?? preset.scheduler;
+  if (scheduler !== undefined && !isSchedulerName(scheduler)) throw new InvalidArgumentError(`unknown scheduler '${scheduler}'`);
+  return {
+    numInferenceSteps: opts.steps ?? preset.steps,
+    guidanceScale: opts.guidance ?? preset.guidance_scale,
+    ...(preset.guidance_interval && opts.guidance === undefined ? { guidanceInterval: preset.guidance_interval } : {}),
+    scheduler: scheduler as SchedulerName | undefined,
+  };
+}
+
+const QUALITY_HELP = "quality preset from the model's easel.json: low | medium | high (sets steps and guidance)";
+
 program
   .command('generate')
   .description('generate images from a prompt and write them to files')
   .argument('<prompt>', 'what to draw')
   .option('-m, --model <name|path>', 'model folder, shipped model name or cached hub model', defaultModelPath())
-  .option('--size <WxH>', 'image size (multiple of the model scale factor)', parseSizeArg)
-  .option('--steps <n>', 'denoising steps', int('steps'), 20)
-  .option('--guidance <g>', 'classifier-free guidance scale', float('guidance'), 7.5)
+  .option('--size <WxH>', "output size (default: the model's native size); generated at the closest native size, then resized", parseSizeArg)
+  .option('--quality <q>', QUALITY_HELP, 'medium')
+  .option('--steps <n>', 'denoising steps (overrides the preset)', int('steps'))
+  .option('--guidance <g>', 'classifier-free guidance scale (overrides the preset)', float('guidance'))
   .option('--seed <n>', 'seed (random when absent)', int('seed'))
   .option('--negative <text>', 'negative prompt')
   .option('--scheduler <name>', `one of ${SCHEDULER_NAMES.join(', ')}`)
@@ -112,30 +130,28 @@ program
   .option('--provider <p>', 'cpu | cuda | webgpu', 'cpu')
   .option('-o, --output <file>', 'output file (.png/.jpg/.webp); with -n > 1, -1, -2... are added', 'out.png')
   .action(async (prompt: string, opts) => {
-    if (opts.scheduler && !(SCHEDULER_NAMES as readonly string[]).includes(opts.scheduler)) {
-      throw new InvalidArgumentError(`unknown scheduler '${opts.scheduler}'`);
-    }
     const dir = await resolveModelPath(opts.model);
+    const info = readModelInfo(dir);
+    const caps = info.capabilities;
+    const size = opts.size ?? { width: caps.nativeWidth, height: caps.nativeHeight };
+    const plan = planSize(size.width, size.height, caps);
     const pipe = await loadPipeline(dir, { threads: opts.threads, provider: opts.provider });
     try {
-      const size = opts.size ?? { width: pipe.capabilities.nativeWidth, height: pipe.capabilities.nativeHeight };
       const bar = stepBar('denoising');
       const result = await pipe.generate(
         {
           prompt,
-          negativePrompt: opts.negative,
-          width: size.width,
-          height: size.height,
+          negativePrompt: opts.negative ?? info.extras.default_negative_prompt,
+          width: plan.genWidth,
+          height: plan.genHeight,
           numImages: opts.n,
-          numInferenceSteps: opts.steps,
-          guidanceScale: opts.guidance,
           seed: opts.seed,
-          scheduler: opts.scheduler as SchedulerName | undefined,
+          ...sampling(info, opts),
         },
         { onStep: (p) => bar.update(p.step + 1, p.totalSteps) },
       );
       bar.done();
-      await writeImages(result.images, opts.output);
+      await writeImages(result.images, opts.output, { width: plan.outWidth, height: plan.outHeight });
       process.stderr.write(
         `seed ${result.seed}; ${result.timings.totalMs.toFixed(0)} ms (session.run ${result.timings.sessionRunMs.toFixed(0)} ms)\n`,
       );
@@ -144,6 +160,15 @@ program
     }
   });
 
+/** Reads and checks an input image, naming the file when it is refused. */
+async function readInput(path: string, formats?: Parameters<typeof inspectImage>[1]) {
+  try {
+    return await inspectImage(readFileSync(path), formats);
+  } catch (err) {
+    throw new Error(`${path}: ${(err as Error).message}`);
+  }
+}
+
 program
   .command('edit')
   .description('edit an image: image-to-image, or inpainting where --mask is fully transparent')
@@ -151,9 +176,10 @@ program
   .argument('<prompt>', 'what the edited image should show')
   .option('--mask <file>', 'PNG with alpha, same size as the image; transparent pixels are repainted')
   .option('-m, --model <name|path>', 'model folder, shipped model name or cached hub model', defaultModelPath())
-  .option('--size <WxH>', 'generation size (default: the model\'s native area at the image\'s aspect)', parseSizeArg)
-  .option('--steps <n>', 'denoising steps (before strength)', int('steps'), 20)
-  .option('--guidance <g>', 'classifier-free guidance scale', float('guidance'), 7.5)
+  .option('--size <WxH>', "generation size (default: planned from the model's native sizes at the image's aspect)", parseSizeArg)
+  .option('--quality <q>', QUALITY_HELP, 'medium')
+  .option('--steps <n>', 'denoising steps before strength (overrides the preset)', int('steps'))
+  .option('--guidance <g>', 'classifier-free guidance scale (overrides the preset)', float('guidance'))
   .option('--strength <s>', `how much to change, (0, 1] (default ${EDIT_STRENGTH}; ${INPAINT_STRENGTH} with --mask)`, float('strength'))
   .option('--seed <n>', 'seed (random when absent)', int('seed'))
   .option('--negative <text>', 'negative prompt')
@@ -161,39 +187,37 @@ program
   .option('-n, --n <n>', 'number of images', int('n'), 1)
   .option('--threads <n>', 'CPU threads', int('threads'))
   .option('--provider <p>', 'cpu | cuda | webgpu', 'cpu')
-  .option('-o, --output <file>', 'output file (.png/.jpg/.webp), written at the input image\'s size', 'out.png')
+  .option('-o, --output <file>', "output file (.png/.jpg/.webp), written at the input image's size", 'out.png')
   .action(async (imagePath: string, prompt: string, opts) => {
-    if (opts.scheduler && !(SCHEDULER_NAMES as readonly string[]).includes(opts.scheduler)) {
-      throw new InvalidArgumentError(`unknown scheduler '${opts.scheduler}'`);
-    }
     const strength: number = opts.strength ?? (opts.mask ? INPAINT_STRENGTH : EDIT_STRENGTH);
     if (!(strength > 0 && strength <= 1)) throw new InvalidArgumentError('strength must be in (0, 1]');
-    const image = await inspectImage(readFileSync(imagePath), 'image', ['image/png', 'image/jpeg', 'image/webp']);
-    const mask = opts.mask ? await inspectImage(readFileSync(opts.mask), 'mask', ['image/png']) : undefined;
+    const image = await readInput(imagePath);
+    const mask = opts.mask ? await readInput(opts.mask, ['png']) : undefined;
     if (mask) checkMask(mask, image);
     const dir = await resolveModelPath(opts.model);
+    const info = readModelInfo(dir);
+    const caps = info.capabilities;
+    if (!caps.supportsImageToImage) throw new Error(`the model at ${dir} has no VAE encoder and cannot edit images`);
+    const planned = planSize(image.width, image.height, caps);
+    const size = opts.size ?? { width: planned.genWidth, height: planned.genHeight };
+    const base = sampling(info, opts);
+    const steps = stepsForStrength(base.numInferenceSteps, strength);
     const pipe = await loadPipeline(dir, { threads: opts.threads, provider: opts.provider });
     try {
-      const caps = pipe.capabilities;
-      if (!caps.supportsImageToImage) throw new Error(`the model at ${dir} has no VAE encoder and cannot edit images`);
-      const plan = planSize(image.width, image.height, caps);
-      const size = opts.size ?? { width: plan.genWidth, height: plan.genHeight };
-      const steps = stepsForStrength(opts.steps, strength);
       const bar = stepBar('editing');
       const result = await pipe.generate(
         {
           prompt,
-          negativePrompt: opts.negative,
+          negativePrompt: opts.negative ?? info.extras.default_negative_prompt,
           width: size.width,
           height: size.height,
           numImages: opts.n,
-          numInferenceSteps: steps.steps,
-          guidanceScale: opts.guidance,
           seed: opts.seed,
-          scheduler: opts.scheduler as SchedulerName | undefined,
-          initImage: await decodeImage(image, size.width, size.height, !caps.supportsAlpha),
+          ...base,
+          numInferenceSteps: steps.steps,
+          initImage: await decodeRgba(image, size.width, size.height, { flatten: !caps.supportsAlpha }),
           strength,
-          ...(mask ? { mask: await decodeMask(mask, size.width, size.height) } : {}),
+          ...(mask ? { mask: await decodeMaskWeights(mask, size.width, size.height) } : {}),
         },
         { onStep: (p) => bar.update(p.step + 1, p.totalSteps) },
       );
@@ -217,27 +241,27 @@ function keysDb(cmd: Command) {
 keys
   .command('create')
   .argument('<name>', 'a label for the key')
-  .action(function (this: Command, name: string) {
+  .action(async function (this: Command, name: string) {
     const db = keysDb(this);
-    const k = db.createApiKey(name);
-    db.close();
+    const k = await db.createApiKey(name);
+    await db.close();
     process.stdout.write(`${k.key}\n`);
     process.stderr.write(`created key ${k.id} (${name}); it is shown only once\n`);
   });
-keys.command('list').action(function (this: Command) {
+keys.command('list').action(async function (this: Command) {
   const db = keysDb(this);
-  for (const k of db.listApiKeys()) {
+  for (const k of await db.listApiKeys()) {
     process.stdout.write(`${k.id}\t${k.name}\t${k.revokedAt ? 'revoked' : 'active'}\n`);
   }
-  db.close();
+  await db.close();
 });
 keys
   .command('revoke')
   .argument('<id>', 'key id (from keys list)')
-  .action(function (this: Command, id: string) {
+  .action(async function (this: Command, id: string) {
     const db = keysDb(this);
-    const ok = db.revokeApiKey(id);
-    db.close();
+    const ok = await db.revokeApiKey(id);
+    await db.close();
     if (!ok) this.error(`no active key with id ${id}`);
   });
 

@@ -1,7 +1,6 @@
 // End-to-end checks of configured behaviour: a bad config stops the CLI before it listens, a bounded queue answering
 // 429 + Retry-After while staying responsive, API-key auth (keys made through the same database the CLI uses), and
 // quality presets from a model folder's easel.json, with the official openai client.
-import { execFile } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,24 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { openSqliteDb } from '../../src/db/index.js';
 import { type RunningServer, startServer } from '../../src/server/start.js';
+import { easel } from '../helpers/cli.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
-const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
-
-/** Runs the real `easel` CLI (through tsx) without any EASEL_* variables from the test's environment. */
-function easel(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EASEL_')));
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      ['--import', 'tsx', MAIN, ...args],
-      { env: { ...clean, ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
 
 describe('a bad config stops the CLI, naming the file and the key', () => {
   let dir: string;
