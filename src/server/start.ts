@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
 import { openSqliteDb } from '../db/index.js';
+import { warmTokenCounter } from '../contract/usage.js';
 import { InProcessQueue } from '../jobs/in-process.js';
 import { createFsImageStore, startSweeper } from '../storage/index.js';
 import { EnginePool } from '../worker/engine-pool.js';
@@ -74,7 +75,13 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     execute: (job, ctx) => runJob(engines.pipeline(job.model), job, ctx, log),
     workers: () => engines.readiness(),
   });
+  // The token counter for usage is built before /readyz says ready, so the first request pays nothing for it.
+  let countersWarm = false;
+  const counters = warmTokenCounter().then(() => {
+    countersWarm = true;
+  });
   const app = await buildServer({
+    warm: () => countersWarm,
     config,
     models,
     queue,
@@ -86,7 +93,9 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     logger: opts.logger,
   });
   const sweeper = startSweeper(store, { intervalMs: config.images.sweepIntervalSeconds * 1000, now, logger: app.log });
-  const warm = engines.warmUp().catch((err) => app.log.error({ err }, 'warm-up failed'));
+  const warm = Promise.all([engines.warmUp(), counters])
+    .then(() => undefined)
+    .catch((err) => app.log.error({ err }, 'warm-up failed'));
   if (opts.waitForWarmUp) await warm;
   return {
     app,
