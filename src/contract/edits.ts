@@ -48,7 +48,7 @@ import {
   type ParsedCommon,
 } from './common.js';
 import { isPlainObject, jsonReader, multipartReader, readEnum, type FieldReader } from './fields.js';
-import { IMAGE_URL_MAX_LENGTH, INDEXED_IMAGE_FIELD, INPUT_FIDELITY, allowedFields, allowedTextFields } from './request-fields.js';
+import { IMAGE_FILE, IMAGE_FILES, IMAGE_URL_MAX_LENGTH, INPUT_FIDELITY, allowedFields, allowedTextFields } from './request-fields.js';
 
 export const DEFAULT_EDIT_MODEL = 'gpt-image-1.5';
 
@@ -168,7 +168,7 @@ function checkMaskUpload(part: UploadedFilePart, limits: EditImageLimits, first:
 }
 
 /** Multipart names of image parts: image, image[], image[0], image[1], ... */
-const isImageField = (name: string): boolean => name === 'image' || name === 'image[]' || INDEXED_IMAGE_FIELD.test(name);
+const isImageField = (name: string): boolean => name === IMAGE_FILE.name || name === IMAGE_FILES.name || IMAGE_FILES.alsoNamed.test(name);
 
 function multipartImagesMessage(): ApiError {
   return badRequest("Unknown parameter: 'images'. For multipart/form-data use 'image' or 'image[]'.", 'images', 'invalid_value');

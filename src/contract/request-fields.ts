@@ -4,23 +4,23 @@
 import { SCHEDULER_NAMES } from '../engine/schedulers/names.js';
 import {
   BACKGROUNDS,
+  type Background,
   DEFAULT_EXTENSION_LIMITS,
+  type ExtensionField,
+  editImageLimits,
+  type Family,
+  type FamilyRules,
   INPUT_FIDELITIES,
+  type InputFidelity,
   MODERATIONS,
+  type Moderation,
   OUTPUT_COMPRESSION_DEFAULT,
   OUTPUT_FORMATS,
+  type OutputFormat,
   PARTIAL_IMAGES_MAX,
   RESPONSE_FORMATS,
   SEED_MAX,
   STYLES,
-  editImageLimits,
-  type Background,
-  type ExtensionField,
-  type Family,
-  type FamilyRules,
-  type InputFidelity,
-  type Moderation,
-  type OutputFormat,
 } from './families.js';
 
 export type Endpoint = 'generations' | 'edits-multipart' | 'edits-json' | 'variations';
@@ -51,6 +51,10 @@ export interface RequestField {
   readonly maxLengthFor?: (rules: FamilyRules) => number;
   /** Most entries of a list (file-list, image-ref-list) for a family. */
   readonly maxItemsFor?: (family: Family) => number;
+  /** Files and image refs: an input image (editImageLimits' types and bytes) or a mask (png, maskMaxBytes). */
+  readonly upload?: 'image' | 'mask';
+  /** Other wire names accepted for this field (multipart image[0], image[1], ... for image[]). */
+  readonly alsoNamed?: RegExp;
 }
 
 /** ImageRefParam.image_url maxLength in the spec. */
@@ -105,7 +109,7 @@ export const RESPONSE_FORMAT = {
   name: 'response_format',
   type: 'string',
   nullable: true,
-  description: 'url: a signed link valid 60 minutes; b64_json: the image inline.',
+  description: 'url: a signed link (valid images.urlTtlSeconds, an hour by default); b64_json: the image inline.',
   valuesFor: () => RESPONSE_FORMATS,
   defaultFor: (rules) => rules.defaultResponseFormat,
 } as const satisfies RequestField;
@@ -151,7 +155,7 @@ export const MODERATION = {
   name: 'moderation',
   type: 'string',
   nullable: true,
-  description: 'Strictness of the prompt check.',
+  description: "The prompt check: auto runs the server's word filter, low only the categories it lists in moderation.lowCategories.",
   valuesFor: () => MODERATIONS,
   defaultFor: (): Moderation => 'auto',
 } as const satisfies RequestField;
@@ -194,47 +198,51 @@ export const IMAGE_FILE = {
   name: 'image',
   type: 'file',
   nullable: false,
-  description: 'The image to edit (png; GPT image models also jpeg and webp).',
+  description: 'The image to edit.',
+  upload: 'image',
 } as const satisfies RequestField;
 
 export const IMAGE_FILES = {
   name: 'image[]',
   type: 'file-list',
   nullable: false,
-  description: 'Several input images (also as image[0], image[1], ...); the first is edited, the others are context.',
+  description: 'Several input images (also sent as image[0], image[1], ...): the first is edited, the others are context.',
   maxItemsFor: (family) => editImageLimits(family).maxImages,
+  upload: 'image',
+  alsoNamed: /^image\[\d+\]$/,
 } as const satisfies RequestField;
-
-/** Multipart names of indexed image parts (image[0], image[1], ...), accepted like image[]. */
-export const INDEXED_IMAGE_FIELD = /^image\[\d+\]$/;
 
 export const MASK_FILE = {
   name: 'mask',
   type: 'file',
   nullable: false,
-  description: 'A png with alpha, the size of the first image; fully transparent pixels are repainted.',
+  description: 'Alpha mask the size of the first image: fully transparent pixels are repainted.',
+  upload: 'mask',
 } as const satisfies RequestField;
 
 export const IMAGES = {
   name: 'images',
   type: 'image-ref-list',
   nullable: false,
-  description: 'Input images as {image_url}: a data URL or an http(s) URL. file_id is refused: Easel has no Files API.',
+  description: 'Input images as {image_url}: the first is edited, the others are context. file_id is refused (Easel has no Files API).',
   maxItemsFor: (family) => editImageLimits(family).maxImages,
+  upload: 'image',
 } as const satisfies RequestField;
 
 export const MASK_REF = {
   name: 'mask',
   type: 'image-ref',
   nullable: true,
-  description: 'A png mask as {image_url}, the size of the first image.',
+  description: 'Alpha mask as {image_url}, the size of the first image: fully transparent pixels are repainted.',
+  upload: 'mask',
 } as const satisfies RequestField;
 
 export const VARIATION_IMAGE = {
   name: 'image',
   type: 'file',
   nullable: false,
-  description: 'A square png under 4 MB.',
+  description: 'The image to vary.',
+  upload: 'image',
 } as const satisfies RequestField;
 
 /** Easel's extension fields; a served model accepts those GET /v1/models lists for it, within its own limits. */

@@ -1,5 +1,24 @@
 // GET /openapi.json: the OpenAPI 3.1 description of Easel's own API (OpenAI's Images API plus Easel's extensions).
-// Written by hand from the contract; test/e2e checks that the served document parses and lists every route.
+// Request bodies are generated from contract/request-fields.ts, the table the parsers read, so the two cannot drift.
+
+import { EXTENSION_FIELDS, editImageLimits, type Family, type FamilyRules, familyRules, MB } from '../contract/families.js';
+import {
+  ENDPOINTS,
+  type Endpoint,
+  type EndpointField,
+  type EndpointSpec,
+  EXTENSION_REQUEST_FIELDS,
+  type FieldValue,
+  IMAGE_URL_MAX_LENGTH,
+  type RequestField,
+} from '../contract/request-fields.js';
+import { EASEL_VERSION } from '../version.js';
+
+type Schema = Record<string, unknown>;
+type Wire = 'json' | 'multipart';
+
+/** A served model name, with its family when the caller knows it (then each endpoint lists only the names it serves). */
+export type DocumentedModel = string | { readonly id: string; readonly family: Family };
 
 const errorSchema = {
   type: 'object',
@@ -15,18 +34,6 @@ const errorSchema = {
         code: { type: ['string', 'null'] },
       },
     },
-  },
-};
-
-const extensionProps = {
-  seed: { type: 'integer', minimum: 0, maximum: 4294967295, description: 'Easel extension: seed of image 0 (image i uses seed + i).' },
-  negative_prompt: { type: 'string', description: 'Easel extension: what the image should not show.' },
-  num_inference_steps: { type: 'integer', minimum: 1, maximum: 100, description: 'Easel extension: overrides the quality preset.' },
-  guidance_scale: { type: 'number', minimum: 0, maximum: 30, description: 'Easel extension: classifier-free guidance scale.' },
-  scheduler: {
-    type: 'string',
-    enum: ['euler', 'euler-ancestral', 'ddim', 'dpm-solver-multistep', 'lcm'],
-    description: 'Easel extension: sampling algorithm.',
   },
 };
 
@@ -61,21 +68,221 @@ const imagesResponse = {
   },
 };
 
-export function openApiDocument(modelNames: readonly string[]): Record<string, unknown> {
+// ---------------------------------------------------------------------------------------------------
+// Request bodies, from the contract's field table.
+
+interface BodyContext {
+  wire: Wire;
+  /** Served names this endpoint may be asked for. */
+  modelNames: readonly string[];
+  /** The families the endpoint serves. */
+  endpointFamilies: readonly Family[];
+  /** A served name with gpt-image-2's flexible sizes, if any. */
+  flexibleSizeModel: string | undefined;
+}
+
+const unique = <T>(values: readonly T[]): T[] => [...new Set(values)];
+const sameEverywhere = <T>(values: readonly T[]): boolean => unique(values).length === 1;
+
+/** "a (dall-e-2); b (gpt-image)", or just "a" where every family has the same. */
+function perFamily(families: readonly Family[], describe: (family: Family) => string): string {
+  const texts = families.map(describe);
+  if (sameEverywhere(texts)) return texts[0];
+  return families.map((f, i) => `${texts[i]} (${f})`).join('; ');
+}
+
+function binary(): Schema {
+  return { type: 'string', format: 'binary' };
+}
+
+function imageRef(): Schema {
+  return {
+    type: 'object',
+    required: ['image_url'],
+    additionalProperties: false,
+    properties: {
+      image_url: {
+        type: 'string',
+        minLength: 1,
+        maxLength: IMAGE_URL_MAX_LENGTH,
+        description: 'A base64 data URL (data:image/png;base64,...) or an http(s) URL.',
+      },
+    },
+  };
+}
+
+function uploadLimits(kind: 'image' | 'mask', family: Family): string {
+  const limits = editImageLimits(family);
+  const megabytes = (bytes: number) => `${bytes / MB} MB`;
+  if (kind === 'mask') return `image/png under ${megabytes(limits.maskMaxBytes)}`;
+  return `${limits.mimetypes.join(', ')} under ${megabytes(limits.maxImageBytes)}${limits.requireSquare ? ', square' : ''}`;
+}
+
+/** The value schema of one field, before nullability: type, enum, bounds, list sizes. */
+function valueSchema(field: RequestField, families: readonly Family[], rules: readonly FamilyRules[], ctx: BodyContext): Schema {
+  const max = (values: readonly number[]) => Math.max(...values);
+  switch (field.type) {
+    case 'model':
+      return ctx.modelNames.length > 0 ? { type: 'string', enum: [...ctx.modelNames] } : { type: 'string' };
+    case 'string': {
+      const s: Schema = { type: 'string' };
+      if (field.valuesFor) s.enum = unique(rules.flatMap((r) => field.valuesFor!(r)));
+      if (field.minLength !== undefined) s.minLength = field.minLength;
+      if (field.maxLengthFor) s.maxLength = max(rules.map((r) => field.maxLengthFor!(r)));
+      return s;
+    }
+    case 'integer':
+    case 'number': {
+      const s: Schema = { type: field.type };
+      if (field.min !== undefined) s.minimum = field.min;
+      if (field.max !== undefined) s.maximum = field.max;
+      return s;
+    }
+    case 'boolean':
+      return { type: 'boolean' };
+    case 'file':
+      return binary();
+    case 'file-list':
+      return { type: 'array', items: binary(), minItems: 1, maxItems: max(families.map((f) => field.maxItemsFor!(f))) };
+    case 'image-ref':
+      return imageRef();
+    case 'image-ref-list':
+      return { type: 'array', items: imageRef(), minItems: 1, maxItems: max(families.map((f) => field.maxItemsFor!(f))) };
+  }
+}
+
+/** Sentences for whatever differs between the families that accept a field. */
+function familyNotes(field: RequestField, families: readonly Family[], rules: readonly FamilyRules[]): string[] {
+  const notes: string[] = [];
+  const byFamily = (fn: (r: FamilyRules) => string) => perFamily(families, (f) => fn(rules[families.indexOf(f)]));
+  const varies = (fn: (r: FamilyRules) => unknown) => !sameEverywhere(rules.map(fn));
+  const { valuesFor, defaultFor, maxLengthFor, familyMaxFor, maxItemsFor, upload } = field;
+  if (valuesFor && varies((r) => valuesFor(r).join())) notes.push(`Values: ${byFamily((r) => valuesFor(r).join(', '))}.`);
+  if (defaultFor && varies(defaultFor)) notes.push(`Default: ${byFamily((r) => String(defaultFor(r)))}.`);
+  if (maxLengthFor && varies(maxLengthFor)) notes.push(`Maximum length: ${byFamily((r) => String(maxLengthFor(r)))}.`);
+  if (familyMaxFor && rules.some((r) => familyMaxFor(r) !== field.max)) notes.push(`Maximum: ${byFamily((r) => String(familyMaxFor(r)))}.`);
+  if (maxItemsFor && !sameEverywhere(families.map(maxItemsFor)))
+    notes.push(`At most: ${perFamily(families, (f) => String(maxItemsFor(f)))}.`);
+  if (upload) notes.push(`Accepted: ${perFamily(families, (f) => uploadLimits(upload, f))}.`);
+  return notes;
+}
+
+/** gpt-image-2's WIDTHxHEIGHT sizes, beside the fixed list, where a served name has them. */
+function withFlexibleSize(schema: Schema, ctx: BodyContext, families: readonly Family[]): { schema: Schema; note?: string } {
+  const model = ctx.flexibleSizeModel;
+  if (!model || !families.includes('gpt-image')) return { schema };
+  const rule = familyRules('gpt-image', model).flexibleSize!;
+  const { enum: fixed, ...rest } = schema;
+  return {
+    schema: { ...rest, anyOf: [{ enum: fixed }, { pattern: '^[0-9]+x[0-9]+$' }] },
+    note:
+      `Models named gpt-image-2 also take WIDTHxHEIGHT: both multiples of ${rule.multipleOf}, edges at most ${rule.maxEdge}, ` +
+      `aspect ratio at most ${rule.maxAspectRatio}:1, ${rule.minPixels} to ${rule.maxPixels} pixels.`,
+  };
+}
+
+/** Lets JSON null through (nullable fields: "use the default"); multipart has no null. */
+function allowNull(schema: Schema): Schema {
+  const s = { ...schema };
+  s.type = [s.type, 'null'];
+  if (Array.isArray(s.enum)) s.enum = [...s.enum, null];
+  if (Array.isArray(s.anyOf)) s.anyOf = [...s.anyOf, { type: 'null' }];
+  return s;
+}
+
+function propertySchema(field: RequestField, families: readonly Family[], ctx: BodyContext): Schema {
+  const rules = families.map((f) => familyRules(f));
+  let schema = valueSchema(field, families, rules, ctx);
+  const notes = familyNotes(field, families, rules);
+  if (field.name === 'size') {
+    const flexible = withFlexibleSize(schema, ctx, families);
+    schema = flexible.schema;
+    if (flexible.note) notes.push(flexible.note);
+  }
+  if (field.nullable && ctx.wire === 'json') schema = allowNull(schema);
+  const defaults = field.defaultFor ? unique(rules.map((r) => field.defaultFor!(r))) : [];
+  if (defaults.length === 1 && defaults[0] !== null) schema.default = defaults[0] as FieldValue;
+  schema.description = [field.description, ...notes].join(' ');
+  if (families.length < ctx.endpointFamilies.length) schema['x-easel-families'] = [...families];
+  return schema;
+}
+
+function extensionSchema(field: RequestField, ctx: BodyContext): Schema {
+  const schema = propertySchema(field, ctx.endpointFamilies, ctx);
+  schema.description = `${schema.description} Accepted only by models whose GET /v1/models entry lists it.`;
+  schema['x-easel-extension'] = true;
+  return schema;
+}
+
+function fileContentTypes(field: RequestField, families: readonly Family[]): string {
+  if (field.upload === 'mask') return 'image/png';
+  return unique(families.flatMap((f) => editImageLimits(f).mimetypes)).join(', ');
+}
+
+/** Schemas that hold when a field is present: its name, or (JSON Schema's "some name matches") one of its other names. */
+function presenceOf(spec: EndpointSpec, name: string): Schema[] {
+  const other = spec.fields.find((f) => f.field.name === name)?.field.alsoNamed;
+  const named = { required: [name] };
+  return other ? [named, { not: { propertyNames: { not: { pattern: other.source } } } }] : [named];
+}
+
+/** The request body's media type object: schema, and for multipart the file parts' content types. */
+function requestMediaType(endpoint: Endpoint, wire: Wire, models: readonly DocumentedModel[]): Schema {
+  const spec = ENDPOINTS[endpoint];
+  const servedHere = models.filter((m) => typeof m === 'string' || spec.families.includes(m.family));
+  const modelNames = servedHere.map((m) => (typeof m === 'string' ? m : m.id));
+  const ctx: BodyContext = {
+    wire,
+    modelNames,
+    endpointFamilies: spec.families,
+    flexibleSizeModel: modelNames.find((name) => familyRules('gpt-image', name).flexibleSize !== null),
+  };
+  const properties: Record<string, Schema> = {};
+  const patternProperties: Record<string, Schema> = {};
+  const encoding: Record<string, Schema> = {};
+  for (const { field, families } of spec.fields as readonly EndpointField[]) {
+    properties[field.name] = propertySchema(field, families, ctx);
+    if (field.alsoNamed) patternProperties[field.alsoNamed.source] = binary();
+    if (wire === 'multipart' && field.upload) encoding[field.name] = { contentType: fileContentTypes(field, families) };
+  }
+  for (const name of EXTENSION_FIELDS) properties[name] = extensionSchema(EXTENSION_REQUEST_FIELDS[name], ctx);
+
+  const schema: Schema = { type: 'object', required: spec.required.filter((r) => typeof r === 'string'), properties };
+  if (Object.keys(patternProperties).length > 0) schema.patternProperties = patternProperties;
+  schema.additionalProperties = false;
+  const oneOfRequired = spec.required.filter((r) => typeof r !== 'string');
+  if (oneOfRequired.length > 0) schema.allOf = oneOfRequired.map((names) => ({ anyOf: names.flatMap((n) => presenceOf(spec, n)) }));
+  return Object.keys(encoding).length > 0 ? { schema, encoding } : { schema };
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+/**
+ * The document. `models` are the served names; given as {id, family} (e.g. ModelRegistry.list()), each endpoint's
+ * `model` enum lists only the names whose family it serves.
+ */
+export function openApiDocument(models: readonly DocumentedModel[]): Record<string, unknown> {
   const errors = {
     '400': { description: 'Invalid request', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-    '401': { description: 'Missing or invalid API key (auth mode "keys")', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+    '401': {
+      description: 'Missing or invalid API key (auth mode "keys")',
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    },
     '404': { description: 'Unknown model or route', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
-    '429': { description: 'Queue full; see Retry-After', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } },
+    '429': {
+      description: 'Queue full; see Retry-After',
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    },
   };
   return {
     openapi: '3.1.0',
     info: {
       title: 'Easel',
-      version: '0.1.0',
+      version: EASEL_VERSION,
       description:
         "Self-hosted image generation speaking OpenAI's Images API. Request rules follow the family of the model " +
-        'name (dall-e-2, dall-e-3, gpt-image); Easel extension fields are listed per model in GET /v1/models.',
+        'name (dall-e-2, dall-e-3, gpt-image); a field marked x-easel-families is accepted only by those families. ' +
+        'Easel extension fields (x-easel-extension) are listed per model in GET /v1/models.',
     },
     components: {
       securitySchemes: { ApiKeyAuth: { type: 'http', scheme: 'bearer' } },
@@ -86,38 +293,16 @@ export function openApiDocument(modelNames: readonly string[]): Record<string, u
       '/v1/images/generations': {
         post: {
           operationId: 'createImage',
-          summary: 'Creates images from a prompt.',
+          summary: 'Creates images from a prompt. Streams with stream: true (GPT image models).',
           requestBody: {
             required: true,
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  required: ['prompt'],
-                  additionalProperties: false,
-                  properties: {
-                    prompt: { type: 'string', description: 'Max 1000 (dall-e-2), 4000 (dall-e-3) or 32000 (gpt-image) characters.' },
-                    model: { type: 'string', enum: [...modelNames], description: 'Defaults to dall-e-2 unless a gpt-image-only field is used.' },
-                    n: { type: ['integer', 'null'], minimum: 1, maximum: 10 },
-                    size: { type: ['string', 'null'] },
-                    quality: { type: ['string', 'null'], enum: ['standard', 'hd', 'low', 'medium', 'high', 'auto', null] },
-                    style: { type: ['string', 'null'], enum: ['vivid', 'natural', null] },
-                    response_format: { type: ['string', 'null'], enum: ['url', 'b64_json', null] },
-                    output_format: { type: ['string', 'null'], enum: ['png', 'jpeg', 'webp', null] },
-                    output_compression: { type: ['integer', 'null'], minimum: 0, maximum: 100 },
-                    background: { type: ['string', 'null'], enum: ['transparent', 'opaque', 'auto', null] },
-                    moderation: { type: ['string', 'null'], enum: ['low', 'auto', null] },
-                    stream: { type: ['boolean', 'null'] },
-                    partial_images: { type: ['integer', 'null'], minimum: 0, maximum: 3 },
-                    user: { type: 'string' },
-                    ...extensionProps,
-                  },
-                },
-              },
-            },
+            content: { 'application/json': requestMediaType('generations', 'json', models) },
           },
           responses: {
-            '200': { description: 'The generated images', content: { 'application/json': { schema: { $ref: '#/components/schemas/ImagesResponse' } } } },
+            '200': {
+              description: 'The generated images (or text/event-stream with stream: true)',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/ImagesResponse' } }, 'text/event-stream': {} },
+            },
             ...errors,
           },
         },
@@ -125,34 +310,13 @@ export function openApiDocument(modelNames: readonly string[]): Record<string, u
       '/v1/images/edits': {
         post: {
           operationId: 'createImageEdit',
-          summary: 'Edits images: image-to-image without a mask, inpainting where the mask is fully transparent. Streams with stream: true.',
+          summary:
+            'Edits images: image-to-image without a mask, inpainting where the mask is fully transparent. Streams with stream: true.',
           requestBody: {
             required: true,
             content: {
-              'multipart/form-data': {
-                schema: {
-                  type: 'object',
-                  required: ['image', 'prompt'],
-                  properties: {
-                    image: { description: 'One file (image) or several (image[]); the first is edited, the others only count as input.' },
-                    mask: { type: 'string', format: 'binary', description: 'PNG with alpha, same size as the first image.' },
-                    prompt: { type: 'string' },
-                    ...extensionProps,
-                  },
-                },
-              },
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  required: ['images', 'prompt'],
-                  properties: {
-                    images: { type: 'array', items: { type: 'object', properties: { image_url: { type: 'string' }, file_id: { type: 'string' } } } },
-                    mask: { type: 'object', properties: { image_url: { type: 'string' } } },
-                    prompt: { type: 'string' },
-                    ...extensionProps,
-                  },
-                },
-              },
+              'multipart/form-data': requestMediaType('edits-multipart', 'multipart', models),
+              'application/json': requestMediaType('edits-json', 'json', models),
             },
           },
           responses: {
@@ -170,18 +334,13 @@ export function openApiDocument(modelNames: readonly string[]): Record<string, u
           summary: 'Variations of one square PNG (dall-e-2 family).',
           requestBody: {
             required: true,
-            content: {
-              'multipart/form-data': {
-                schema: {
-                  type: 'object',
-                  required: ['image'],
-                  properties: { image: { type: 'string', format: 'binary' }, n: { type: 'integer' }, size: { type: 'string' }, response_format: { type: 'string' }, user: { type: 'string' } },
-                },
-              },
-            },
+            content: { 'multipart/form-data': requestMediaType('variations', 'multipart', models) },
           },
           responses: {
-            '200': { description: 'The variations', content: { 'application/json': { schema: { $ref: '#/components/schemas/ImagesResponse' } } } },
+            '200': {
+              description: 'The variations',
+              content: { 'application/json': { schema: { $ref: '#/components/schemas/ImagesResponse' } } },
+            },
             ...errors,
           },
         },
@@ -203,7 +362,13 @@ export function openApiDocument(modelNames: readonly string[]): Record<string, u
           },
         },
       },
-      '/v1/models': { get: { operationId: 'listModels', summary: 'Served model names, their family, target and extensions.', responses: { '200': { description: 'Model list' } } } },
+      '/v1/models': {
+        get: {
+          operationId: 'listModels',
+          summary: 'Served model names, their family, target and extensions.',
+          responses: { '200': { description: 'Model list' } },
+        },
+      },
       '/v1/models/{id}': {
         get: {
           operationId: 'retrieveModel',
@@ -212,7 +377,13 @@ export function openApiDocument(modelNames: readonly string[]): Record<string, u
         },
       },
       '/healthz': { get: { operationId: 'health', security: [], responses: { '200': { description: 'Process alive' } } } },
-      '/readyz': { get: { operationId: 'ready', security: [], responses: { '200': { description: 'Models loaded and warmed' }, '503': { description: 'Warming up' } } } },
+      '/readyz': {
+        get: {
+          operationId: 'ready',
+          security: [],
+          responses: { '200': { description: 'Models loaded and warmed' }, '503': { description: 'Warming up' } },
+        },
+      },
     },
   };
 }
