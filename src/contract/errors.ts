@@ -484,3 +484,8 @@ export function queueFull(retryAfterSeconds: number): ApiError {
 export function serverError(message = 'The server had an error while processing your request. Sorry about that!', shouldRetry = true): ApiError {
   return new ApiError({ status: 500, message, type: 'server_error', param: null, code: null, shouldRetry });
 }
+
+/** 503 with Retry-After: the server cannot take the request now (shutting down, a dependency down), but may soon. */
+export function serviceUnavailable(message: string, retryAfterSeconds: number): ApiError {
+  return new ApiError({ status: 503, message, type: 'server_error', param: null, code: 'service_unavailable', shouldRetry: true, retryAfterSeconds });
+}
