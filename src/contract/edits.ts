@@ -6,7 +6,7 @@
 // test/fixtures/openai/openai-openapi-images.yaml. Both forms default `model` to gpt-image-1.5.
 
 import {
-  ApiError,
+  type ApiError,
   arrayTooLong,
   badRequest,
   bodyNotObject,

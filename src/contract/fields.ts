@@ -32,7 +32,7 @@ export function jsonReader(body: Record<string, unknown>): FieldReader {
   return {
     wire: 'json',
     keys: () => Object.keys(body),
-    has: (name) => Object.prototype.hasOwnProperty.call(body, name),
+    has: (name) => Object.hasOwn(body, name),
     get: (name) => body[name],
   };
 }
@@ -42,7 +42,7 @@ export function multipartReader(fields: Record<string, string | readonly string[
   return {
     wire: 'multipart',
     keys: () => Object.keys(fields),
-    has: (name) => Object.prototype.hasOwnProperty.call(fields, name),
+    has: (name) => Object.hasOwn(fields, name),
     get: (name) => fields[name],
   };
 }

@@ -1,7 +1,7 @@
 // Where models live on this machine: shipped ones under the repository's models/ folder and ones pulled
 // from the hub into the cache (<cache>/<org>--<name>/<sha>/ with refs/<revision>). Used by `models list`
 // and to turn a name given to the server or CLI into a model folder.
-import { existsSync } from 'node:fs';
+import { type Dirent, existsSync } from 'node:fs';
 import { lstat, readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -33,7 +33,7 @@ export function defaultShippedDir(): string {
 
 async function dirSize(path: string): Promise<number> {
   let total = 0;
-  let entries;
+  let entries: Dirent[];
   try {
     entries = await readdir(path, { withFileTypes: true });
   } catch {
@@ -59,7 +59,7 @@ async function readdirSafe(path: string): Promise<string[]> {
 
 /** Files under refs/, as revision names ("main", "refs/pr/1"). */
 async function listRefs(refsDir: string, prefix = ''): Promise<string[]> {
-  let entries;
+  let entries: Dirent[];
   try {
     entries = await readdir(refsDir, { withFileTypes: true });
   } catch {

@@ -103,16 +103,24 @@ function serveBytes(req: http.IncomingMessage, res: http.ServerResponse, file: F
 function hubHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://x');
   hub.hits.push({ server: 'hub', url: url.pathname + url.search, range: req.headers.range, auth: req.headers.authorization });
-  const fail = (status: number, code: string, message: string): void =>
-    void res.writeHead(status, { 'x-error-code': code, 'x-error-message': message, 'content-type': 'application/json' }).end(JSON.stringify({ error: message }));
+  const fail = (status: number, code: string, message: string): void => {
+    res.writeHead(status, { 'x-error-code': code, 'x-error-message': message, 'content-type': 'application/json' }).end(JSON.stringify({ error: message }));
+  };
   if (hub.requiredToken && req.headers.authorization !== `Bearer ${hub.requiredToken}`) {
-    return fail(401, 'RepoNotFound', 'Invalid username or password.');
+    fail(401, 'RepoNotFound', 'Invalid username or password.');
+    return;
   }
   let m = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
   if (m) {
-    if (m[1] !== REPO) return fail(404, 'RepoNotFound', 'Repository not found');
+    if (m[1] !== REPO) {
+      fail(404, 'RepoNotFound', 'Repository not found');
+      return;
+    }
     const rev = decodeURIComponent(m[2]);
-    if (rev !== 'main' && rev !== SHA) return fail(404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
+    if (rev !== 'main' && rev !== SHA) {
+      fail(404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
+      return;
+    }
     const blobs = url.searchParams.get('blobs') === 'true';
     res.writeHead(200, { 'content-type': 'application/json' }).end(
       JSON.stringify({
@@ -129,14 +137,27 @@ function hubHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
   }
   m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
   if (m) {
-    if (m[1] !== REPO) return fail(404, 'RepoNotFound', 'Repository not found');
-    if (m[2] !== SHA && m[2] !== 'main') return fail(404, 'RevisionNotFound', 'Invalid rev id');
+    if (m[1] !== REPO) {
+      fail(404, 'RepoNotFound', 'Repository not found');
+      return;
+    }
+    if (m[2] !== SHA && m[2] !== 'main') {
+      fail(404, 'RevisionNotFound', 'Invalid rev id');
+      return;
+    }
     const path = m[3].split('/').map(decodeURIComponent).join('/');
     const file = FILES.find((f) => f.path === path);
-    if (!file) return fail(404, 'EntryNotFound', 'Entry not found');
+    if (!file) {
+      fail(404, 'EntryNotFound', 'Entry not found');
+      return;
+    }
     // Like the real hub: LFS files redirect to a signed URL on another origin.
-    if (file.lfs) return void res.writeHead(302, { location: `${cdnBase}/blobs/${sha256(file.content)}?X-Amz-Signature=fake` }).end();
-    return serveBytes(req, res, file);
+    if (file.lfs) {
+      res.writeHead(302, { location: `${cdnBase}/blobs/${sha256(file.content)}?X-Amz-Signature=fake` }).end();
+      return;
+    }
+    serveBytes(req, res, file);
+    return;
   }
   fail(404, 'NotFound', 'no route');
 }
@@ -146,7 +167,10 @@ function cdnHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
   hub.hits.push({ server: 'cdn', url: url.pathname, range: req.headers.range, auth: req.headers.authorization });
   const m = /^\/blobs\/([0-9a-f]{64})$/.exec(url.pathname);
   const file = m && FILES.find((f) => f.lfs && sha256(f.content) === m[1]);
-  if (!file || url.searchParams.get('X-Amz-Signature') !== 'fake') return void res.writeHead(403).end();
+  if (!file || url.searchParams.get('X-Amz-Signature') !== 'fake') {
+    res.writeHead(403).end();
+    return;
+  }
   serveBytes(req, res, file);
 }
 
@@ -436,7 +460,7 @@ describe('progress reporter', () => {
     bar.done();
     const drawn = tty.join('');
     expect(drawn).toContain('\r\x1b[K');
-    expect(drawn).toMatch(/unet\/model\.onnx +\[#+-+\]  50% 500 B\/1\.00 kB 1\.00 kB\/s/);
+    expect(drawn).toMatch(/unet\/model\.onnx +\[#+-+\] {2}50% 500 B\/1\.00 kB 1\.00 kB\/s/);
     expect(drawn).toMatch(/\[#+\] 100% 1\.00 kB\/1\.00 kB/);
     expect(drawn.endsWith('\n')).toBe(true);
 
