@@ -64,7 +64,19 @@ if (values.torch) {
   const latent = `${h / scale}x${w / scale}`;
   const out = execFileSync(
     '/usr/bin/python3',
-    ['training/bench_torch.py', '--steps', String(values.steps), '--latent', latent, '--cfg', String(values.guidance), '--runs', String(values.runs), '--threads', values.threads ?? '2'],
+    [
+      'training/bench_torch.py',
+      '--steps',
+      String(values.steps),
+      '--latent',
+      latent,
+      '--cfg',
+      String(values.guidance),
+      '--runs',
+      String(values.runs),
+      '--threads',
+      values.threads ?? '2',
+    ],
     { encoding: 'utf8' },
   );
   const torch = JSON.parse(out.trim().split('\n').pop()!) as { median_ms: number; torch: string };

@@ -16,7 +16,7 @@ import OpenAI from 'openai';
 import sharp from 'sharp';
 import { loadConfig, packageRoot } from '../src/config/config.js';
 import { loadHeldout } from '../src/eval/heldout.js';
-import { scoreScene, type SceneScore } from '../src/eval/scene-scorer.js';
+import { type SceneScore, scoreScene } from '../src/eval/scene-scorer.js';
 import { startServer } from '../src/server/start.js';
 
 const { values } = parseArgs({
@@ -34,13 +34,17 @@ const { values } = parseArgs({
 
 const apiModel =
   values['api-model'] ??
-  (['256x256', '512x512'].includes(values.size!) ? 'dall-e-2' : ['1792x1024', '1024x1792'].includes(values.size!) ? 'dall-e-3' : 'gpt-image-1');
+  (['256x256', '512x512'].includes(values.size!)
+    ? 'dall-e-2'
+    : ['1792x1024', '1024x1792'].includes(values.size!)
+      ? 'dall-e-3'
+      : 'gpt-image-1');
 /** The quality name the API model accepts for the preset asked for (same steps and guidance in easel.json). */
 const apiQuality =
   apiModel === 'dall-e-2'
     ? 'standard'
     : apiModel === 'dall-e-3'
-      ? ({ low: 'standard', medium: 'standard', high: 'hd' } as Record<string, string>)[values.quality!] ?? values.quality!
+      ? (({ low: 'standard', medium: 'standard', high: 'hd' } as Record<string, string>)[values.quality!] ?? values.quality!)
       : values.quality!;
 
 const root = packageRoot();
@@ -92,7 +96,9 @@ try {
     });
     rows.push({ id: p.id, category: p.category ?? 'all', unseen: p.unseen ?? [], prompt: p.prompt, score, ms });
     const short = p.prompt.length > 70 ? `${p.prompt.slice(0, 67)}...` : p.prompt;
-    console.log(`${String(p.id).padStart(3)}  ${score.ok ? 'ok  ' : 'FAIL'}  ${(ms / 1000).toFixed(2)}s  ${short.padEnd(70)}  ${score.reasons.join('; ')}`);
+    console.log(
+      `${String(p.id).padStart(3)}  ${score.ok ? 'ok  ' : 'FAIL'}  ${(ms / 1000).toFixed(2)}s  ${short.padEnd(70)}  ${score.reasons.join('; ')}`,
+    );
   }
 } finally {
   await server.close();
@@ -105,13 +111,24 @@ function line(label: string, rs: Row[]): string {
   return `  ${label.padEnd(28)} ${String(k).padStart(3)}/${String(rs.length).padEnd(3)} = ${pct(k, rs.length).padStart(5)}%`;
 }
 console.log('\nby category:');
-for (const cat of [...new Set(rows.map((r) => r.category))]) console.log(line(cat, rows.filter((r) => r.category === cat)));
+for (const cat of [...new Set(rows.map((r) => r.category))])
+  console.log(
+    line(
+      cat,
+      rows.filter((r) => r.category === cat),
+    ),
+  );
 console.log('by what was never in training:');
 for (const kind of ['pair', 'together', 'placement']) {
   const rs = rows.filter((r) => r.unseen.some((u) => u.startsWith(`${kind}:`)));
   if (rs.length) console.log(line(`unseen ${kind}`, rs));
 }
-console.log(line('all seen', rows.filter((r) => r.unseen.length === 0)));
+console.log(
+  line(
+    'all seen',
+    rows.filter((r) => r.unseen.length === 0),
+  ),
+);
 console.log('by check (prompts passing it):');
 const checks: [string, (s: SceneScore) => boolean][] = [
   ['background', (s) => s.checks.background.ok],
@@ -126,7 +143,9 @@ for (const [name, f] of checks) {
 }
 const ms = rows.map((r) => r.ms).sort((a, b) => a - b);
 const ok = rows.filter((r) => r.score.ok).length;
-console.log(`median time per image ${(ms[Math.floor(ms.length / 2)] / 1000).toFixed(2)} s; model ${modelDir}; prompts ${values.heldout ?? 'training/heldout.json'}; palette ${set.paletteSource}`);
+console.log(
+  `median time per image ${(ms[Math.floor(ms.length / 2)] / 1000).toFixed(2)} s; model ${modelDir}; prompts ${values.heldout ?? 'training/heldout.json'}; palette ${set.paletteSource}`,
+);
 console.log(
   `adherence: ${ok}/${rows.length} = ${pct(ok, rows.length)}% fully right (${apiModel}, quality ${apiQuality}, size ${values.size}${values['ignore-size'] ? ', size class not checked' : ''})`,
 );

@@ -6,11 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/config.js';
-import { planJob } from '../src/server/plan.js';
-import { encodeOutput } from '../src/worker/encode.js';
-import { startServer } from '../src/server/start.js';
 import { parseGenerationRequest } from '../src/contract/generations.js';
+import { planJob } from '../src/server/plan.js';
 import { parseContext } from '../src/server/routes/generations.js';
+import { startServer } from '../src/server/start.js';
+import { encodeOutput } from '../src/worker/encode.js';
 
 const { values } = parseArgs({
   options: { model: { type: 'string' }, quality: { type: 'string', default: 'low' }, runs: { type: 'string', default: '5' } },

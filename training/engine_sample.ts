@@ -14,9 +14,13 @@ const cfg = Number(process.env.CFG ?? 4);
 const [w, h] = (process.env.SIZE ?? '256x256').split('x').map(Number);
 for (const [i, prompt] of prompts.entries()) {
   const t0 = performance.now();
-  const { images: [img] } = await pipe.generate({ prompt, width: w, height: h, numInferenceSteps: steps, guidanceScale: cfg, seed: 1 });
+  const {
+    images: [img],
+  } = await pipe.generate({ prompt, width: w, height: h, numInferenceSteps: steps, guidanceScale: cfg, seed: 1 });
   const file = join(outDir, `engine_${i}.png`);
-  await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 4 } }).png().toFile(file);
+  await sharp(Buffer.from(img.data), { raw: { width: img.width, height: img.height, channels: 4 } })
+    .png()
+    .toFile(file);
   console.log(`${file}  ${(performance.now() - t0).toFixed(0)} ms  ${prompt}`);
 }
 await pipe.dispose();

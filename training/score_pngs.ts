@@ -9,7 +9,10 @@ import { packageRoot } from '../src/config/config.js';
 import { loadHeldout } from '../src/eval/heldout.js';
 import { scoreScene } from '../src/eval/scene-scorer.js';
 
-const { values, positionals } = parseArgs({ options: { model: { type: 'string', default: 'models/easel-shapes' } }, allowPositionals: true });
+const { values, positionals } = parseArgs({
+  options: { model: { type: 'string', default: 'models/easel-shapes' } },
+  allowPositionals: true,
+});
 const dir = positionals[0];
 if (!dir) {
   console.error('usage: npx tsx training/score_pngs.ts DIR [--model DIR]');

@@ -3,17 +3,17 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { loadConfig, defaultModelPath } from '../config/config.js';
+import { defaultModelPath, loadConfig } from '../config/config.js';
 import { openSqliteDb } from '../db/index.js';
 import { loadPipeline, type RgbaImage } from '../engine/index.js';
+import { type ModelInfo, readModelInfo } from '../engine/models/info.js';
+import { EDIT_STRENGTH, INPAINT_STRENGTH, planSize, presetFor, stepsForStrength } from '../engine/plan.js';
 import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from '../engine/schedulers/names.js';
-import { readModelInfo, type ModelInfo } from '../engine/models/info.js';
 import { resolveModelPath } from '../hub/registry.js';
+import { checkMask, decodeMaskWeights, decodeRgba, inspectImage } from '../imaging/decode.js';
 import { encodeImage } from '../imaging/encode.js';
 import { formatOfFilename } from '../imaging/formats.js';
-import { EDIT_STRENGTH, INPAINT_STRENGTH, planSize, presetFor, stepsForStrength } from '../engine/plan.js';
 import { startServer } from '../server/start.js';
-import { checkMask, decodeMaskWeights, decodeRgba, inspectImage } from '../imaging/decode.js';
 import { EASEL_VERSION } from '../version.js';
 import { registerConfigCommands } from './config.js';
 import { registerModelsCommands } from './models.js';
@@ -88,7 +88,10 @@ program
       publicBaseUrl: opts.publicUrl,
     });
     const server = await startServer(config, { logger: true });
-    const names = server.models.list().map((m) => m.id).join(', ');
+    const names = server.models
+      .list()
+      .map((m) => m.id)
+      .join(', ');
     process.stderr.write(`easel listening on ${server.url} (models: ${names}; data: ${config.dataDir})\n`);
     const stop = async () => {
       await server.close();
@@ -118,7 +121,11 @@ program
   .description('generate images from a prompt and write them to files')
   .argument('<prompt>', 'what to draw')
   .option('-m, --model <name|path>', 'model folder, shipped model name or cached hub model', defaultModelPath())
-  .option('--size <WxH>', "output size (default: the model's native size); generated at the closest native size, then resized", parseSizeArg)
+  .option(
+    '--size <WxH>',
+    "output size (default: the model's native size); generated at the closest native size, then resized",
+    parseSizeArg,
+  )
   .option('--quality <q>', QUALITY_HELP, 'medium')
   .option('--steps <n>', 'denoising steps (overrides the preset)', int('steps'))
   .option('--guidance <g>', 'classifier-free guidance scale (overrides the preset)', float('guidance'))

@@ -1,12 +1,12 @@
 // The engine's public surface: load a diffusers-layout ONNX folder as a Pipeline and generate images.
 // Callers (CLI, server, jobs) import from here only.
-import { StableDiffusionPipeline, type PipelineOptions } from './pipelines/stable-diffusion.js';
+import { type PipelineOptions, StableDiffusionPipeline } from './pipelines/stable-diffusion.js';
 import type { Pipeline } from './types.js';
 
+export { availableProviders, BackendError, type ExecutionProvider } from './backends/onnx.js';
+export { type ModelFolder, ModelFolderError, type QualityPreset, readModelFolder } from './models/folder.js';
 export type { PipelineOptions } from './pipelines/stable-diffusion.js';
 export { GenerateRequestError, StableDiffusionPipeline } from './pipelines/stable-diffusion.js';
-export { ModelFolderError, readModelFolder, type ModelFolder, type QualityPreset } from './models/folder.js';
-export { BackendError, availableProviders, type ExecutionProvider } from './backends/onnx.js';
 export { MAX_SEED, randomSeed } from './rng.js';
 export { SCHEDULER_NAMES } from './schedulers/index.js';
 export type { SchedulerName } from './schedulers/types.js';

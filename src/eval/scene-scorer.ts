@@ -52,15 +52,10 @@ export type Palette = Record<string, Rgb | number[]>;
 export type SizeName = 'small' | 'medium' | 'large';
 export const SHAPES = ['circle', 'square', 'triangle', 'star', 'heart', 'ring', 'diamond', 'cross'] as const;
 export type ShapeName = (typeof SHAPES)[number];
-export const POSITIONS = [
-  'top left', 'top', 'top right', 'left', 'center', 'right', 'bottom left', 'bottom', 'bottom right',
-] as const;
+export const POSITIONS = ['top left', 'top', 'top right', 'left', 'center', 'right', 'bottom left', 'bottom', 'bottom right'] as const;
 export type PositionName = (typeof POSITIONS)[number];
 
-export type BackgroundSpec =
-  | { kind: 'solid'; color: string }
-  | { kind: 'gradient'; from: string; to: string }
-  | { kind: 'transparent' };
+export type BackgroundSpec = { kind: 'solid'; color: string } | { kind: 'gradient'; from: string; to: string } | { kind: 'transparent' };
 
 export interface ObjectSpec {
   color: string;
@@ -154,7 +149,10 @@ export function downscale(img: RgbaImage, side = WORK_SIDE): Work {
   const d = img.data;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      let r = 0, g = 0, b = 0, al = 0;
+      let r = 0,
+        g = 0,
+        b = 0,
+        al = 0;
       for (let dy = 0; dy < f; dy++) {
         let p = ((y * f + dy) * img.width + x * f) * 4;
         for (let dx = 0; dx < f; dx++, p += 4) {
@@ -178,7 +176,9 @@ export function downscale(img: RgbaImage, side = WORK_SIDE): Work {
 }
 
 function dist(r: number, g: number, b: number, c: Rgb | number[]): number {
-  const dr = r - c[0], dg = g - c[1], db = b - c[2];
+  const dr = r - c[0],
+    dg = g - c[1],
+    db = b - c[2];
   return Math.sqrt(dr * dr + dg * dg + db * db);
 }
 
@@ -252,7 +252,8 @@ function modelBackground(work: Work, palette: Palette): BgModel {
     const idx: number[] = [];
     for (let x = 0; x < w; x++) {
       const i = y * w + x;
-      if (dist(work.rgb[i * 3], work.rgb[i * 3 + 1], work.rgb[i * 3 + 2], [rows[y * 3], rows[y * 3 + 1], rows[y * 3 + 2]]) < 64) idx.push(i);
+      if (dist(work.rgb[i * 3], work.rgb[i * 3 + 1], work.rgb[i * 3 + 2], [rows[y * 3], rows[y * 3 + 1], rows[y * 3 + 2]]) < 64)
+        idx.push(i);
     }
     if (idx.length >= w / 4) {
       const m = medianRgb(work, idx);
@@ -291,7 +292,12 @@ function describeBg(b: BackgroundSpec | { kind: 'unknown' }): string {
   return b.kind;
 }
 
-function checkBackground(work: Work, bg: BgModel, expected: BackgroundSpec, fgMask: Uint8Array): { check: BackgroundCheck; reasons: string[] } {
+function checkBackground(
+  work: Work,
+  bg: BgModel,
+  expected: BackgroundSpec,
+  fgMask: Uint8Array,
+): { check: BackgroundCheck; reasons: string[] } {
   const reasons: string[] = [];
   const border = borderIdx(work);
   if (expected.kind === 'transparent') {
@@ -300,8 +306,11 @@ function checkBackground(work: Work, bg: BgModel, expected: BackgroundSpec, fgMa
     for (let i = 0; i < work.a.length; i++) if (!fgMask[i] && work.a[i] >= 32 && work.a[i] < 224) haze++;
     const ok = clear >= 0.9 && haze / work.a.length < 0.06;
     if (!ok) {
-      reasons.push(clear < 0.9 ? `background: expected transparent, got ${describeBg(bg.found)} (${Math.round(clear * 100)}% clear border)`
-        : `background: transparent but ${Math.round((haze / work.a.length) * 100)}% semi-transparent haze`);
+      reasons.push(
+        clear < 0.9
+          ? `background: expected transparent, got ${describeBg(bg.found)} (${Math.round(clear * 100)}% clear border)`
+          : `background: transparent but ${Math.round((haze / work.a.length) * 100)}% semi-transparent haze`,
+      );
     }
     return { check: { ok, found: bg.found }, reasons };
   }
@@ -311,8 +320,11 @@ function checkBackground(work: Work, bg: BgModel, expected: BackgroundSpec, fgMa
   if (expected.kind === 'solid') ok = ok && f.kind === 'solid' && f.color === expected.color;
   else ok = ok && f.kind === 'gradient' && f.from === expected.from && f.to === expected.to;
   if (!ok) {
-    reasons.push(opaque < 0.9 ? `background: expected ${describeBg(expected)}, got a non-opaque border (${Math.round(opaque * 100)}% opaque)`
-      : `background: expected ${describeBg(expected)}, got ${describeBg(f)}`);
+    reasons.push(
+      opaque < 0.9
+        ? `background: expected ${describeBg(expected)}, got a non-opaque border (${Math.round(opaque * 100)}% opaque)`
+        : `background: expected ${describeBg(expected)}, got ${describeBg(f)}`,
+    );
   }
   return { check: { ok, found: f }, reasons };
 }
@@ -393,13 +405,16 @@ export function maskFeatures(mask: Uint8Array, bw: number, bh: number): ShapeFea
   for (let y = 0; y < bh; y++) push(y * bw), push(y * bw + bw - 1);
   while (stack.length) {
     const i = stack.pop()!;
-    const x = i % bw, y = (i - x) / bw;
+    const x = i % bw,
+      y = (i - x) / bw;
     if (x > 0) push(i - 1);
     if (x < bw - 1) push(i + 1);
     if (y > 0) push(i - bw);
     if (y < bh - 1) push(i + bw);
   }
-  let area = 0, holes = 0, sy = 0;
+  let area = 0,
+    holes = 0,
+    sy = 0;
   const left = new Int32Array(bh).fill(-1);
   const right = new Int32Array(bh).fill(-1);
   for (let y = 0; y < bh; y++) {
@@ -460,7 +475,8 @@ function scanline(poly: [number, number][], y: number): [number, number] | null 
     const xs = poly.filter((q) => Math.abs(q[1] - y) < 1e-9).map((q) => q[0]);
     return xs.length ? [Math.min(...xs), Math.max(...xs)] : null;
   }
-  let lo = Infinity, hi = -Infinity;
+  let lo = Infinity,
+    hi = -Infinity;
   for (let i = 0; i < poly.length; i++) {
     const [ax, ay] = poly[i];
     const [bx, by] = poly[(i + 1) % poly.length];
@@ -482,7 +498,8 @@ function scanline(poly: [number, number][], y: number): [number, number] | null 
 
 /** Largest chamfer distance (8-neighbour, 1 / sqrt 2 steps) from a mask pixel to the outside of the mask. */
 export function maxInscribed(mask: Uint8Array, bw: number, bh: number): number {
-  const W = bw + 2, H = bh + 2;
+  const W = bw + 2,
+    H = bh + 2;
   const d = new Float32Array(W * H);
   for (let y = 0; y < bh; y++) for (let x = 0; x < bw; x++) d[(y + 1) * W + x + 1] = mask[y * bw + x] ? 1e9 : 0;
   const D = Math.SQRT2;
@@ -533,7 +550,9 @@ function findObjects(work: Work, bg: BgModel, palette: Palette, geometry: SceneG
   const label = new Uint8Array(n);
   const fg = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
-    const r = work.rgb[i * 3], g = work.rgb[i * 3 + 1], b = work.rgb[i * 3 + 2];
+    const r = work.rgb[i * 3],
+      g = work.rgb[i * 3 + 1],
+      b = work.rgb[i * 3 + 2];
     if (bg.transparent) {
       if (work.a[i] < 128) continue;
     } else {
@@ -551,11 +570,14 @@ function findObjects(work: Work, bg: BgModel, palette: Palette, geometry: SceneG
   const near = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     if (!fg[i]) continue;
-    const x = i % w, y = (i - x) / w;
-    for (let dy = -2; dy <= 2; dy++) for (let dx = -2; dx <= 2; dx++) {
-      const xx = x + dx, yy = y + dy;
-      if (xx >= 0 && yy >= 0 && xx < w && yy < h) near[yy * w + xx] = 1;
-    }
+    const x = i % w,
+      y = (i - x) / w;
+    for (let dy = -2; dy <= 2; dy++)
+      for (let dx = -2; dx <= 2; dx++) {
+        const xx = x + dx,
+          yy = y + dy;
+        if (xx >= 0 && yy >= 0 && xx < w && yy < h) near[yy * w + xx] = 1;
+      }
   }
   const seen = new Uint8Array(n);
   const objects: FoundObject[] = [];
@@ -569,30 +591,39 @@ function findObjects(work: Work, bg: BgModel, palette: Palette, geometry: SceneG
     while (stack.length) {
       const i = stack.pop()!;
       comp.push(i);
-      const x = i % w, y = (i - x) / w;
-      for (let dy = -1; dy <= 1; dy++) for (let dx = -1; dx <= 1; dx++) {
-        const xx = x + dx, yy = y + dy;
-        if (xx < 0 || yy < 0 || xx >= w || yy >= h) continue;
-        const j = yy * w + xx;
-        if (!seen[j] && label[j] === L) {
-          seen[j] = 1;
-          stack.push(j);
+      const x = i % w,
+        y = (i - x) / w;
+      for (let dy = -1; dy <= 1; dy++)
+        for (let dx = -1; dx <= 1; dx++) {
+          const xx = x + dx,
+            yy = y + dy;
+          if (xx < 0 || yy < 0 || xx >= w || yy >= h) continue;
+          const j = yy * w + xx;
+          if (!seen[j] && label[j] === L) {
+            seen[j] = 1;
+            stack.push(j);
+          }
         }
-      }
     }
     if (comp.length < minArea) continue;
-    let x0 = w, x1 = -1, y0 = h, y1 = -1;
+    let x0 = w,
+      x1 = -1,
+      y0 = h,
+      y1 = -1;
     for (const i of comp) {
-      const x = i % w, y = (i - x) / w;
+      const x = i % w,
+        y = (i - x) / w;
       if (x < x0) x0 = x;
       if (x > x1) x1 = x;
       if (y < y0) y0 = y;
       if (y > y1) y1 = y;
     }
-    const bw = x1 - x0 + 1, bh = y1 - y0 + 1;
+    const bw = x1 - x0 + 1,
+      bh = y1 - y0 + 1;
     const mask = new Uint8Array(bw * bh);
     for (const i of comp) {
-      const x = i % w, y = (i - x) / w;
+      const x = i % w,
+        y = (i - x) / w;
       mask[(y - y0) * bw + (x - x0)] = 1;
     }
     // Anti-aliased or blurred edges between two colours can blend into a third palette colour: such bands are
@@ -650,7 +681,12 @@ function assign(expected: ObjectSpec[], found: FoundObject[], geometry: SceneGeo
   // Candidates of each expected object: the found objects of its colour, the 8 largest (noisy images can hold
   // hundreds of same-colour specks; the count check already fails those).
   const candidates = expected.map((e) =>
-    found.map((f, j) => ({ f, j })).filter(({ f }) => f.color === e.color).sort((a, b) => b.f.area - a.f.area).slice(0, 8).map(({ j }) => j),
+    found
+      .map((f, j) => ({ f, j }))
+      .filter(({ f }) => f.color === e.color)
+      .sort((a, b) => b.f.area - a.f.area)
+      .slice(0, 8)
+      .map(({ j }) => j),
   );
   const cur: ObjectCheck[] = [];
   const rec = (k: number, cost: number, tie: number) => {
@@ -683,7 +719,13 @@ function describeObj(o: ObjectSpec): string {
 }
 
 /** Scores one generated image against its expected scene. See the header comment for what `ok` means. */
-export function scoreScene(img: RgbaImage, expected: SceneSpec, palette: Palette, geometry: SceneGeometry, options: ScoreOptions = {}): SceneScore {
+export function scoreScene(
+  img: RgbaImage,
+  expected: SceneSpec,
+  palette: Palette,
+  geometry: SceneGeometry,
+  options: ScoreOptions = {},
+): SceneScore {
   const checkSize = options.checkSize ?? true;
   const work = downscale(img);
   const bg = modelBackground(work, palette);
@@ -697,7 +739,8 @@ export function scoreScene(img: RgbaImage, expected: SceneSpec, palette: Palette
   let countOk = true;
   const diffs: string[] = [];
   for (const c of new Set([...Object.keys(expCount), ...Object.keys(foundCount)])) {
-    const e = expCount[c] ?? 0, f = foundCount[c] ?? 0;
+    const e = expCount[c] ?? 0,
+      f = foundCount[c] ?? 0;
     if (e !== f) {
       countOk = false;
       diffs.push(`${e} ${c} expected, ${f} found`);
@@ -718,7 +761,9 @@ export function scoreScene(img: RgbaImage, expected: SceneSpec, palette: Palette
     for (const c of objects) {
       if (c.found) continue;
       const other = spare.shift();
-      reasons.push(`color: expected ${describeObj(c.expected)}, found ${other ? `${/^[aeiou]/.test(other.color) ? 'an' : 'a'} ${other.color} ${other.shape} at ${other.position}` : 'nothing'}`);
+      reasons.push(
+        `color: expected ${describeObj(c.expected)}, found ${other ? `${/^[aeiou]/.test(other.color) ? 'an' : 'a'} ${other.color} ${other.shape} at ${other.position}` : 'nothing'}`,
+      );
     }
   }
   for (const c of objects) {

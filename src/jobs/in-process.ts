@@ -4,14 +4,14 @@
 import { randomUUID } from 'node:crypto';
 import {
   isTerminal,
-  QueueFullError,
-  UnknownJobError,
   type JobContext,
   type JobEvent,
   type JobExecutor,
   type JobQueue,
   type JobSpec,
+  QueueFullError,
   type QueueStats,
+  UnknownJobError,
 } from './types.js';
 
 export interface InProcessQueueOptions {

@@ -1,8 +1,8 @@
 // The names a server answers for: local model folders (described by ModelInfo, read without ONNX Runtime) and
 // the names clients use, each speaking one OpenAI family's request rules (dall-e-2, dall-e-3, gpt-image).
 import type { Config } from '../config/config.js';
-import { OPENAI_MODEL_FAMILIES, type Family } from '../contract/families.js';
-import { readModelInfo, type ModelInfo } from '../engine/models/info.js';
+import { type Family, OPENAI_MODEL_FAMILIES } from '../contract/families.js';
+import { type ModelInfo, readModelInfo } from '../engine/models/info.js';
 
 export interface LocalModel {
   name: string;

@@ -14,7 +14,10 @@ export async function deliver(
 ): Promise<{ b64_json?: string; url?: string }> {
   const bytes = Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength);
   if (responseFormat === 'b64_json') return { b64_json: bytes.toString('base64') };
-  const stored = await deps.store.put({ bytes, contentType: IMAGE_MIME_TYPES[image.format] }, { ttlSeconds: deps.config.images.urlTtlSeconds });
+  const stored = await deps.store.put(
+    { bytes, contentType: IMAGE_MIME_TYPES[image.format] },
+    { ttlSeconds: deps.config.images.urlTtlSeconds },
+  );
   const baseUrl = deps.config.publicBaseUrl ?? `${req.protocol}://${req.host}`;
   return { url: signImageUrl({ baseUrl, id: stored.id, ext: stored.ext, expiresAt: stored.expiresAt, secret: deps.urlSecret }) };
 }

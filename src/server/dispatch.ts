@@ -2,7 +2,7 @@
 // failures mapped onto OpenAI errors. The job is cancelled by id when the client goes away.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, queueFull, serverError } from '../contract/errors.js';
-import { QueueFullError, type EncodedImage, type JobEvent, type JobSpec } from '../jobs/types.js';
+import { type EncodedImage, type JobEvent, type JobSpec, QueueFullError } from '../jobs/types.js';
 import type { ServerDeps } from './deps.js';
 
 export type JobResult = Extract<JobEvent, { type: 'result' }>;

@@ -22,14 +22,15 @@ export function createWordFilter(categories: Record<string, string[]>, lowCatego
     category,
     // Whole words/phrases, case-insensitive, any run of whitespace between the words of a phrase.
     pattern: terms.length
-      ? new RegExp(`(?<![\\p{L}\\p{N}])(?:${terms.map((t) => escapeRegex(t.trim()).replace(/\s+/g, '\\s+')).join('|')})(?![\\p{L}\\p{N}])`, 'iu')
+      ? new RegExp(
+          `(?<![\\p{L}\\p{N}])(?:${terms.map((t) => escapeRegex(t.trim()).replace(/\s+/g, '\\s+')).join('|')})(?![\\p{L}\\p{N}])`,
+          'iu',
+        )
       : undefined,
   }));
   const low = new Set(lowCategories);
   return (prompt, level) => {
-    const hits = compiled
-      .filter((c) => (level === 'auto' || low.has(c.category)) && c.pattern?.test(prompt))
-      .map((c) => c.category);
+    const hits = compiled.filter((c) => (level === 'auto' || low.has(c.category)) && c.pattern?.test(prompt)).map((c) => c.category);
     return { flagged: hits.length > 0, categories: hits };
   };
 }

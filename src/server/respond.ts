@@ -9,7 +9,7 @@ import type { ServedModel } from './catalog.js';
 import { deliver } from './delivery.js';
 import type { ServerDeps } from './deps.js';
 import { clientAbortSignal, JobCancelledError, runThroughQueue } from './dispatch.js';
-import { partialSteps, type JobPlan } from './plan.js';
+import { type JobPlan, partialSteps } from './plan.js';
 import { recordUsage } from './records.js';
 import { SseStream } from './sse.js';
 
@@ -26,7 +26,12 @@ export interface ImageJob {
   usage?(partialImages: number, outputDetails: boolean): ImageUsage;
 }
 
-const NO_USAGE: ImageUsage = { input_tokens: 0, input_tokens_details: { text_tokens: 0, image_tokens: 0 }, output_tokens: 0, total_tokens: 0 };
+const NO_USAGE: ImageUsage = {
+  input_tokens: 0,
+  input_tokens_details: { text_tokens: 0, image_tokens: 0 },
+  output_tokens: 0,
+  total_tokens: 0,
+};
 
 export async function answerJob(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, job: ImageJob): Promise<unknown> {
   return job.parsed.stream ? answerStream(deps, req, reply, job) : answerJson(deps, req, reply, job);
@@ -73,7 +78,10 @@ async function answerJson(deps: ServerDeps, req: FastifyRequest, reply: FastifyR
       : undefined,
     usage,
   });
-  await recordUsage(deps, req, parsed, job.endpoint, job.started, 200, { input: usage?.input_tokens ?? 0, output: usage?.output_tokens ?? 0 });
+  await recordUsage(deps, req, parsed, job.endpoint, job.started, 200, {
+    input: usage?.input_tokens ?? 0,
+    output: usage?.output_tokens ?? 0,
+  });
   reply.header('x-easel-seed', String(result.seed));
   return body;
 }

@@ -1,8 +1,8 @@
 // Server-sent events for streaming image responses: `event:` equal to the JSON `type`, keep-alive comments
 // while queued or between events, and `event: error` for failures after the stream has started.
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { formatSseEvent, SSE_KEEP_ALIVE, streamErrorEvent } from '../contract/responses.js';
 import { ApiError, serverError } from '../contract/errors.js';
+import { formatSseEvent, SSE_KEEP_ALIVE, streamErrorEvent } from '../contract/responses.js';
 
 export class SseStream {
   private timer: NodeJS.Timeout;

@@ -6,13 +6,13 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { join } from 'node:path';
 import { IMAGE_EXTENSIONS, IMAGE_FORMATS } from '../imaging/formats.js';
 import {
+  type EncodedImage,
   extForContentType,
+  type ImageStore,
   isImageContentType,
   isImageExt,
   isImageId,
   newImageId,
-  type EncodedImage,
-  type ImageStore,
   type PutOptions,
   type StoredImage,
   type StoredImageWithBytes,

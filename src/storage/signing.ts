@@ -2,7 +2,7 @@
 // so a URL cannot be guessed, retargeted to another image, or extended. Clocks are injected, never read here.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { isImageExt, isImageId, type ImageExt } from './types.js';
+import { type ImageExt, isImageExt, isImageId } from './types.js';
 
 export type VerifyResult = 'ok' | 'expired' | 'bad_signature';
 

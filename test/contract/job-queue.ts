@@ -2,7 +2,7 @@
 // Each test builds a fresh queue through `make`, with an executor that behaves like a worker: it emits progress
 // and partial images, honours the abort signal, and returns a result or error event.
 import { describe, expect, it } from 'vitest';
-import { QueueFullError, UnknownJobError, type JobEvent, type JobExecutor, type JobQueue, type JobSpec } from '../../src/jobs/types.js';
+import { type JobEvent, type JobExecutor, type JobQueue, type JobSpec, QueueFullError, UnknownJobError } from '../../src/jobs/types.js';
 
 export interface QueueFactoryOptions {
   maxWaiting: number;
@@ -36,7 +36,12 @@ export function steppingExecutor(log: string[], delayMs = 5, steps = 3): JobExec
       }
       ctx.emit({ type: 'progress', step, totalSteps: steps });
       if (job.previewSteps.includes(step)) {
-        ctx.emit({ type: 'partial', index: job.previewSteps.indexOf(step), step, image: { bytes: new Uint8Array([step]), format: 'png', transparent: false } });
+        ctx.emit({
+          type: 'partial',
+          index: job.previewSteps.indexOf(step),
+          step,
+          image: { bytes: new Uint8Array([step]), format: 'png', transparent: false },
+        });
       }
     }
     if (job.request.prompt === 'bad') return { type: 'error', kind: 'invalid_request', message: 'refused' };

@@ -17,7 +17,22 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('easel generate / edit', () => {
   it('generates at the requested size through the planner and is deterministic for a seed', async () => {
-    const args = (out: string) => ['generate', 'a red circle', '--model', FIXTURE, '--size', '96x80', '--quality', 'low', '--seed', '7', '--threads', '1', '-o', join(dir, out)];
+    const args = (out: string) => [
+      'generate',
+      'a red circle',
+      '--model',
+      FIXTURE,
+      '--size',
+      '96x80',
+      '--quality',
+      'low',
+      '--seed',
+      '7',
+      '--threads',
+      '1',
+      '-o',
+      join(dir, out),
+    ];
     const a = await easel(args('a.png'));
     await easel(args('b.png'));
     expect(a.code, a.stderr).toBe(0);
@@ -29,8 +44,22 @@ describe('easel generate / edit', () => {
 
   it('edits an image, writes it at the input size, and refuses a non-image naming its path', async () => {
     const input = join(dir, 'in.png');
-    await sharp({ create: { width: 64, height: 48, channels: 3, background: '#3050e0' } }).png().toFile(input);
-    const ok = await easel(['edit', input, 'a green heart', '--model', FIXTURE, '--seed', '1', '--threads', '1', '-o', join(dir, 'out.webp')]);
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: '#3050e0' } })
+      .png()
+      .toFile(input);
+    const ok = await easel([
+      'edit',
+      input,
+      'a green heart',
+      '--model',
+      FIXTURE,
+      '--seed',
+      '1',
+      '--threads',
+      '1',
+      '-o',
+      join(dir, 'out.webp'),
+    ]);
     expect(ok.code, ok.stderr).toBe(0);
     const meta = await sharp(join(dir, 'out.webp')).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['webp', 64, 48]);

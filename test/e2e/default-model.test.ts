@@ -14,8 +14,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { loadHeldout } from '../../src/eval/heldout.js';
-import { scoreScene, type SceneSpec } from '../../src/eval/scene-scorer.js';
-import { startServer, type RunningServer } from '../../src/server/start.js';
+import { type SceneSpec, scoreScene } from '../../src/eval/scene-scorer.js';
+import { type RunningServer, startServer } from '../../src/server/start.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const MODEL = join(ROOT, 'models', 'easel-shapes');
@@ -37,7 +37,11 @@ afterAll(async () => {
 });
 
 async function generate(params: Record<string, unknown>) {
-  const res = await client.images.generate({ model: 'gpt-image-1', quality: 'medium', ...params } as unknown as OpenAI.ImageGenerateParamsNonStreaming);
+  const res = await client.images.generate({
+    model: 'gpt-image-1',
+    quality: 'medium',
+    ...params,
+  } as unknown as OpenAI.ImageGenerateParamsNonStreaming);
   const png = Buffer.from(res.data![0].b64_json!, 'base64');
   const { data, info } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   return { res, img: { width: info.width, height: info.height, data: new Uint8Array(data) } };
@@ -50,7 +54,13 @@ type Case = { prompt: string; size: string; quality: string; seed: number; expec
 
 /** Prompts of the model's vocabulary (not from the held-out set), each with the scene it must produce in full. */
 const CLEAN: Case[] = [
-  { prompt: 'a red circle on a blue background', size: '1024x1024', quality: 'medium', seed: 1, expect: { background: solid('blue'), objects: [obj('red', 'circle', null)] } as SceneSpec },
+  {
+    prompt: 'a red circle on a blue background',
+    size: '1024x1024',
+    quality: 'medium',
+    seed: 1,
+    expect: { background: solid('blue'), objects: [obj('red', 'circle', null)] } as SceneSpec,
+  },
   {
     prompt: 'a large white circle in the center on a black background',
     size: '1024x1024',
@@ -105,14 +115,20 @@ const CLEAN: Case[] = [
     size: '1024x1024',
     quality: 'medium',
     seed: 1,
-    expect: { background: { kind: 'gradient', from: 'purple', to: 'orange' }, objects: [obj('white', 'cross', 'bottom', 'small')] } as SceneSpec,
+    expect: {
+      background: { kind: 'gradient', from: 'purple', to: 'orange' },
+      objects: [obj('white', 'cross', 'bottom', 'small')],
+    } as SceneSpec,
   },
   {
     prompt: 'a purple ring at the top right and an orange square at the bottom left, white background',
     size: '1024x1536',
     quality: 'medium',
     seed: 1,
-    expect: { background: solid('white'), objects: [obj('purple', 'ring', 'top right'), obj('orange', 'square', 'bottom left')] } as SceneSpec,
+    expect: {
+      background: solid('white'),
+      objects: [obj('purple', 'ring', 'top right'), obj('orange', 'square', 'bottom left')],
+    } as SceneSpec,
   },
   {
     prompt: 'a red heart at the top left, a yellow circle in the center and a blue star at the bottom right on a black background',
@@ -139,13 +155,23 @@ describe('default model through the API', () => {
   it('background "transparent" gives real alpha even when the prompt names no background', async () => {
     const { res, img } = await generate({ prompt: 'a purple star', background: 'transparent', size: '1024x1024', seed: 4 });
     expect(res.background).toBe('transparent');
-    const score = scoreScene(img, { background: { kind: 'transparent' }, objects: [obj('purple', 'star', null)] } as SceneSpec, palette, geometry);
+    const score = scoreScene(
+      img,
+      { background: { kind: 'transparent' }, objects: [obj('purple', 'star', null)] } as SceneSpec,
+      palette,
+      geometry,
+    );
     expect(score.checks.background.ok).toBe(true);
   });
 
   it('steers background "transparent" into the conditioning: same pixels as saying it in the prompt', async () => {
     const steered = await generate({ prompt: 'two orange hearts', background: 'transparent', size: '1024x1024', seed: 5 });
-    const said = await generate({ prompt: 'two orange hearts, on a transparent background', background: 'auto', size: '1024x1024', seed: 5 });
+    const said = await generate({
+      prompt: 'two orange hearts, on a transparent background',
+      background: 'auto',
+      size: '1024x1024',
+      seed: 5,
+    });
     const plain = await generate({ prompt: 'two orange hearts', background: 'auto', size: '1024x1024', seed: 5 });
     expect(Buffer.compare(Buffer.from(steered.img.data), Buffer.from(said.img.data))).toBe(0);
     expect(Buffer.compare(Buffer.from(steered.img.data), Buffer.from(plain.img.data))).not.toBe(0);
@@ -154,7 +180,12 @@ describe('default model through the API', () => {
   });
 
   it('background "opaque" flattens a transparent scene onto white', async () => {
-    const { res, img } = await generate({ prompt: 'a purple star on a transparent background', background: 'opaque', size: '1024x1024', seed: 4 });
+    const { res, img } = await generate({
+      prompt: 'a purple star on a transparent background',
+      background: 'opaque',
+      size: '1024x1024',
+      seed: 4,
+    });
     expect(res.background).toBe('opaque');
     for (let i = 3; i < img.data.length; i += 4) if (img.data[i] !== 255) throw new Error('found a non-opaque pixel');
     const score = scoreScene(img, { background: solid('white'), objects: [obj('purple', 'star', null)] } as SceneSpec, palette, geometry);

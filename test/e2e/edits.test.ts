@@ -12,10 +12,10 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { openSqliteDb } from '../../src/db/index.js';
-import { startServer, type RunningServer } from '../../src/server/start.js';
 import { MAX_INPUT_PIXELS } from '../../src/imaging/decode.js';
 import { isPrivateAddress } from '../../src/server/address-policy.js';
 import { fetchImageUrl } from '../../src/server/image-fetch.js';
+import { type RunningServer, startServer } from '../../src/server/start.js';
 import { validateSchema } from '../helpers/openapi.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
@@ -37,7 +37,9 @@ async function meta(b64: string) {
 
 /** A solid-colour PNG (or other format). */
 async function picture(width: number, height: number, color = '#3366cc', format: 'png' | 'jpeg' | 'webp' = 'png'): Promise<Buffer> {
-  return sharp({ create: { width, height, channels: 3, background: color } })[format]().toBuffer();
+  return sharp({ create: { width, height, channels: 3, background: color } })
+    [format]()
+    .toBuffer();
 }
 
 /** RGBA PNG mask: alpha 0 (edit) for x >= transparentFrom * width, opaque elsewhere. */
@@ -49,7 +51,9 @@ async function maskPng(width: number, height: number, transparentFrom = 0.5): Pr
       data[i + 3] = x >= transparentFrom * width ? 0 : 255;
     }
   }
-  return sharp(data, { raw: { width, height, channels: 4 } }).png().toBuffer();
+  return sharp(data, { raw: { width, height, channels: 4 } })
+    .png()
+    .toBuffer();
 }
 
 function crc32(buf: Buffer): number {
@@ -122,7 +126,10 @@ describe('edits', () => {
   it('takes several images (image[]); all count as input, size auto follows the first', async () => {
     const res = await client.images.edit({
       model: 'gpt-image-1',
-      image: [await png(await picture(768, 512)), await toFile(await picture(1024, 1024, '#00ff00', 'jpeg'), 'b.jpg', { type: 'image/jpeg' })],
+      image: [
+        await png(await picture(768, 512)),
+        await toFile(await picture(1024, 1024, '#00ff00', 'jpeg'), 'b.jpg', { type: 'image/jpeg' }),
+      ],
       prompt: 'combine them',
       quality: 'low',
       input_fidelity: 'high',
@@ -160,7 +167,9 @@ describe('edits', () => {
 
   it('accepts the JSON form with data: URLs (image and mask)', async () => {
     const dataUrl = (buf: Buffer) => `data:image/png;base64,${buf.toString('base64')}`;
-    const noise = await sharp(randomBytes(1200 * 1000 * 3), { raw: { width: 1200, height: 1000, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+    const noise = await sharp(randomBytes(1200 * 1000 * 3), { raw: { width: 1200, height: 1000, channels: 3 } })
+      .png({ compressionLevel: 0 })
+      .toBuffer();
     expect(noise.length).toBeGreaterThan(3 * 1024 * 1024);
     const res = await fetch(`${server.url}/v1/images/edits`, {
       method: 'POST',
@@ -184,7 +193,12 @@ describe('edits', () => {
   });
 
   it('dall-e-2 edits answer with a URL', async () => {
-    const res = await client.images.edit({ model: 'dall-e-2', image: await png(await picture(256, 256)), prompt: 'a sun', size: '256x256' });
+    const res = await client.images.edit({
+      model: 'dall-e-2',
+      image: await png(await picture(256, 256)),
+      prompt: 'a sun',
+      size: '256x256',
+    });
     expectValid(res);
     const img = await fetch(res.data![0].url!);
     expect(img.status).toBe(200);
@@ -227,7 +241,15 @@ describe('edits', () => {
     const before = await editRecords();
     const controller = new AbortController();
     const stream = await client.images.edit(
-      { model: 'gpt-image-1', image: await png(await picture(256, 256)), prompt: 'slow', stream: true, partial_images: 3, size: '1024x1024', num_inference_steps: 100 } as never,
+      {
+        model: 'gpt-image-1',
+        image: await png(await picture(256, 256)),
+        prompt: 'slow',
+        stream: true,
+        partial_images: 3,
+        size: '1024x1024',
+        num_inference_steps: 100,
+      } as never,
       { signal: controller.signal },
     );
     const seen: string[] = [];
@@ -240,7 +262,13 @@ describe('edits', () => {
       // aborted
     }
     expect(seen).toEqual(['image_edit.partial_image']);
-    const next = await client.images.edit({ model: 'gpt-image-1', image: await png(await picture(64, 64)), prompt: 'next', size: '1024x1024', quality: 'low' });
+    const next = await client.images.edit({
+      model: 'gpt-image-1',
+      image: await png(await picture(64, 64)),
+      prompt: 'next',
+      size: '1024x1024',
+      quality: 'low',
+    });
     expect(next.data).toHaveLength(1);
     const ready = (await (await fetch(`${server.url}/readyz`)).json()) as { queue: { running: number; waiting: number } };
     expect(ready.queue).toEqual({ running: 0, waiting: 0 });
@@ -266,7 +294,10 @@ describe('variations', () => {
   });
 
   it('refuses a non-square image and non-dall-e-2 models', async () => {
-    await expect(client.images.createVariation({ image: await png(await picture(300, 200)) })).rejects.toMatchObject({ status: 400, param: 'image' });
+    await expect(client.images.createVariation({ image: await png(await picture(300, 200)) })).rejects.toMatchObject({
+      status: 400,
+      param: 'image',
+    });
     await expect(client.images.createVariation({ model: 'gpt-image-1', image: await png(await picture(64, 64)) })).rejects.toMatchObject({
       status: 400,
       param: 'model',
@@ -276,7 +307,14 @@ describe('variations', () => {
 
 describe('hostile and malformed uploads', () => {
   const edit = async (image: Awaited<ReturnType<typeof toFile>>, extra: Record<string, unknown> = {}) =>
-    client.images.edit({ model: 'gpt-image-1', image, prompt: 'x', quality: 'low', size: '1024x1024', ...extra } as OpenAI.ImageEditParamsNonStreaming);
+    client.images.edit({
+      model: 'gpt-image-1',
+      image,
+      prompt: 'x',
+      quality: 'low',
+      size: '1024x1024',
+      ...extra,
+    } as OpenAI.ImageEditParamsNonStreaming);
 
   it('each get a 400 naming the param, and the server keeps serving', async () => {
     const good = await picture(128, 128);
@@ -309,26 +347,64 @@ describe('hostile and malformed uploads', () => {
 
   it('JSON form: private URLs, file_id and corrupt data URLs are refused', async () => {
     const post = async (body: unknown) => {
-      const res = await fetch(`${server.url}/v1/images/edits`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(`${server.url}/v1/images/edits`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       const json = (await res.json()) as { error: { param: string | null; code: string | null } };
       expect(validateSchema('ErrorResponse', json)).toEqual([]);
       return { status: res.status, ...json.error };
     };
     const base = { model: 'gpt-image-1', prompt: 'x' };
-    expect(await post({ ...base, images: [{ image_url: 'https://127.0.0.1/cat.png' }] })).toMatchObject({ status: 400, param: 'images[0].image_url', code: 'image_url_not_allowed' });
-    expect(await post({ ...base, images: [{ image_url: 'https://[::1]:8443/cat.png' }] })).toMatchObject({ status: 400, param: 'images[0].image_url' });
+    expect(await post({ ...base, images: [{ image_url: 'https://127.0.0.1/cat.png' }] })).toMatchObject({
+      status: 400,
+      param: 'images[0].image_url',
+      code: 'image_url_not_allowed',
+    });
+    expect(await post({ ...base, images: [{ image_url: 'https://[::1]:8443/cat.png' }] })).toMatchObject({
+      status: 400,
+      param: 'images[0].image_url',
+    });
     // localhost resolves (via /etc/hosts, no network) to loopback: refused after the DNS check.
-    expect(await post({ ...base, images: [{ image_url: 'https://localhost/cat.png' }] })).toMatchObject({ status: 400, param: 'images[0].image_url', code: 'image_url_not_allowed' });
-    expect(await post({ ...base, images: [{ image_url: 'http://example.com/cat.png' }] })).toMatchObject({ status: 400, param: 'images[0].image_url' });
+    expect(await post({ ...base, images: [{ image_url: 'https://localhost/cat.png' }] })).toMatchObject({
+      status: 400,
+      param: 'images[0].image_url',
+      code: 'image_url_not_allowed',
+    });
+    expect(await post({ ...base, images: [{ image_url: 'http://example.com/cat.png' }] })).toMatchObject({
+      status: 400,
+      param: 'images[0].image_url',
+    });
     expect(await post({ ...base, images: [{ file_id: 'file-abc' }] })).toMatchObject({ status: 400, param: 'images[0].file_id' });
     const bad = `data:image/png;base64,${Buffer.from('not a png').toString('base64')}`;
     expect(await post({ ...base, images: [{ image_url: bad }] })).toMatchObject({ status: 400, param: 'images[0].image_url' });
     const bomb = `data:image/png;base64,${bombPng().toString('base64')}`;
-    expect(await post({ ...base, images: [{ image_url: bomb }] })).toMatchObject({ status: 400, param: 'images[0].image_url', code: 'image_too_large' });
+    expect(await post({ ...base, images: [{ image_url: bomb }] })).toMatchObject({
+      status: 400,
+      param: 'images[0].image_url',
+      code: 'image_too_large',
+    });
   });
 
   it('classifies private addresses (IPv4 and IPv6, mapped forms included)', () => {
-    for (const ip of ['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', '::ffff:a9fe:a9fe', '64:ff9b::a00:1', '2002:c0a8:101::1']) {
+    for (const ip of [
+      '127.0.0.1',
+      '10.1.2.3',
+      '172.20.0.1',
+      '192.168.1.1',
+      '169.254.169.254',
+      '100.64.0.1',
+      '0.0.0.0',
+      '::1',
+      '::',
+      'fe80::1',
+      'fd00::1',
+      '::ffff:127.0.0.1',
+      '::ffff:a9fe:a9fe',
+      '64:ff9b::a00:1',
+      '2002:c0a8:101::1',
+    ]) {
       expect(isPrivateAddress(ip), ip).toBe(true);
     }
     for (const ip of ['8.8.8.8', '1.1.1.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '2001:4860:4860::8888']) {

@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { openSqliteDb } from '../../src/db/index.js';
-import { startServer, type RunningServer } from '../../src/server/start.js';
+import { type RunningServer, startServer } from '../../src/server/start.js';
 import { validateSchema } from '../helpers/openapi.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
@@ -55,11 +55,24 @@ describe('gpt-image family', () => {
   });
 
   it('encodes jpeg and webp with output_compression, n images in one call', async () => {
-    const jpeg = await client.images.generate({ model: 'gpt-image-1', prompt: 'a blue square', output_format: 'jpeg', output_compression: 40, n: 2, size: '1024x1024' });
+    const jpeg = await client.images.generate({
+      model: 'gpt-image-1',
+      prompt: 'a blue square',
+      output_format: 'jpeg',
+      output_compression: 40,
+      n: 2,
+      size: '1024x1024',
+    });
     expectValid(jpeg);
     expect(jpeg.data).toHaveLength(2);
     for (const d of jpeg.data!) expect((await meta(d.b64_json!)).format).toBe('jpeg');
-    const hi = await client.images.generate({ model: 'gpt-image-1', prompt: 'a blue square', output_format: 'jpeg', output_compression: 100, size: '1024x1024' });
+    const hi = await client.images.generate({
+      model: 'gpt-image-1',
+      prompt: 'a blue square',
+      output_format: 'jpeg',
+      output_compression: 100,
+      size: '1024x1024',
+    });
     expect(Buffer.from(hi.data![0].b64_json!, 'base64').length).toBeGreaterThan(Buffer.from(jpeg.data![0].b64_json!, 'base64').length);
     const webp = await client.images.generate({ model: 'gpt-image-1-mini', prompt: 'a star', output_format: 'webp', size: '1024x1536' });
     const wm = await meta(webp.data![0].b64_json!);
@@ -76,9 +89,9 @@ describe('gpt-image family', () => {
       code: 'unknown_parameter',
       param: 'response_format',
     });
-    await expect(client.images.generate({ model: 'gpt-image-1', prompt: 'x', background: 'transparent', output_format: 'jpeg' })).rejects.toBeInstanceOf(
-      OpenAI.BadRequestError,
-    );
+    await expect(
+      client.images.generate({ model: 'gpt-image-1', prompt: 'x', background: 'transparent', output_format: 'jpeg' }),
+    ).rejects.toBeInstanceOf(OpenAI.BadRequestError);
   });
 
   it('is deterministic with the seed extension and reports the seed', async () => {
@@ -88,11 +101,20 @@ describe('gpt-image family', () => {
     expect(a.data![0].b64_json).toBe(b.data![0].b64_json);
     const raw = await client.images.generate({ model: 'gpt-image-1', prompt: 'x', size: '1024x1024' }).withResponse();
     expect(Number(raw.response.headers.get('x-easel-seed'))).toBeGreaterThanOrEqual(0);
-    await expect(client.images.generate({ model: 'gpt-image-1', prompt: 'x', seed: -1 } as never)).rejects.toMatchObject({ status: 400, param: 'seed' });
+    await expect(client.images.generate({ model: 'gpt-image-1', prompt: 'x', seed: -1 } as never)).rejects.toMatchObject({
+      status: 400,
+      param: 'seed',
+    });
   });
 
   it('streams partial images then the completed image', async () => {
-    const stream = await client.images.generate({ model: 'gpt-image-1', prompt: 'a yellow star', stream: true, partial_images: 2, size: '1024x1024' });
+    const stream = await client.images.generate({
+      model: 'gpt-image-1',
+      prompt: 'a yellow star',
+      stream: true,
+      partial_images: 2,
+      size: '1024x1024',
+    });
     const events: Array<{ type: string; b64_json?: string; partial_image_index?: number }> = [];
     for await (const e of stream) events.push(e as never);
     expect(events.map((e) => e.type)).toEqual([
@@ -136,22 +158,41 @@ describe('dall-e families', () => {
   });
 
   it('dall-e-3 gives revised_prompt, allows only n=1 and its own sizes', async () => {
-    const res = await client.images.generate({ model: 'dall-e-3', prompt: 'a purple triangle', response_format: 'b64_json', size: '1792x1024', quality: 'hd', style: 'natural' });
+    const res = await client.images.generate({
+      model: 'dall-e-3',
+      prompt: 'a purple triangle',
+      response_format: 'b64_json',
+      size: '1792x1024',
+      quality: 'hd',
+      style: 'natural',
+    });
     expectValid(res);
     expect(res.data![0].revised_prompt).toBe('a purple triangle');
     expect((await meta(res.data![0].b64_json!)).width).toBe(1792);
     await expect(client.images.generate({ model: 'dall-e-3', prompt: 'x', n: 2 })).rejects.toMatchObject({ status: 400, param: 'n' });
-    await expect(client.images.generate({ model: 'dall-e-3', prompt: 'x', size: '256x256' })).rejects.toMatchObject({ status: 400, param: 'size' });
-    await expect(client.images.generate({ model: 'dall-e-2', prompt: 'x'.repeat(1001) })).rejects.toMatchObject({ status: 400, param: 'prompt' });
+    await expect(client.images.generate({ model: 'dall-e-3', prompt: 'x', size: '256x256' })).rejects.toMatchObject({
+      status: 400,
+      param: 'size',
+    });
+    await expect(client.images.generate({ model: 'dall-e-2', prompt: 'x'.repeat(1001) })).rejects.toMatchObject({
+      status: 400,
+      param: 'prompt',
+    });
   });
 });
 
 describe('errors and envelope', () => {
   it('unknown fields, models and bad values raise typed SDK errors naming the param', async () => {
-    await expect(client.images.generate({ model: 'gpt-image-1', prompt: 'x', bogus: 1 } as never)).rejects.toMatchObject({ status: 400, param: 'bogus', code: 'unknown_parameter' });
+    await expect(client.images.generate({ model: 'gpt-image-1', prompt: 'x', bogus: 1 } as never)).rejects.toMatchObject({
+      status: 400,
+      param: 'bogus',
+      code: 'unknown_parameter',
+    });
     await expect(client.images.generate({ model: 'no-such-model', prompt: 'x' })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     await expect(client.images.generate({ model: 'gpt-image-1', prompt: 'x', n: 11 })).rejects.toMatchObject({ status: 400, param: 'n' });
-    await expect(client.images.generate({ model: 'gpt-image-1', prompt: 'x', quality: 'ultra' as never })).rejects.toMatchObject({ param: 'quality' });
+    await expect(client.images.generate({ model: 'gpt-image-1', prompt: 'x', quality: 'ultra' as never })).rejects.toMatchObject({
+      param: 'quality',
+    });
     await expect(client.images.generate({} as never)).rejects.toMatchObject({ status: 400, param: 'prompt' });
   });
 
@@ -176,7 +217,10 @@ describe('errors and envelope', () => {
   });
 
   it('moderation auto refuses listed terms; low only the smallest set', async () => {
-    await expect(client.images.generate({ model: 'gpt-image-1', prompt: 'a nude figure' })).rejects.toMatchObject({ status: 400, code: 'moderation_blocked' });
+    await expect(client.images.generate({ model: 'gpt-image-1', prompt: 'a nude figure' })).rejects.toMatchObject({
+      status: 400,
+      code: 'moderation_blocked',
+    });
     const ok = await client.images.generate({ model: 'gpt-image-1', prompt: 'a nude figure', moderation: 'low', size: '1024x1024' });
     expect(ok.data).toHaveLength(1);
   });
@@ -202,17 +246,18 @@ describe('service endpoints and concurrency', () => {
     expect((await fetch(`${server.url}/readyz`)).status).toBe(200);
     const models = await client.models.list();
     const ids = models.data.map((m) => m.id);
-    expect(ids).toEqual(expect.arrayContaining(['easel-default', 'dall-e-2', 'dall-e-3', 'gpt-image-1', 'gpt-image-1-mini', 'gpt-image-1.5']));
+    expect(ids).toEqual(
+      expect.arrayContaining(['easel-default', 'dall-e-2', 'dall-e-3', 'gpt-image-1', 'gpt-image-1-mini', 'gpt-image-1.5']),
+    );
     const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths)).toContain('/v1/images/generations');
   });
 
   it('a client that disconnects frees the engine for the next request', async () => {
     const controller = new AbortController();
-    const slow = client.images.generate(
-      { model: 'gpt-image-1', prompt: 'slow', size: '1024x1024', num_inference_steps: 100 } as never,
-      { signal: controller.signal },
-    );
+    const slow = client.images.generate({ model: 'gpt-image-1', prompt: 'slow', size: '1024x1024', num_inference_steps: 100 } as never, {
+      signal: controller.signal,
+    });
     setTimeout(() => controller.abort(), 50);
     await expect(slow).rejects.toThrow();
     const res = await client.images.generate({ model: 'gpt-image-1', prompt: 'next', size: '1024x1024', quality: 'low' });

@@ -14,8 +14,13 @@ export interface CliRun {
 export function easel(args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): Promise<CliRun> {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EASEL_')));
   return new Promise((done) => {
-    execFile(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...clean, ...env }, timeout: 60_000, cwd }, (err, stdout, stderr) => {
-      done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', MAIN, ...args],
+      { env: { ...clean, ...env }, timeout: 60_000, cwd },
+      (err, stdout, stderr) => {
+        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }

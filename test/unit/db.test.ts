@@ -1,11 +1,11 @@
 // Tests for the embedded SQLite Db: migrations, hashed API keys, usage records, persistence across reopen.
 // Every test uses a real database file in a fresh temp directory; the clock is injected.
 
-import Database from 'better-sqlite3';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sqliteMigrations } from '../../src/db/migrations/sqlite.js';
 import { hashApiKey, openSqliteDb, type SqliteDb } from '../../src/db/sqlite.js';
@@ -162,7 +162,15 @@ describe('SqliteDb usage records', () => {
     const db = openDb();
     const key = await db.createApiKey('k');
     const withPrompt = usage({ requestId: 'req_a', keyId: key.id, prompt: 'a red fox, watercolor', createdAt: clock });
-    const without = usage({ requestId: 'req_b', model: 'dall-e-3', size: '1792x1024', n: 1, quality: undefined, user: undefined, createdAt: clock + 10 });
+    const without = usage({
+      requestId: 'req_b',
+      model: 'dall-e-3',
+      size: '1792x1024',
+      n: 1,
+      quality: undefined,
+      user: undefined,
+      createdAt: clock + 10,
+    });
     await db.recordUsage(withPrompt);
     await db.recordUsage(without);
 

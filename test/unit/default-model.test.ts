@@ -25,10 +25,24 @@ describe('shipped default model', () => {
 
   it('generates at every native size, bit-identical for a seed', async () => {
     for (const [w, h] of pipe.capabilities.nativeSizes) {
-      const r = await pipe.generate({ prompt: 'a red circle on a blue background', width: w, height: h, numInferenceSteps: 4, guidanceScale: 4, seed: 1 });
+      const r = await pipe.generate({
+        prompt: 'a red circle on a blue background',
+        width: w,
+        height: h,
+        numInferenceSteps: 4,
+        guidanceScale: 4,
+        seed: 1,
+      });
       expect([r.images[0].width, r.images[0].height]).toEqual([w, h]);
     }
-    const req = { prompt: 'two yellow stars on a transparent background', width: 256, height: 256, numInferenceSteps: 4, guidanceScale: 4, seed: 9 };
+    const req = {
+      prompt: 'two yellow stars on a transparent background',
+      width: 256,
+      height: 256,
+      numInferenceSteps: 4,
+      guidanceScale: 4,
+      seed: 9,
+    };
     const a = await pipe.generate(req);
     const b = await pipe.generate(req);
     expect(Buffer.compare(Buffer.from(a.images[0].data), Buffer.from(b.images[0].data))).toBe(0);

@@ -1,11 +1,11 @@
 // Engine tests on the tiny random-weight fixtures (test/fixtures, made by training/make_fixtures.py):
 // real onnxruntime sessions, 2 steps at 64x64; shapes, seeds, guidance, image inputs, SDXL, cancellation, errors.
-import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AbortError, loadPipeline, ModelFolderError, type RgbaImage, type StableDiffusionPipeline } from '../../src/engine/index.js';
 import { BackendError } from '../../src/engine/backends/onnx.js';
+import { AbortError, loadPipeline, ModelFolderError, type RgbaImage, type StableDiffusionPipeline } from '../../src/engine/index.js';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures');
 
@@ -262,7 +262,10 @@ describe('model folder errors', () => {
     }
     const ok = join(dir, 'preset-ok');
     cpSync(join(FIX, 'tiny-sd'), ok, { recursive: true });
-    writeFileSync(join(ok, 'easel.json'), JSON.stringify({ quality_presets: { medium: { steps: 2, guidance_scale: 3, scheduler: 'ddim' } } }));
+    writeFileSync(
+      join(ok, 'easel.json'),
+      JSON.stringify({ quality_presets: { medium: { steps: 2, guidance_scale: 3, scheduler: 'ddim' } } }),
+    );
     await (await loadPipeline(ok)).dispose();
   });
 

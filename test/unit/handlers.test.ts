@@ -15,7 +15,12 @@ let server: EmbeddedServer;
 let dataDir: string;
 
 function post(url: string, payload: unknown, headers: Record<string, string> = {}) {
-  return server.app.inject({ method: 'POST', url, payload: payload as object, headers: { 'content-type': 'application/json', ...headers } });
+  return server.app.inject({
+    method: 'POST',
+    url,
+    payload: payload as object,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
 }
 
 beforeAll(async () => {
@@ -31,7 +36,13 @@ afterAll(async () => {
 
 describe('handlers through app.inject', () => {
   it('generates a PNG of the requested size, valid against OpenAI’s schema, with the seed header', async () => {
-    const res = await post('/v1/images/generations', { model: 'gpt-image-1', prompt: 'a red circle', size: '1024x1024', quality: 'low', seed: 5 });
+    const res = await post('/v1/images/generations', {
+      model: 'gpt-image-1',
+      prompt: 'a red circle',
+      size: '1024x1024',
+      quality: 'low',
+      seed: 5,
+    });
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(validateSchema('ImagesResponse', body)).toEqual([]);
@@ -75,7 +86,11 @@ describe('handlers through app.inject', () => {
     expect(local.capabilities.image_to_image).toBe(true);
     const ready = await server.app.inject({ method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);
-    expect(ready.json()).toMatchObject({ status: 'ready', models: [{ name: 'easel-default', warmed: true }], queue: { waiting: 0, running: 0 } });
+    expect(ready.json()).toMatchObject({
+      status: 'ready',
+      models: [{ name: 'easel-default', warmed: true }],
+      queue: { waiting: 0, running: 0 },
+    });
   });
 
   it('answers an unknown route with a 404 envelope carrying the request id', async () => {

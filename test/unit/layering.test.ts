@@ -51,13 +51,23 @@ describe('layering', () => {
     for (const entry of ['server/app.ts', 'server/catalog.ts', 'server/plan.ts']) {
       const reached = [...runtimeClosure(join(SRC, entry))].map((f) => (f.startsWith(SRC) ? relative(SRC, f) : f));
       expect(reached, entry).not.toContain('onnxruntime-node');
-      expect(reached.filter((f) => f.startsWith('worker/') || f === 'engine/backends/onnx.ts'), entry).toEqual([]);
+      expect(
+        reached.filter((f) => f.startsWith('worker/') || f === 'engine/backends/onnx.ts'),
+        entry,
+      ).toEqual([]);
     }
   });
 
   it('has no import cycles, counting type-only imports', () => {
     const files = allSources(SRC);
-    const graph = new Map(files.map((f) => [f, importsOf(f).map((e) => e.to).filter((t) => t.startsWith(SRC))]));
+    const graph = new Map(
+      files.map((f) => [
+        f,
+        importsOf(f)
+          .map((e) => e.to)
+          .filter((t) => t.startsWith(SRC)),
+      ]),
+    );
     const cycles: string[] = [];
     const state = new Map<string, 'open' | 'done'>();
     const path: string[] = [];

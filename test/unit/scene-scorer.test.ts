@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import type { RgbaImage } from '../../src/engine/types.js';
-import { classifyShape, maskFeatures, scoreScene, type SceneSpec } from '../../src/eval/scene-scorer.js';
+import { classifyShape, maskFeatures, type SceneSpec, scoreScene } from '../../src/eval/scene-scorer.js';
 
 const dir = join(import.meta.dirname, '..', 'fixtures', 'scenes');
 interface Case {
@@ -84,7 +84,9 @@ describe('scoreScene on ground-truth renders', () => {
   it('says how far off a wrong size is, as a ratio of the expected diameter and the allowed band', async () => {
     const c = doc.cases.find((k) => k.name === 'neg_size')!;
     const [reason] = scoreScene(await load(c.file), c.spec, doc.palette, doc.geometry).reasons;
-    expect(reason).toMatch(/^size: .* drawn at diameter 0\.\d{3} of S = \d+\.\d{2}x the expected 0\.\d{2} \(allowed 0\.7-1\.4x; nearest size: \w+\)$/);
+    expect(reason).toMatch(
+      /^size: .* drawn at diameter 0\.\d{3} of S = \d+\.\d{2}x the expected 0\.\d{2} \(allowed 0\.7-1\.4x; nearest size: \w+\)$/,
+    );
     const ratio = Number(/= (\d+\.\d+)x/.exec(reason!)![1]);
     expect(ratio < 0.7 || ratio > 1.4).toBe(true);
   });
@@ -95,9 +97,13 @@ describe('scoreScene on ground-truth renders', () => {
   });
 
   it('reports a blank canvas as missing every object', async () => {
-    const w = 256, h = 256;
+    const w = 256,
+      h = 256;
     const data = new Uint8Array(w * h * 4).fill(255);
-    const spec: SceneSpec = { background: { kind: 'solid', color: 'white' }, objects: [{ color: 'red', shape: 'circle', size: 'medium', position: null }] };
+    const spec: SceneSpec = {
+      background: { kind: 'solid', color: 'white' },
+      objects: [{ color: 'red', shape: 'circle', size: 'medium', position: null }],
+    };
     const r = scoreScene({ width: w, height: h, data }, spec, doc.palette, doc.geometry);
     expect(r.ok).toBe(false);
     expect(r.checks.background.ok).toBe(true);
@@ -115,10 +121,11 @@ describe('classifyShape', () => {
     const full = new Uint8Array(n * n).fill(1);
     expect(classifyShape(maskFeatures(full, n, n)).shape).toBe('square');
     const disc = new Uint8Array(n * n);
-    for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) {
-      const r = Math.hypot(x + 0.5 - n / 2, y + 0.5 - n / 2);
-      disc[y * n + x] = r <= n / 2 && r >= 0.55 * (n / 2) ? 1 : 0;
-    }
+    for (let y = 0; y < n; y++)
+      for (let x = 0; x < n; x++) {
+        const r = Math.hypot(x + 0.5 - n / 2, y + 0.5 - n / 2);
+        disc[y * n + x] = r <= n / 2 && r >= 0.55 * (n / 2) ? 1 : 0;
+      }
     const f = maskFeatures(disc, n, n);
     expect(f.hole).toBeGreaterThan(0.25);
     expect(classifyShape(f).shape).toBe('ring');

@@ -3,7 +3,6 @@
 // closed-form addNoise and "oracle model recovers x0" checks. Expected numbers are diffusers' own, with diffusers' tolerances.
 import { describe, expect, it } from 'vitest';
 import { createRng, type Rng } from '../../src/engine/rng.js';
-import { tensor, type Tensor } from '../../src/engine/tensor.js';
 import {
   createScheduler,
   DDIMScheduler,
@@ -12,10 +11,11 @@ import {
   EulerDiscreteScheduler,
   LCMScheduler,
   SCHEDULER_NAMES,
-  schedulerNameForClass,
   type Scheduler,
   type SchedulerConfig,
+  schedulerNameForClass,
 } from '../../src/engine/schedulers/index.js';
+import { type Tensor, tensor } from '../../src/engine/tensor.js';
 
 /**
  * torch's CPU generator after torch.manual_seed(seed), as torch.randn draws from it for float32 tensors of >= 16 values:
@@ -103,11 +103,17 @@ const dummyNoiseDeter = (): Tensor => deterministic(true);
 
 /** dummy_model: sample * t / (t + 1). */
 function dummyModel(sample: Tensor, t: number): Tensor {
-  return tensor(sample.data.map((v) => (v * t) / (t + 1)), sample.dims);
+  return tensor(
+    sample.data.map((v) => (v * t) / (t + 1)),
+    sample.dims,
+  );
 }
 
 function scaled(x: Tensor, k: number): Tensor {
-  return tensor(x.data.map((v) => v * k), x.dims);
+  return tensor(
+    x.data.map((v) => v * k),
+    x.dims,
+  );
 }
 
 function absStats(x: Tensor): { sum: number; mean: number } {
@@ -165,8 +171,7 @@ describe('EulerDiscreteScheduler (diffusers test_scheduler_euler.py)', () => {
   it('full loop, no noise', () => expectStats(run(), 10.0807, 0.0131));
   it('full loop, v_prediction', () => expectStats(run({ prediction_type: 'v_prediction' }), 0.0002, 2.2676e-6));
   // diffusers computes alphas_cumprod in float32; ours is float64, which moves this sum by 4e-5 relative (124.5178).
-  it('full loop, Karras sigmas', () =>
-    expectStats(run({ use_karras_sigmas: true }), 124.52299499511719, 0.16213932633399963));
+  it('full loop, Karras sigmas', () => expectStats(run({ use_karras_sigmas: true }), 124.52299499511719, 0.16213932633399963));
   it('full loop with noise (img2img from step 8)', () => expectStats(run({}, 8, dummyNoiseDeter()), 57062.9297, 74.3007));
 
   it('does not draw from the Rng (no churn), so the seed does not matter', () => {
@@ -221,8 +226,7 @@ describe('DDIMScheduler (diffusers test_scheduler_ddim.py)', () => {
   it('full loop, no noise', () => expectStats(run(), 172.0067, 0.223967));
   it('full loop, v_prediction', () => expectStats(run({ prediction_type: 'v_prediction' }), 52.5302, 0.0684));
   it('full loop, set_alpha_to_one', () => expectStats(run({ set_alpha_to_one: true, beta_start: 0.01 }), 149.8295, 0.1951));
-  it('full loop, no set_alpha_to_one', () =>
-    expectStats(run({ set_alpha_to_one: false, beta_start: 0.01 }), 149.0784, 0.1941));
+  it('full loop, no set_alpha_to_one', () => expectStats(run({ set_alpha_to_one: false, beta_start: 0.01 }), 149.0784, 0.1941));
   it('full loop with noise (img2img from step 8)', () => expectStats(run({}, 8, dummyNoiseDeter()), 354.5418, 0.4616));
 
   it('variance (_get_variance)', () => {
@@ -286,9 +290,7 @@ describe('DPMSolverMultistepScheduler (diffusers test_scheduler_dpm_multi.py)', 
           for (const prediction_type of ['epsilon', 'sample']) {
             if (solver_order === 3 && algorithm_type === 'sde-dpmsolver') continue;
             const x = run({ algorithm_type, solver_type, solver_order, prediction_type });
-            expect(x.data.every(Number.isFinite), `${algorithm_type} ${solver_type} ${solver_order} ${prediction_type}`).toBe(
-              true,
-            );
+            expect(x.data.every(Number.isFinite), `${algorithm_type} ${solver_type} ${solver_order} ${prediction_type}`).toBe(true);
           }
   });
 
@@ -595,7 +597,10 @@ describe('oracle model: a model that returns the true noise for a known x0 lets 
     const rng = createRng(13);
     const x1 =
       startIndex === 0
-        ? tensor(noise.data.map((v) => v * s.initNoiseSigma), dims)
+        ? tensor(
+            noise.data.map((v) => v * s.initNoiseSigma),
+            dims,
+          )
         : s.addNoise(x0, noise, startIndex); // image-to-image: start part-way down the schedule
     let x = x1;
     for (let i = startIndex; i < s.timesteps.length; i++) {
@@ -613,13 +618,33 @@ describe('oracle model: a model that returns the true noise for a known x0 lets 
 
   const cases: [string, () => Scheduler, string, number][] = [
     ['euler', () => new EulerDiscreteScheduler(SD15), 'epsilon', 10],
-    ['euler v_prediction, trailing', () => new EulerDiscreteScheduler({ ...SD15, prediction_type: 'v_prediction', timestep_spacing: 'trailing' }), 'v_prediction', 10],
+    [
+      'euler v_prediction, trailing',
+      () => new EulerDiscreteScheduler({ ...SD15, prediction_type: 'v_prediction', timestep_spacing: 'trailing' }),
+      'v_prediction',
+      10,
+    ],
     ['euler-ancestral', () => new EulerAncestralDiscreteScheduler(SD15), 'epsilon', 10],
     ['ddim', () => new DDIMScheduler({ ...SD15, set_alpha_to_one: true }), 'epsilon', 10],
-    ['ddim eta = 1, v_prediction', () => new DDIMScheduler({ ...SD15, set_alpha_to_one: true, eta: 1, prediction_type: 'v_prediction' }), 'v_prediction', 10],
+    [
+      'ddim eta = 1, v_prediction',
+      () => new DDIMScheduler({ ...SD15, set_alpha_to_one: true, eta: 1, prediction_type: 'v_prediction' }),
+      'v_prediction',
+      10,
+    ],
     ['dpm-solver-multistep', () => new DPMSolverMultistepScheduler(SD15), 'epsilon', 10],
-    ['dpm-solver-multistep order 3, heun', () => new DPMSolverMultistepScheduler({ ...SD15, solver_order: 3, solver_type: 'heun' }), 'epsilon', 12],
-    ['dpm-solver-multistep v_prediction', () => new DPMSolverMultistepScheduler({ ...SD15, prediction_type: 'v_prediction' }), 'v_prediction', 7],
+    [
+      'dpm-solver-multistep order 3, heun',
+      () => new DPMSolverMultistepScheduler({ ...SD15, solver_order: 3, solver_type: 'heun' }),
+      'epsilon',
+      12,
+    ],
+    [
+      'dpm-solver-multistep v_prediction',
+      () => new DPMSolverMultistepScheduler({ ...SD15, prediction_type: 'v_prediction' }),
+      'v_prediction',
+      7,
+    ],
     ['sde-dpmsolver++', () => new DPMSolverMultistepScheduler({ ...SD15, algorithm_type: 'sde-dpmsolver++' }), 'epsilon', 10],
     ['lcm', () => new LCMScheduler(SD15), 'epsilon', 4],
     ['lcm sample prediction', () => new LCMScheduler({ ...SD15, prediction_type: 'sample' }), 'sample', 2],
@@ -673,9 +698,7 @@ describe('createScheduler', () => {
 
   it('an explicit name wins over _class_name', () => {
     expect(createScheduler('lcm', SD15)).toBeInstanceOf(LCMScheduler);
-    expect(createScheduler('dpm-solver-multistep', { _class_name: 'DDIMScheduler' })).toBeInstanceOf(
-      DPMSolverMultistepScheduler,
-    );
+    expect(createScheduler('dpm-solver-multistep', { _class_name: 'DDIMScheduler' })).toBeInstanceOf(DPMSolverMultistepScheduler);
   });
 
   it('absent keys take each class default (DDIM: leading; Euler: linspace), present keys are kept', () => {

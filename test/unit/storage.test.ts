@@ -1,7 +1,7 @@
 // Tests for the image store (filesystem), signed image URLs and the TTL sweeper, on real temp directories.
 // Time is moved with injected clocks, never with sleeps, except the sweeper's own timer test.
 
-import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -104,9 +104,7 @@ describe('FsImageStore', () => {
     expect(await store.sweep()).toBe(0);
     expect(await store.sweep(clock + 10_000)).toBe(3);
     const left = (await readdir(root)).sort();
-    expect(left).toEqual(
-      ['README.txt', ...long.flatMap((m) => [`${m.id}.jpeg`, `${m.id}.json`])].sort(),
-    );
+    expect(left).toEqual(['README.txt', ...long.flatMap((m) => [`${m.id}.jpeg`, `${m.id}.json`])].sort());
     for (const m of short) expect(await store.get(m.id)).toBeUndefined();
     for (const m of long) expect((await store.get(m.id))!.bytes.equals(JPEG)).toBe(true);
     expect(await store.sweep(clock + 10_000)).toBe(0);
@@ -142,9 +140,23 @@ describe('FsImageStore', () => {
     // A victim file next to the store that a naive join(dir, id + '.json') would reach.
     const victim = join(root, 'victim.json');
     const victimPng = join(root, 'victim.png');
-    await writeFile(victim, JSON.stringify({ v: 1, id: '../victim', contentType: 'image/png', ext: 'png', byteLength: 3, createdAt: 0, expiresAt: 9e15 }));
+    await writeFile(
+      victim,
+      JSON.stringify({ v: 1, id: '../victim', contentType: 'image/png', ext: 'png', byteLength: 3, createdAt: 0, expiresAt: 9e15 }),
+    );
     await writeFile(victimPng, 'abc');
-    for (const id of ['../victim', '..%2Fvictim', '/etc/passwd', '', '.', '..', 'a/b', 'x'.repeat(23), 'x'.repeat(21) + '.', 'x'.repeat(22) + '/..']) {
+    for (const id of [
+      '../victim',
+      '..%2Fvictim',
+      '/etc/passwd',
+      '',
+      '.',
+      '..',
+      'a/b',
+      'x'.repeat(23),
+      'x'.repeat(21) + '.',
+      'x'.repeat(22) + '/..',
+    ]) {
       expect(await store.get(id)).toBeUndefined();
       await store.delete(id);
     }
@@ -169,7 +181,7 @@ describe('FsImageStore', () => {
     const metas = await Promise.all(inputs.map((bytes) => store.put({ bytes, contentType: 'image/png' }, { ttlSeconds: 60 })));
     expect(new Set(metas.map((m) => m.id)).size).toBe(inputs.length);
     const got = await Promise.all(metas.map((m) => store.get(m.id)));
-    got.forEach((g, i) => expect(g!.bytes.equals(inputs[i])).toBe(true));
+    for (const [i, g] of got.entries()) expect(g!.bytes.equals(inputs[i])).toBe(true);
     const names = await readdir(root);
     expect(names).toHaveLength(inputs.length * 2);
     expect(names.some((n) => n.startsWith('.tmp-'))).toBe(false);
@@ -196,7 +208,9 @@ describe('signed image URLs', () => {
 
   it('has the documented shape', () => {
     const url = signImageUrl({ baseUrl: 'http://127.0.0.1:8080/', id, ext: 'png', expiresAt, secret });
-    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:8080\/v1\/images\/files\/AbCdEfGhIjKlMnOpQrStUv\.png\?expires=1700000600&sig=[A-Za-z0-9_-]{43}$/);
+    expect(url).toMatch(
+      /^http:\/\/127\.0\.0\.1:8080\/v1\/images\/files\/AbCdEfGhIjKlMnOpQrStUv\.png\?expires=1700000600&sig=[A-Za-z0-9_-]{43}$/,
+    );
   });
 
   it('verifies ok before expiry and expired at and after it', () => {

@@ -1,7 +1,8 @@
 // Tests for the CLIP BPE tokenizer against a small vocabulary written here, with expectations derived by
 // hand from CLIP's rules (transformers models/clip/tokenization_clip.py), plus a golden table when present.
-import { mkdtemp, rm, writeFile, mkdir, readFile } from 'node:fs/promises';
+
 import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,7 +93,7 @@ describe('test vocabulary layout matches real CLIP ids', () => {
   // "!</w>"=256. If our independent layout gets these right, the byte table order is right.
   it('anchors', () => {
     expect(VOCAB['!']).toBe(0);
-    expect(VOCAB['a']).toBe(64);
+    expect(VOCAB.a).toBe(64);
     expect(VOCAB['\u0120']).toBe(220);
     expect(VOCAB['!</w>']).toBe(256);
     expect(VOCAB['a</w>']).toBe(320);
@@ -242,7 +243,11 @@ describe('ClipTokenizer.encode', () => {
   });
 
   it('a huge model_max_length ("no limit") falls back to 77', async () => {
-    const p = await writeFolder('huge', { 'vocab.json': VOCAB, 'merges.txt': mergesTxt, 'tokenizer_config.json': { model_max_length: 1e30 } });
+    const p = await writeFolder('huge', {
+      'vocab.json': VOCAB,
+      'merges.txt': mergesTxt,
+      'tokenizer_config.json': { model_max_length: 1e30 },
+    });
     expect((await ClipTokenizer.fromFolder(p)).maxLength).toBe(77);
   });
 });
@@ -261,7 +266,10 @@ describe('tokenizer.json gives the same ids as vocab.json + merges.txt', () => {
     ['merges as "a b" strings', MERGES.map(([a, b]) => `${a} ${b}`)],
     ['merges as [a, b] pairs', MERGES],
   ])('%s', async (name, merges) => {
-    const p = await writeFolder(`tj-${name.replace(/\W+/g, '-')}`, { 'tokenizer.json': tokenizerJson(merges), 'tokenizer_config.json': v1Config });
+    const p = await writeFolder(`tj-${name.replace(/\W+/g, '-')}`, {
+      'tokenizer.json': tokenizerJson(merges),
+      'tokenizer_config.json': v1Config,
+    });
     const tj = await ClipTokenizer.fromFolder(p);
     for (const t of texts) expect([...tj.encode(t).ids]).toEqual([...tok.encode(t).ids]);
     expect(tj.vocabSize).toBe(tok.vocabSize);

@@ -1,7 +1,8 @@
 // The only file that imports onnxruntime-node: sessions, execution providers, threads, dtype conversion.
 // Everything else in the engine speaks `Tensor` (float32 + dims) and never sees an ORT type.
-import { availableParallelism } from 'node:os';
+
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import type { Tensor } from '../tensor.js';
 
@@ -17,9 +18,7 @@ export interface BackendOptions {
 }
 
 /** An input value: float tensors come as `Tensor`; integer tensors as typed arrays with dims. */
-export type FeedValue =
-  | Tensor
-  | { readonly ints: ArrayLike<number>; readonly dims: readonly number[] };
+export type FeedValue = Tensor | { readonly ints: ArrayLike<number>; readonly dims: readonly number[] };
 
 export interface InputInfo {
   readonly name: string;
@@ -56,8 +55,7 @@ function providerList(opts: BackendOptions): ort.InferenceSession.ExecutionProvi
   const supported = supportedProviders();
   if (!supported.has(provider)) {
     throw new BackendError(
-      `execution provider '${provider}' is not available in this onnxruntime-node build ` +
-        `(available: ${[...supported].join(', ')})`,
+      `execution provider '${provider}' is not available in this onnxruntime-node build ` + `(available: ${[...supported].join(', ')})`,
     );
   }
   if (provider === 'cuda') return [{ name: 'cuda', deviceId: opts.deviceId ?? 0 }, 'cpu'];
@@ -114,9 +112,7 @@ export class OnnxModel {
   input(name: string): InputInfo {
     const info = this.inputs.get(name);
     if (!info) {
-      throw new BackendError(
-        `${this.path} has no input '${name}' (inputs: ${[...this.inputs.keys()].join(', ')})`,
-      );
+      throw new BackendError(`${this.path} has no input '${name}' (inputs: ${[...this.inputs.keys()].join(', ')})`);
     }
     return info;
   }
@@ -161,9 +157,17 @@ function toOrt(info: InputInfo, value: FeedValue): ort.Tensor {
       case 'float16':
         return new ort.Tensor('float16', float32ToFloat16(value.data), dims);
       case 'int64':
-        return new ort.Tensor('int64', BigInt64Array.from(value.data, (v) => BigInt(Math.round(v))), dims);
+        return new ort.Tensor(
+          'int64',
+          BigInt64Array.from(value.data, (v) => BigInt(Math.round(v))),
+          dims,
+        );
       case 'int32':
-        return new ort.Tensor('int32', Int32Array.from(value.data, (v) => Math.round(v)), dims);
+        return new ort.Tensor(
+          'int32',
+          Int32Array.from(value.data, (v) => Math.round(v)),
+          dims,
+        );
       default:
         throw new BackendError(`input '${info.name}' has unsupported type ${info.type}`);
     }

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { effectiveMaxLength } from '../tokenizers/clip.js';
 import type { ModelCapabilities } from '../types.js';
-import { readModelFolder, type EaselModelExtras, type ModelFolder, type QualityPreset } from './folder.js';
+import { type EaselModelExtras, type ModelFolder, type QualityPreset, readModelFolder } from './folder.js';
 
 /** Plain data about one model folder; it crosses process boundaries unchanged. */
 export interface ModelInfo {

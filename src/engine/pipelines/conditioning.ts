@@ -1,7 +1,7 @@
 // Prompt → text conditioning for the UNet: CLIP token ids through one (SD 1.x/2.x) or two (SDXL) text encoders.
 // Mirrors diffusers' StableDiffusionPipeline.encode_prompt and StableDiffusionXLPipeline.encode_prompt.
 import type { OnnxModel } from '../backends/onnx.js';
-import { tensor, type Tensor } from '../tensor.js';
+import { type Tensor, tensor } from '../tensor.js';
 import type { ClipTokenizer } from '../tokenizers/clip.js';
 
 export interface TextConditioning {
@@ -29,7 +29,7 @@ function penultimateOutput(model: OnnxModel): string {
 async function runEncoder(part: TextEncoderPart, prompts: readonly string[], outputs: string[]): Promise<Record<string, Tensor>> {
   const len = part.tokenizer.maxLength;
   const ids = new Int32Array(prompts.length * len);
-  prompts.forEach((p, i) => ids.set(part.tokenizer.encode(p).ids, i * len));
+  for (const [i, p] of prompts.entries()) ids.set(part.tokenizer.encode(p).ids, i * len);
   return part.model.run({ input_ids: { ints: ids, dims: [prompts.length, len] } }, outputs);
 }
 
@@ -40,11 +40,7 @@ export async function encodeSd(part: TextEncoderPart, prompts: readonly string[]
 }
 
 /** SDXL: penultimate hidden states of both encoders concatenated on the feature axis, pooled from the second. */
-export async function encodeSdxl(
-  first: TextEncoderPart,
-  second: TextEncoderPart,
-  prompts: readonly string[],
-): Promise<TextConditioning> {
+export async function encodeSdxl(first: TextEncoderPart, second: TextEncoderPart, prompts: readonly string[]): Promise<TextConditioning> {
   const h1Name = penultimateOutput(first.model);
   const h2Name = penultimateOutput(second.model);
   const pooledName = second.model.outputNames.includes('text_embeds') ? 'text_embeds' : 'pooler_output';

@@ -1,6 +1,6 @@
 // Conversions between 8-bit RGBA images and the VAE's NCHW float tensors in [-1, 1], and mask resampling.
 // The VAE may work on RGB (3 channels, alpha taken as opaque) or RGBA (4 channels, real transparency).
-import { tensor, type Tensor } from '../tensor.js';
+import { type Tensor, tensor } from '../tensor.js';
 import type { RgbaImage } from '../types.js';
 
 /** RGBA bytes → [1, channels, H, W] in [-1, 1]. With 3 channels alpha is dropped (as PIL's convert('RGB') does). */

@@ -1,13 +1,13 @@
 // The diffusion pipeline for SD 1.x / 2.x / SDXL-layout ONNX folders: text-to-image, image-to-image and inpainting.
 // Stages are numbered like diffusers' StableDiffusion(XL)(Img2Img|Inpaint)Pipeline.__call__, which it follows.
-import { OnnxModel, RunTimer, type BackendOptions } from '../backends/onnx.js';
-import { readModelFolder, type ModelFolder } from '../models/folder.js';
+import { type BackendOptions, OnnxModel, RunTimer } from '../backends/onnx.js';
+import { type ModelFolder, readModelFolder } from '../models/folder.js';
 import { capabilitiesOf } from '../models/info.js';
-import { denoisingSteps } from '../strength.js';
-import { createRng, randomSeed, type Rng } from '../rng.js';
+import { createRng, type Rng, randomSeed } from '../rng.js';
 import { createScheduler } from '../schedulers/index.js';
 import type { Scheduler } from '../schedulers/types.js';
-import { sizeOf, tensor, type Tensor } from '../tensor.js';
+import { denoisingSteps } from '../strength.js';
+import { sizeOf, type Tensor, tensor } from '../tensor.js';
 import { ClipTokenizer } from '../tokenizers/clip.js';
 import {
   AbortError,
@@ -18,15 +18,7 @@ import {
   type Pipeline,
   type RgbaImage,
 } from '../types.js';
-import {
-  concatBatch,
-  encodeSd,
-  encodeSdxl,
-  repeatBatch,
-  sliceBatch,
-  type TextConditioning,
-  type TextEncoderPart,
-} from './conditioning.js';
+import { concatBatch, encodeSd, encodeSdxl, repeatBatch, sliceBatch, type TextConditioning, type TextEncoderPart } from './conditioning.js';
 import { downsampleMask, imageToTensor, maskedImageTensor, tensorToImage } from './pixels.js';
 
 export interface PipelineOptions extends BackendOptions {
@@ -53,7 +45,7 @@ class BatchRng implements Rng {
   fillNormal(out: Float32Array): Float32Array {
     const per = out.length / this.rngs.length;
     if (!Number.isInteger(per)) return this.rngs[0].fillNormal(out);
-    this.rngs.forEach((r, i) => r.fillNormal(out.subarray(i * per, (i + 1) * per)));
+    for (const [i, r] of this.rngs.entries()) r.fillNormal(out.subarray(i * per, (i + 1) * per));
     return out;
   }
 }
@@ -165,7 +157,10 @@ export class StableDiffusionPipeline implements Pipeline {
     if (imageLatents && !(strength >= 1 && req.mask)) {
       latents = scheduler.addNoise(imageLatents, noise, tStart);
     } else {
-      latents = tensor(noise.data.map((v) => v * scheduler.initNoiseSigma), latentDims);
+      latents = tensor(
+        noise.data.map((v) => v * scheduler.initNoiseSigma),
+        latentDims,
+      );
     }
 
     // 4. Inpainting inputs: the mask at latent resolution and, for 9-channel UNets, the masked-image latents.
@@ -247,7 +242,10 @@ export class StableDiffusionPipeline implements Pipeline {
   private validate(req: GenerateRequest, n: number): void {
     const m = this.folder.vaeScaleFactor;
     if (!Number.isInteger(n) || n < 1) throw new GenerateRequestError(`numImages must be a positive integer, got ${n}`);
-    for (const [k, v] of [['width', req.width], ['height', req.height]] as const) {
+    for (const [k, v] of [
+      ['width', req.width],
+      ['height', req.height],
+    ] as const) {
       if (!Number.isInteger(v) || v <= 0 || v % m !== 0) {
         throw new GenerateRequestError(`${k} must be a positive multiple of ${m}, got ${v}`);
       }
@@ -267,9 +265,7 @@ export class StableDiffusionPipeline implements Pipeline {
     }
     if (req.mask && !req.initImage) throw new GenerateRequestError('a mask needs an init image');
     if (req.initImage && (req.initImage.width !== req.width || req.initImage.height !== req.height)) {
-      throw new GenerateRequestError(
-        `init image is ${req.initImage.width}x${req.initImage.height}, expected ${req.width}x${req.height}`,
-      );
+      throw new GenerateRequestError(`init image is ${req.initImage.width}x${req.initImage.height}, expected ${req.width}x${req.height}`);
     }
     if (req.mask && req.mask.length !== req.width * req.height) {
       throw new GenerateRequestError(`mask has ${req.mask.length} values, expected ${req.width * req.height}`);
@@ -297,7 +293,10 @@ export class StableDiffusionPipeline implements Pipeline {
     // time_ids = original size + crop top-left + target size (diffusers _get_add_time_ids).
     const ids = [req.height, req.width, 0, 0, req.height, req.width];
     const rows = doCfg ? 2 : 1;
-    const timeIds = tensor(new Float32Array(rows * 6).map((_, i) => ids[i % 6]), [rows, 6]);
+    const timeIds = tensor(
+      new Float32Array(rows * 6).map((_, i) => ids[i % 6]),
+      [rows, 6],
+    );
     return { pooled: cond.pooled, timeIds };
   }
 
@@ -371,7 +370,10 @@ export class StableDiffusionPipeline implements Pipeline {
     const C = this.folder.latentChannels;
     if (lat.dims[1] === 2 * C) lat = sliceChannels(lat, 0, C);
     const { scalingFactor: s, shiftFactor: sh } = this.folder;
-    return tensor(lat.data.map((v) => (v - sh) * s), lat.dims);
+    return tensor(
+      lat.data.map((v) => (v - sh) * s),
+      lat.dims,
+    );
   }
 
   /** Unscales latents and decodes them one image at a time (bounds memory at large sizes). */
@@ -381,7 +383,10 @@ export class StableDiffusionPipeline implements Pipeline {
     for (let i = 0; i < latents.dims[0]; i++) {
       checkAborted(signal);
       const one = sliceBatch(latents, i, i + 1);
-      const scaled = tensor(one.data.map((v) => v / s + sh), one.dims);
+      const scaled = tensor(
+        one.data.map((v) => v / s + sh),
+        one.dims,
+      );
       const out = await this.vaeDecoder.run({ latent_sample: scaled });
       images.push(tensorToImage(out.sample ?? Object.values(out)[0]));
     }

@@ -123,7 +123,15 @@ export function makeBetas(cfg: BetaConfig): Float64Array {
  */
 export function makeAlphasCumprod(cfg: BetaConfig, zeroSnrFloor: boolean): Float64Array {
   // A scheduler is made per generation; the schedule depends only on these fields, so compute it once.
-  const key = JSON.stringify([cfg.num_train_timesteps, cfg.beta_start, cfg.beta_end, cfg.beta_schedule, cfg.trained_betas, cfg.rescale_betas_zero_snr, zeroSnrFloor]);
+  const key = JSON.stringify([
+    cfg.num_train_timesteps,
+    cfg.beta_start,
+    cfg.beta_end,
+    cfg.beta_schedule,
+    cfg.trained_betas,
+    cfg.rescale_betas_zero_snr,
+    zeroSnrFloor,
+  ]);
   let cached = alphasCache.get(key);
   if (!cached) {
     cached = computeAlphasCumprod(cfg, zeroSnrFloor);

@@ -1,7 +1,8 @@
 // DDIM (Song et al. 2020, arXiv:2010.02502, eq. 12 and 16): deterministic at eta = 0, the classic Stable Diffusion sampler.
 // Port of diffusers src/diffusers/schedulers/scheduling_ddim.py (DDIMScheduler), stepping by index.
-import { tensor, type Tensor } from '../tensor.js';
+
 import type { Rng } from '../rng.js';
+import { type Tensor, tensor } from '../tensor.js';
 import {
   checkNumSteps,
   checkPredictionType,
@@ -9,12 +10,12 @@ import {
   checkStepIndex,
   clipSample,
   makeAlphasCumprod,
+  type PredictionType,
   predictX0Vp,
+  type Resolved,
   resolveConfig,
   spacedTimesteps,
   thresholdSample,
-  type PredictionType,
-  type Resolved,
 } from './common.js';
 import type { Scheduler, SchedulerConfig, StepResult } from './types.js';
 
@@ -77,13 +78,7 @@ export class DDIMScheduler implements Scheduler {
     checkNumSteps(numInferenceSteps, this.config.num_train_timesteps);
     this.numInferenceSteps = numInferenceSteps;
     this._timesteps = Float32Array.from(
-      spacedTimesteps(
-        this.config.timestep_spacing,
-        this.config.num_train_timesteps,
-        numInferenceSteps,
-        this.config.steps_offset,
-        true,
-      ),
+      spacedTimesteps(this.config.timestep_spacing, this.config.num_train_timesteps, numInferenceSteps, this.config.steps_offset, true),
     );
   }
 

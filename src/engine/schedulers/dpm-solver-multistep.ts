@@ -1,7 +1,8 @@
 // DPM-Solver++ multistep (Lu et al. 2022, arXiv:2211.01095): second order from the last two model outputs, good in ~20 steps.
 // Port of diffusers src/diffusers/schedulers/scheduling_dpmsolver_multistep.py (DPMSolverMultistepScheduler), by step index.
-import { tensor, type Tensor } from '../tensor.js';
+
 import type { Rng } from '../rng.js';
+import { type Tensor, tensor } from '../tensor.js';
 import {
   checkNumSteps,
   checkPredictionType,
@@ -11,14 +12,14 @@ import {
   karrasSigmas,
   linspace,
   makeAlphasCumprod,
+  type PredictionType,
   predictX0Vp,
+  type Resolved,
   resolveConfig,
   roundHalfEven,
   sigmaToT,
   thresholdSample,
   trainingSigmas,
-  type PredictionType,
-  type Resolved,
 } from './common.js';
 import type { Scheduler, SchedulerConfig, StepResult } from './types.js';
 
@@ -218,8 +219,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     const n = x.length;
 
     const isLast = stepIndex === numSteps - 1;
-    const lowerOrderFinal =
-      isLast && (cfg.euler_at_final || (cfg.lower_order_final && numSteps < 15) || cfg.final_sigmas_type === 'zero');
+    const lowerOrderFinal = isLast && (cfg.euler_at_final || (cfg.lower_order_final && numSteps < 15) || cfg.final_sigmas_type === 'zero');
     const lowerOrderSecond = stepIndex === numSteps - 2 && cfg.lower_order_final && numSteps < 15;
 
     const sigmas = this._sigmas;

@@ -1,18 +1,19 @@
 // Euler ancestral sampler: an Euler step down to sigma_down, then fresh noise of size sigma_up (k-diffusion sample_euler_ancestral).
 // Port of diffusers src/diffusers/schedulers/scheduling_euler_ancestral_discrete.py (EulerAncestralDiscreteScheduler).
-import { tensor, type Tensor } from '../tensor.js';
+
 import type { Rng } from '../rng.js';
+import { type Tensor, tensor } from '../tensor.js';
 import {
   checkNumSteps,
   checkPredictionType,
   checkSameSize,
   checkStepIndex,
   makeAlphasCumprod,
+  type PredictionType,
   predictX0Ve,
+  type Resolved,
   resolveConfig,
   trainingSigmas,
-  type PredictionType,
-  type Resolved,
 } from './common.js';
 import { addNoiseVe, eulerInitNoiseSigma, eulerSchedule, scaleBySigma } from './euler-discrete.js';
 import type { Scheduler, SchedulerConfig, StepResult } from './types.js';

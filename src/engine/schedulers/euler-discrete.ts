@@ -1,8 +1,10 @@
 // Euler sampler (Karras et al. 2022, Algorithm 2, without churn) over discrete timesteps: the engine's default scheduler.
 // Port of diffusers src/diffusers/schedulers/scheduling_euler_discrete.py (EulerDiscreteScheduler), stepping by index.
-import { tensor, type Tensor } from '../tensor.js';
+
 import type { Rng } from '../rng.js';
+import { type Tensor, tensor } from '../tensor.js';
 import {
+  type BetaConfig,
   checkNumSteps,
   checkPredictionType,
   checkSameSize,
@@ -11,14 +13,13 @@ import {
   karrasSigmas,
   linspace,
   makeAlphasCumprod,
+  type PredictionType,
   predictX0Ve,
+  type Resolved,
   resolveConfig,
   sigmaToT,
   spacedTimesteps,
   trainingSigmas,
-  type BetaConfig,
-  type PredictionType,
-  type Resolved,
 } from './common.js';
 import type { Scheduler, SchedulerConfig, StepResult } from './types.js';
 
@@ -62,9 +63,7 @@ export function eulerSchedule(
 ): { timesteps: Float32Array; sigmas: Float64Array } {
   const n = numInferenceSteps;
   // numpy builds these in float64 and stores them as float32; the sigmas are interpolated at the float32 values.
-  let timesteps = Float32Array.from(
-    spacedTimesteps(cfg.timestep_spacing, cfg.num_train_timesteps, n, cfg.steps_offset, false),
-  );
+  let timesteps = Float32Array.from(spacedTimesteps(cfg.timestep_spacing, cfg.num_train_timesteps, n, cfg.steps_offset, false));
   const train = trainingSigmas(alphasCumprod);
   const logSigmas = train.map(Math.log);
   let sigmas: Float64Array;

@@ -8,13 +8,13 @@ import { LCMScheduler } from './lcm.js';
 import { SCHEDULER_NAMES, type SchedulerName } from './names.js';
 import type { Scheduler, SchedulerConfig } from './types.js';
 
-export type { Scheduler, SchedulerConfig, StepResult } from './types.js';
-export { SCHEDULER_NAMES, isSchedulerName, type SchedulerName } from './names.js';
 export { DDIMScheduler } from './ddim.js';
 export { DPMSolverMultistepScheduler } from './dpm-solver-multistep.js';
 export { EulerAncestralDiscreteScheduler } from './euler-ancestral.js';
 export { EulerDiscreteScheduler } from './euler-discrete.js';
 export { LCMScheduler } from './lcm.js';
+export { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from './names.js';
+export type { Scheduler, SchedulerConfig, StepResult } from './types.js';
 
 const CLASS_TO_NAME: Readonly<Record<string, SchedulerName>> = {
   EulerDiscreteScheduler: 'euler',

@@ -1,7 +1,8 @@
 // Latent Consistency Model sampler (Luo et al. 2023, arXiv:2310.04378): 1-8 steps for LCM-distilled models.
 // Port of diffusers src/diffusers/schedulers/scheduling_lcm.py (LCMScheduler), stepping by index.
-import { tensor, type Tensor } from '../tensor.js';
+
 import type { Rng } from '../rng.js';
+import { type Tensor, tensor } from '../tensor.js';
 import {
   checkNumSteps,
   checkPredictionType,
@@ -10,11 +11,11 @@ import {
   clipSample,
   linspace,
   makeAlphasCumprod,
+  type PredictionType,
   predictX0Vp,
+  type Resolved,
   resolveConfig,
   thresholdSample,
-  type PredictionType,
-  type Resolved,
 } from './common.js';
 import { addNoiseVp } from './ddim.js';
 import type { Scheduler, SchedulerConfig, StepResult } from './types.js';

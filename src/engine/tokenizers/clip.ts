@@ -77,7 +77,6 @@ export function cleanText(text: string): string {
     if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || IS_SPACE_SEPARATOR.test(ch)) {
       out += ' ';
     } else if (IS_OTHER.test(ch)) {
-      continue;
     } else if (isCjk(cp)) {
       out += ` ${ch} `;
     } else {

@@ -9,18 +9,18 @@
 //   (the masked area starts from noise). A 9-channel inpainting UNet gets the mask and masked image; other models
 //   use the engine's latent blending. Without a mask: image-to-image at EDIT_STRENGTH.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { parseJsonEditRequest, parseMultipartEditRequest, type ParsedEditRequest } from '../../contract/edits.js';
+import { resolveOutput } from '../../contract/common.js';
+import { type ParsedEditRequest, parseJsonEditRequest, parseMultipartEditRequest } from '../../contract/edits.js';
 import { badRequest, unsupportedMediaType } from '../../contract/errors.js';
 import { editImageLimits, familyRules } from '../../contract/families.js';
-import { resolveOutput } from '../../contract/common.js';
 import { buildUsage } from '../../contract/usage.js';
 import { EDIT_STRENGTH, INPAINT_STRENGTH } from '../../engine/plan.js';
 import type { ServerDeps } from '../deps.js';
+import { checkMask, decodeImage, decodeMask, type InspectedImage, inputBytes, inspectImage, verifyDecodes } from '../image-intake.js';
 import { checkModeration } from '../moderation.js';
-import { planJob, withInitImage, type JobPlan } from '../plan.js';
-import { answerJob } from '../respond.js';
-import { checkMask, decodeImage, decodeMask, inputBytes, inspectImage, verifyDecodes, type InspectedImage } from '../image-intake.js';
 import { describeUpload, readMultipart, registerMultipart } from '../multipart.js';
+import { type JobPlan, planJob, withInitImage } from '../plan.js';
+import { answerJob } from '../respond.js';
 import { parseContext } from './generations.js';
 
 const ENDPOINT = '/v1/images/edits';
@@ -94,7 +94,11 @@ async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnTyp
   const served = deps.models.resolve(parsed.model)!;
   const caps = served.local.info.capabilities;
   if (!caps.supportsImageToImage) {
-    throw badRequest(`The model '${parsed.requested_model}' cannot edit images on this server (its folder has no VAE encoder).`, 'model', 'model_not_supported');
+    throw badRequest(
+      `The model '${parsed.requested_model}' cannot edit images on this server (its folder has no VAE encoder).`,
+      'model',
+      'model_not_supported',
+    );
   }
 
   // Bytes, then headers (format, size, bomb check) of every input, before decoding anything.
@@ -107,7 +111,11 @@ async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnTyp
   }
   const first = inspected[0];
   if (limits.requireSquare && first.width !== first.height) {
-    throw badRequest(`Invalid file '${first.param}': the image must be square, but it is ${first.width}x${first.height}.`, first.param, 'invalid_image');
+    throw badRequest(
+      `Invalid file '${first.param}': the image must be square, but it is ${first.width}x${first.height}.`,
+      first.param,
+      'invalid_image',
+    );
   }
   let mask: InspectedImage | undefined;
   if (parsed.mask) {
@@ -119,7 +127,10 @@ async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnTyp
   // size: auto follows the first image's aspect (the JSON form only learns it here).
   if (parsed.size === 'auto') {
     const rules = familyRules(parsed.family, parsed.requested_model, parsed.model);
-    parsed = { ...parsed, resolved: resolveOutput(rules, 'auto', parsed.quality, parsed.background, { width: first.width, height: first.height }) };
+    parsed = {
+      ...parsed,
+      resolved: resolveOutput(rules, 'auto', parsed.quality, parsed.background, { width: first.width, height: first.height }),
+    };
   }
   const plan = planJob(served, parsed);
   const { width, height } = plan.request;

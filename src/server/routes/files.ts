@@ -6,23 +6,20 @@ import { verifyImageUrl } from '../../storage/signing.js';
 import type { ServerDeps } from '../deps.js';
 
 export function registerFileRoutes(app: FastifyInstance, deps: ServerDeps): void {
-  app.get<{ Params: { file: string }; Querystring: { expires?: string; sig?: string } }>(
-    '/v1/images/files/:file',
-    async (req, reply) => {
-      const m = /^([A-Za-z0-9_-]+)\.([a-z]+)$/.exec(req.params.file);
-      if (!m) throw notFound('No such image.', 'image_not_found');
-      const [, id, ext] = m;
-      const verdict = verifyImageUrl({ id, ext, expires: req.query.expires, sig: req.query.sig, secret: deps.urlSecret, now: deps.now });
-      if (verdict === 'bad_signature') throw forbidden('The image URL signature is invalid.', 'invalid_signature');
-      if (verdict === 'expired') throw notFound('The image URL has expired.', 'image_expired');
-      const img = await deps.store.get(id);
-      if (!img || img.ext !== ext) throw notFound('No such image.', 'image_not_found');
-      const maxAge = Math.max(0, Math.floor((img.expiresAt - deps.now()) / 1000));
-      return reply
-        .header('content-type', img.contentType)
-        .header('cache-control', `private, max-age=${maxAge}`)
-        .header('content-length', String(img.bytes.length))
-        .send(img.bytes);
-    },
-  );
+  app.get<{ Params: { file: string }; Querystring: { expires?: string; sig?: string } }>('/v1/images/files/:file', async (req, reply) => {
+    const m = /^([A-Za-z0-9_-]+)\.([a-z]+)$/.exec(req.params.file);
+    if (!m) throw notFound('No such image.', 'image_not_found');
+    const [, id, ext] = m;
+    const verdict = verifyImageUrl({ id, ext, expires: req.query.expires, sig: req.query.sig, secret: deps.urlSecret, now: deps.now });
+    if (verdict === 'bad_signature') throw forbidden('The image URL signature is invalid.', 'invalid_signature');
+    if (verdict === 'expired') throw notFound('The image URL has expired.', 'image_expired');
+    const img = await deps.store.get(id);
+    if (!img || img.ext !== ext) throw notFound('No such image.', 'image_not_found');
+    const maxAge = Math.max(0, Math.floor((img.expiresAt - deps.now()) / 1000));
+    return reply
+      .header('content-type', img.contentType)
+      .header('cache-control', `private, max-age=${maxAge}`)
+      .header('content-length', String(img.bytes.length))
+      .send(img.bytes);
+  });
 }

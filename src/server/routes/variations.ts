@@ -5,15 +5,15 @@
 // prompt, and guidance 1 (an empty prompt gives classifier-free guidance nothing to steer by) unless the request
 // sets the guidance_scale extension.
 import type { FastifyInstance } from 'fastify';
-import { unsupportedMediaType, badRequest } from '../../contract/errors.js';
+import { badRequest, unsupportedMediaType } from '../../contract/errors.js';
 import { editImageLimits } from '../../contract/families.js';
 import { parseVariationRequest } from '../../contract/variations.js';
 import { VARIATION_STRENGTH } from '../../engine/plan.js';
 import type { ServerDeps } from '../deps.js';
-import { planJob, withInitImage } from '../plan.js';
-import { answerJob } from '../respond.js';
 import { decodeImage, inspectImage } from '../image-intake.js';
 import { describeUpload, readMultipart, registerMultipart } from '../multipart.js';
+import { planJob, withInitImage } from '../plan.js';
+import { answerJob } from '../respond.js';
 import { parseContext } from './generations.js';
 
 const ENDPOINT = '/v1/images/variations';
@@ -37,7 +37,11 @@ export function registerVariationRoutes(app: FastifyInstance, deps: ServerDeps):
       const served = deps.models.resolve(parsed.model)!;
       const caps = served.local.info.capabilities;
       if (!caps.supportsImageToImage) {
-        throw badRequest(`The model '${parsed.requested_model}' cannot make variations on this server (its folder has no VAE encoder).`, 'model', 'model_not_supported');
+        throw badRequest(
+          `The model '${parsed.requested_model}' cannot make variations on this server (its folder has no VAE encoder).`,
+          'model',
+          'model_not_supported',
+        );
       }
 
       const limits = editImageLimits('dall-e-2');
