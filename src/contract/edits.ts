@@ -145,7 +145,7 @@ function checkUpload(part: UploadedFilePart, param: string, family: 'dall-e-2' |
 
 function checkMaskUpload(part: UploadedFilePart, limits: EditImageLimits, first: EditImageInput | undefined): EditImageInput {
   const mimetype = effectiveMimetype(part);
-  if (mimetype !== 'image/png') throw unsupportedMimetype('mask', mimetype, ['image/png']);
+  if (!limits.maskMimetypes.includes(mimetype)) throw unsupportedMimetype('mask', mimetype, limits.maskMimetypes);
   if (!Number.isFinite(part.bytes) || part.bytes <= 0) throw invalidImage('mask', "Invalid file 'mask': the file is empty.");
   if (part.bytes >= limits.maskMaxBytes) throw fileTooLarge('mask', limits.maskMaxBytes, part.bytes);
   const d = dimsOf(part);
@@ -299,7 +299,7 @@ function readImageRef(value: unknown, param: string, limits: EditImageLimits, ma
       throw badRequest(`Invalid '${urlParam}': expected a base64-encoded data URL, for example 'data:image/png;base64,...'.`, urlParam, 'invalid_value');
     }
     const mimetype = effectiveMimetype({ mimetype: m[1] });
-    const allowed = mask ? ['image/png'] : limits.mimetypes;
+    const allowed = mask ? limits.maskMimetypes : limits.mimetypes;
     if (!allowed.includes(mimetype)) throw unsupportedMimetype(urlParam, mimetype, allowed);
     const base64 = m[3].replace(/\s+/g, '');
     if (base64.length === 0 || !/^[A-Za-z0-9+/_-]*={0,2}$/.test(base64)) {

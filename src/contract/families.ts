@@ -6,7 +6,7 @@
 // gpt-image-2 flexible sizes: the spec's size description (multiples of 16, ratio 1:3..3:1, max
 // 3840x2160) plus OpenAI's published pixel bounds (655,360..8,294,400 pixels, edges <= 3840).
 
-import type { ImageFormat } from '../imaging/formats.js';
+import { IMAGE_MIME_TYPES, type ImageFormat } from '../imaging/formats.js';
 
 export type Family = 'dall-e-2' | 'dall-e-3' | 'gpt-image';
 
@@ -241,18 +241,23 @@ export interface EditImageLimits {
   maxImageBytes: number;
   mimetypes: readonly string[];
   requireSquare: boolean;
+  /** Masks are PNGs with alpha, for every family. */
+  maskMimetypes: readonly string[];
   maskMaxBytes: number;
 }
 export const MB = 1024 * 1024;
+const { png, jpeg, webp } = IMAGE_MIME_TYPES;
 export function editImageLimits(family: Family): EditImageLimits {
   if (family === 'dall-e-2') {
-    return { maxImages: 1, maxImageBytes: 4 * MB, mimetypes: ['image/png'], requireSquare: true, maskMaxBytes: 4 * MB };
+    return { maxImages: 1, maxImageBytes: 4 * MB, mimetypes: [png], requireSquare: true, maskMimetypes: [png], maskMaxBytes: 4 * MB };
   }
   return {
     maxImages: 16,
     maxImageBytes: 50 * MB,
-    mimetypes: ['image/jpeg', 'image/png', 'image/webp'],
+    // The order of OpenAI's "Supported file formats are ..." sentence.
+    mimetypes: [jpeg, png, webp],
     requireSquare: false,
+    maskMimetypes: [png],
     maskMaxBytes: 4 * MB,
   };
 }

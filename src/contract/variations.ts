@@ -57,7 +57,7 @@ export function parseVariationRequest(
   if (part.field !== 'image') throw unknownParameter(part.field);
   const limits = editImageLimits('dall-e-2');
   const mimetype = effectiveMimetype(part);
-  if (mimetype !== 'image/png') throw unsupportedMimetype('image', mimetype, ['image/png']);
+  if (!limits.mimetypes.includes(mimetype)) throw unsupportedMimetype('image', mimetype, limits.mimetypes);
   if (!Number.isFinite(part.bytes) || part.bytes <= 0) throw invalidImage('image', "Invalid file 'image': the file is empty.");
   if (part.bytes >= limits.maxImageBytes) throw dallE2ImageInvalid('image');
   const hasDims = typeof part.width === 'number' && typeof part.height === 'number';

@@ -114,7 +114,7 @@ function imageRef(): Schema {
 function uploadLimits(kind: 'image' | 'mask', family: Family): string {
   const limits = editImageLimits(family);
   const megabytes = (bytes: number) => `${bytes / MB} MB`;
-  if (kind === 'mask') return `image/png under ${megabytes(limits.maskMaxBytes)}`;
+  if (kind === 'mask') return `${limits.maskMimetypes.join(', ')} under ${megabytes(limits.maskMaxBytes)}`;
   return `${limits.mimetypes.join(', ')} under ${megabytes(limits.maxImageBytes)}${limits.requireSquare ? ', square' : ''}`;
 }
 
@@ -215,8 +215,8 @@ function extensionSchema(field: RequestField, ctx: BodyContext): Schema {
 }
 
 function fileContentTypes(field: RequestField, families: readonly Family[]): string {
-  if (field.upload === 'mask') return 'image/png';
-  return unique(families.flatMap((f) => editImageLimits(f).mimetypes)).join(', ');
+  const limits = families.map(editImageLimits);
+  return unique(limits.flatMap((l) => (field.upload === 'mask' ? l.maskMimetypes : l.mimetypes))).join(', ');
 }
 
 /** Schemas that hold when a field is present: its name, or (JSON Schema's "some name matches") one of its other names. */
