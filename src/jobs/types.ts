@@ -10,8 +10,11 @@ export interface OutputPlan {
   format: ImageFormat;
   /** 0-100; 100 is lossless where the format allows it. */
   compression: number;
-  /** 'keep': the model's alpha is kept; 'flatten': composited on white. */
-  alpha: 'keep' | 'flatten';
+  /**
+   * 'keep': the model's alpha is kept; 'flatten': composited on white; 'auto': kept only when every final image has
+   * transparent pixels, else all are flattened (so one `background` value is true of every image).
+   */
+  alpha: 'keep' | 'flatten' | 'auto';
 }
 
 /** What an API node hands to the queue: everything a worker needs, nothing that cannot cross a process. */

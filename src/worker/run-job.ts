@@ -2,7 +2,7 @@
 // image is encoded at the end. Engine failures become plain `error` events, so nothing but data leaves the worker.
 import { AbortError, GenerateRequestError, type Pipeline } from '../engine/index.js';
 import type { JobContext, JobEvent, JobSpec } from '../jobs/types.js';
-import { encodeOutput } from './encode.js';
+import { encodeOutput, resolveAlpha } from './encode.js';
 
 type Terminal = Extract<JobEvent, { type: 'result' | 'error' }>;
 
@@ -24,7 +24,8 @@ export async function runJob(pipeline: Pipeline, job: JobSpec, ctx: JobContext, 
       onStep: (p) => ctx.emit({ type: 'progress', step: p.step, totalSteps: p.totalSteps }),
     });
     const encodeStart = performance.now();
-    const images = await Promise.all(result.images.map((img) => encodeOutput(img, job.output)));
+    const output = resolveAlpha(result.images, job.output);
+    const images = await Promise.all(result.images.map((img) => encodeOutput(img, output)));
     return {
       type: 'result',
       images,
