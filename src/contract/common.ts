@@ -5,6 +5,7 @@
 // Order follows what OpenAI reports first when a body has several faults (observed live): model,
 // then unknown keys, then prompt, then images, then n, then the remaining options.
 
+import type { SchedulerName } from '../engine/schedulers/names.js';
 import {
   invalidFlexibleSize,
   invalidType,
@@ -17,25 +18,24 @@ import {
   transparentNeedsAlphaFormat,
   unknownParameter,
 } from './errors.js';
-import type { SchedulerName } from '../engine/schedulers/names.js';
 import {
-  EXTENSION_FIELDS,
-  OUTPUT_COMPRESSION_DEFAULT,
-  parseSize,
-  resolveAutoSize,
   type Background,
   type ConcreteQuality,
   type Dimensions,
+  EXTENSION_FIELDS,
   type Family,
   type FamilyRules,
   type Moderation,
+  OUTPUT_COMPRESSION_DEFAULT,
   type OutputFormat,
   type ParseContext,
+  parseSize,
   type ResolvedModel,
   type ResponseFormat,
+  resolveAutoSize,
   type Style,
 } from './families.js';
-import { readBoolean, readDecimal, readEnum, readInteger, readString, type FieldReader } from './fields.js';
+import { type FieldReader, readBoolean, readDecimal, readEnum, readInteger, readString } from './fields.js';
 import {
   BACKGROUND,
   EXTENSION_REQUEST_FIELDS,
@@ -145,7 +145,11 @@ export function rejectUnknownKeys(
 /** Required; explicit null is a type error (the spec's prompt is not nullable). */
 export function readPrompt(r: FieldReader, rules: FamilyRules): string {
   if (!r.has(PROMPT.name) || r.get(PROMPT.name) === undefined) throw missingRequired(PROMPT.name);
-  return readString(r, PROMPT.name, { nullable: PROMPT.nullable, minLength: PROMPT.minLength, maxLength: PROMPT.maxLengthFor(rules) }) as string;
+  return readString(r, PROMPT.name, {
+    nullable: PROMPT.nullable,
+    minLength: PROMPT.minLength,
+    maxLength: PROMPT.maxLengthFor(rules),
+  }) as string;
 }
 
 export function readN(r: FieldReader, rules: FamilyRules): number {
@@ -182,7 +186,9 @@ function checkFlexibleSize(size: string, rules: FamilyRules): void {
   }
   const ratio = Math.max(d.width, d.height) / Math.min(d.width, d.height);
   if (ratio > rule.maxAspectRatio) {
-    throw invalidFlexibleSize(`Invalid size '${size}'. The aspect ratio must be between 1:${rule.maxAspectRatio} and ${rule.maxAspectRatio}:1.`);
+    throw invalidFlexibleSize(
+      `Invalid size '${size}'. The aspect ratio must be between 1:${rule.maxAspectRatio} and ${rule.maxAspectRatio}:1.`,
+    );
   }
   const pixels = d.width * d.height;
   if (pixels < rule.minPixels || pixels > rule.maxPixels) {
@@ -232,7 +238,8 @@ const DALL_E_GPT_OPTIONS: GptOptions = {
 /** GPT-image-only options with their cross-field rules; fixed values for DALL·E families. */
 export function readGptOptions(r: FieldReader, rules: FamilyRules): GptOptions {
   if (!rules.gptFeatures) return { ...DALL_E_GPT_OPTIONS };
-  const output_format = readEnum(r, OUTPUT_FORMAT.name, OUTPUT_FORMAT.valuesFor(), { nullable: OUTPUT_FORMAT.nullable }) ?? OUTPUT_FORMAT.defaultFor();
+  const output_format =
+    readEnum(r, OUTPUT_FORMAT.name, OUTPUT_FORMAT.valuesFor(), { nullable: OUTPUT_FORMAT.nullable }) ?? OUTPUT_FORMAT.defaultFor();
   const compression = readInteger(r, OUTPUT_COMPRESSION.name, {
     nullable: OUTPUT_COMPRESSION.nullable,
     min: OUTPUT_COMPRESSION.min,

@@ -5,6 +5,21 @@
 // Spec: CreateImageEditRequest (multipart) and EditImageBodyJsonParam / ImageRefParam (JSON) in
 // test/fixtures/openai/openai-openapi-images.yaml. Both forms default `model` to gpt-image-1.5.
 
+import { formatOfFilename, IMAGE_MIME_TYPES } from '../imaging/formats.js';
+import {
+  type ParsedCommon,
+  readExtensions,
+  readGptOptions,
+  readN,
+  readPrompt,
+  readQuality,
+  readResponseFormat,
+  readSize,
+  readUser,
+  rejectUnknownKeys,
+  resolveModelField,
+  resolveOutput,
+} from './common.js';
 import {
   type ApiError,
   arrayTooLong,
@@ -23,32 +38,17 @@ import {
   unknownParameter,
   unsupportedMimetype,
 } from './errors.js';
-import { IMAGE_MIME_TYPES, formatOfFilename } from '../imaging/formats.js';
 import {
-  editImageLimits,
-  familyRules,
   type Dimensions,
   type EditImageLimits,
+  editImageLimits,
   type FamilyRules,
+  familyRules,
   type InputFidelity,
   type ParseContext,
 } from './families.js';
-import {
-  readExtensions,
-  readGptOptions,
-  readN,
-  readPrompt,
-  readQuality,
-  readResponseFormat,
-  readSize,
-  readUser,
-  rejectUnknownKeys,
-  resolveModelField,
-  resolveOutput,
-  type ParsedCommon,
-} from './common.js';
-import { isPlainObject, jsonReader, multipartReader, readEnum, type FieldReader } from './fields.js';
-import { IMAGE_FILE, IMAGE_FILES, IMAGE_URL_MAX_LENGTH, INPUT_FIDELITY, allowedFields, allowedTextFields } from './request-fields.js';
+import { type FieldReader, isPlainObject, jsonReader, multipartReader, readEnum } from './fields.js';
+import { allowedFields, allowedTextFields, IMAGE_FILE, IMAGE_FILES, IMAGE_URL_MAX_LENGTH, INPUT_FIDELITY } from './request-fields.js';
 
 export const DEFAULT_EDIT_MODEL = 'gpt-image-1.5';
 
@@ -296,7 +296,11 @@ function readImageRef(value: unknown, param: string, limits: EditImageLimits, ma
   if (/^data:/i.test(url)) {
     const m = /^data:([^;,]*)((?:;[^;,]*)*),(.*)$/is.exec(url);
     if (!m || !/;base64$/i.test(m[2] ?? '')) {
-      throw badRequest(`Invalid '${urlParam}': expected a base64-encoded data URL, for example 'data:image/png;base64,...'.`, urlParam, 'invalid_value');
+      throw badRequest(
+        `Invalid '${urlParam}': expected a base64-encoded data URL, for example 'data:image/png;base64,...'.`,
+        urlParam,
+        'invalid_value',
+      );
     }
     const mimetype = effectiveMimetype({ mimetype: m[1] });
     const allowed = mask ? limits.maskMimetypes : limits.mimetypes;

@@ -243,7 +243,12 @@ export function decimalAboveMax(param: string, max: number, got: number): ApiErr
 }
 
 /** Generic 400 for rules that have no dedicated factory. */
-export function badRequest(message: string, param: string | null = null, code: string | null = 'invalid_value', type = 'invalid_request_error'): ApiError {
+export function badRequest(
+  message: string,
+  param: string | null = null,
+  code: string | null = 'invalid_value',
+  type = 'invalid_request_error',
+): ApiError {
   return new ApiError({ status: 400, message, param, code, type });
 }
 
@@ -352,7 +357,9 @@ export function invalidImage(param: string, message: string, code = 'invalid_ima
 // ---------------------------------------------------------------------------------------------
 // Moderation.
 
-export function moderationBlocked(options: { requestId?: string; categories?: readonly string[]; stage?: 'input' | 'output' } = {}): ApiError {
+export function moderationBlocked(
+  options: { requestId?: string; categories?: readonly string[]; stage?: 'input' | 'output' } = {},
+): ApiError {
   const categories = [...(options.categories ?? [])];
   const requestPart = options.requestId ? ` and include the request ID ${options.requestId}` : '';
   const violations = categories.length > 0 ? ` safety_violations=[${categories.join(', ')}].` : '';
@@ -481,11 +488,22 @@ export function queueFull(retryAfterSeconds: number): ApiError {
   );
 }
 
-export function serverError(message = 'The server had an error while processing your request. Sorry about that!', shouldRetry = true): ApiError {
+export function serverError(
+  message = 'The server had an error while processing your request. Sorry about that!',
+  shouldRetry = true,
+): ApiError {
   return new ApiError({ status: 500, message, type: 'server_error', param: null, code: null, shouldRetry });
 }
 
 /** 503 with Retry-After: the server cannot take the request now (shutting down, a dependency down), but may soon. */
 export function serviceUnavailable(message: string, retryAfterSeconds: number): ApiError {
-  return new ApiError({ status: 503, message, type: 'server_error', param: null, code: 'service_unavailable', shouldRetry: true, retryAfterSeconds });
+  return new ApiError({
+    status: 503,
+    message,
+    type: 'server_error',
+    param: null,
+    code: 'service_unavailable',
+    shouldRetry: true,
+    retryAfterSeconds,
+  });
 }

@@ -88,11 +88,7 @@ export function readString(
   return v;
 }
 
-export function readInteger(
-  r: FieldReader,
-  name: string,
-  opts: ReadOptions & { min?: number; max?: number } = {},
-): number | undefined {
+export function readInteger(r: FieldReader, name: string, opts: ReadOptions & { min?: number; max?: number } = {}): number | undefined {
   const v = raw(r, name, opts);
   if (v === undefined) return undefined;
   let n: number;
@@ -109,11 +105,7 @@ export function readInteger(
   return n;
 }
 
-export function readDecimal(
-  r: FieldReader,
-  name: string,
-  opts: ReadOptions & { min?: number; max?: number } = {},
-): number | undefined {
+export function readDecimal(r: FieldReader, name: string, opts: ReadOptions & { min?: number; max?: number } = {}): number | undefined {
   const v = raw(r, name, opts);
   if (v === undefined) return undefined;
   let n: number;
@@ -147,12 +139,7 @@ export function readBoolean(r: FieldReader, name: string, opts: ReadOptions = {}
 }
 
 /** A string enum: wrong JSON type -> invalid_type naming the choices; unknown string -> invalid_value. */
-export function readEnum<T extends string>(
-  r: FieldReader,
-  name: string,
-  allowed: readonly T[],
-  opts: ReadOptions = {},
-): T | undefined {
+export function readEnum<T extends string>(r: FieldReader, name: string, allowed: readonly T[], opts: ReadOptions = {}): T | undefined {
   const v = raw(r, name, opts);
   if (v === undefined) return undefined;
   if (typeof v !== 'string') throw invalidType(name, expectedOneOf(allowed), v);

@@ -4,9 +4,8 @@
 // Spec: CreateImageRequest in test/fixtures/openai/openai-openapi-images.yaml. Omitted `model` follows
 // its rule: "Defaults to `dall-e-2` unless a parameter specific to the GPT image models is used".
 
-import { bodyNotObject } from './errors.js';
-import { familyRules, type ParseContext, type Style } from './families.js';
 import {
+  type ParsedCommon,
   readExtensions,
   readGptOptions,
   readN,
@@ -19,10 +18,11 @@ import {
   rejectUnknownKeys,
   resolveModelField,
   resolveOutput,
-  type ParsedCommon,
 } from './common.js';
+import { bodyNotObject } from './errors.js';
+import { familyRules, type ParseContext, type Style } from './families.js';
 import { isPlainObject, jsonReader } from './fields.js';
-import { GPT_ONLY_GENERATION_FIELDS, allowedFields } from './request-fields.js';
+import { allowedFields, GPT_ONLY_GENERATION_FIELDS } from './request-fields.js';
 
 export interface ParsedGenerationRequest extends ParsedCommon {
   endpoint: 'generations';

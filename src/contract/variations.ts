@@ -4,6 +4,18 @@
 // Spec: CreateImageVariationRequest in test/fixtures/openai/openai-openapi-images.yaml.
 
 import {
+  type ParsedCommon,
+  readExtensions,
+  readN,
+  readResponseFormat,
+  readSize,
+  readUser,
+  rejectUnknownKeys,
+  resolveModelField,
+  resolveOutput,
+} from './common.js';
+import { type EditImageInput, effectiveMimetype, type UploadedFilePart } from './edits.js';
+import {
   badRequest,
   dallE2ImageInvalid,
   invalidImage,
@@ -14,20 +26,8 @@ import {
   unsupportedMimetype,
 } from './errors.js';
 import { editImageLimits, familyRules, type ParseContext } from './families.js';
-import {
-  readExtensions,
-  readN,
-  readResponseFormat,
-  readSize,
-  readUser,
-  rejectUnknownKeys,
-  resolveModelField,
-  resolveOutput,
-  type ParsedCommon,
-} from './common.js';
 import { multipartReader } from './fields.js';
 import { allowedTextFields } from './request-fields.js';
-import { effectiveMimetype, type EditImageInput, type UploadedFilePart } from './edits.js';
 
 export const DEFAULT_VARIATION_MODEL = 'dall-e-2';
 

@@ -7,6 +7,7 @@ import {
   buildImagesResponse,
   buildUsage,
   completedEvent,
+  type EditFiles,
   encodeO200k,
   familyRules,
   formatSseEvent,
@@ -18,6 +19,7 @@ import {
   modelNotFound,
   moderationBlocked,
   outputImageTokens,
+  type ParseContext,
   parseEditRequest,
   parseGenerationRequest,
   parseJsonEditRequest,
@@ -27,17 +29,15 @@ import {
   partialImageTokens,
   payloadTooLarge,
   queueFull,
+  type ResolvedModel,
   redactApiKey,
   resolveAutoSize,
   scaledInputSize,
   serverError,
   streamErrorEvent,
   textTokens,
-  unsupportedMediaType,
-  type EditFiles,
-  type ParseContext,
-  type ResolvedModel,
   type UploadedFilePart,
+  unsupportedMediaType,
 } from '../../src/contract/index.js';
 import { validateSchema } from '../helpers/openapi.js';
 
@@ -97,6 +97,7 @@ type GenCase =
   | { name: string; body: unknown; ok: Record<string, unknown>; ctx?: ParseContext }
   | { name: string; body: unknown; err: ExpectedError; ctx?: ParseContext };
 
+// biome-ignore format: one case per line keeps the table scannable
 const generationCases: GenCase[] = [
   // --- valid: defaults and the omitted-model rule
   {
@@ -260,13 +261,20 @@ describe('parseGenerationRequest', () => {
 // ---------------------------------------------------------------------------------------------
 // Edits.
 
-const png = (over: Partial<UploadedFilePart> = {}): UploadedFilePart => ({ field: 'image', filename: 'in.png', mimetype: 'image/png', bytes: 10_000, ...over });
+const png = (over: Partial<UploadedFilePart> = {}): UploadedFilePart => ({
+  field: 'image',
+  filename: 'in.png',
+  mimetype: 'image/png',
+  bytes: 10_000,
+  ...over,
+});
 const files = (...images: UploadedFilePart[]): EditFiles => ({ images });
 
 type EditCase =
   | { name: string; fields: Record<string, string | string[]>; files: EditFiles; ok: Record<string, unknown> }
   | { name: string; fields: Record<string, string | string[]>; files: EditFiles; err: ExpectedError };
 
+// biome-ignore format: one case per line keeps the table scannable
 const multipartCases: EditCase[] = [
   {
     name: 'GPT edit with strings converted (default model gpt-image-1.5)',
@@ -354,6 +362,7 @@ const PNG_B64 = Buffer.from('\x89PNG\r\n\x1a\nfake-png-bytes', 'latin1').toStrin
 const dataUrl = (mime = 'image/png') => `data:${mime};base64,${PNG_B64}`;
 
 type JsonCase = { name: string; body: unknown; ok?: Record<string, unknown>; err?: ExpectedError };
+// biome-ignore format: one case per line keeps the table scannable
 const jsonEditCases: JsonCase[] = [
   {
     name: 'data URL + https URL + data-URL mask',
@@ -408,11 +417,23 @@ describe('parseVariationRequest', () => {
   const image = png({ width: 512, height: 512 });
   it('accepts dall-e-2 fields as strings', () => {
     const v = parseVariationRequest({ n: '3', size: '256x256', response_format: 'b64_json', user: 'u', seed: '9' }, { image }, ctx);
-    expect(v).toMatchObject({ endpoint: 'variations', model: 'dall-e-2', family: 'dall-e-2', n: 3, size: '256x256', response_format: 'b64_json', user: 'u', extensions: { seed: 9 }, image: { param: 'image', width: 512 }, resolved: { width: 256, quality: 'standard' } });
+    expect(v).toMatchObject({
+      endpoint: 'variations',
+      model: 'dall-e-2',
+      family: 'dall-e-2',
+      n: 3,
+      size: '256x256',
+      response_format: 'b64_json',
+      user: 'u',
+      extensions: { seed: 9 },
+      image: { param: 'image', width: 512 },
+      resolved: { width: 256, quality: 'standard' },
+    });
   });
   it('defaults', () => {
     expect(parseVariationRequest({}, { image }, ctx)).toMatchObject({ n: 1, size: '1024x1024', response_format: 'url' });
   });
+  // biome-ignore format: one case per line keeps the table scannable
   const bad: Array<[string, Record<string, string>, UploadedFilePart | undefined, ExpectedError]> = [
     ['GPT models cannot make variations', { model: 'gpt-image-1' }, image, { code: 'invalid_value', param: 'model' }],
     ['unknown model', { model: 'nope' }, image, { status: 404, code: 'model_not_found', param: 'model' }],
@@ -493,7 +514,15 @@ describe('usage', () => {
   });
 
   it('buildUsage adds text, images, outputs and partials; validates as ImageGenUsage', () => {
-    const u = buildUsage({ prompt: 'hello world', inputImages: [{ width: 1024, height: 1024 }], inputFidelity: 'high', quality: 'high', size: '1024x1024', n: 2, partialImages: 2 });
+    const u = buildUsage({
+      prompt: 'hello world',
+      inputImages: [{ width: 1024, height: 1024 }],
+      inputFidelity: 'high',
+      quality: 'high',
+      size: '1024x1024',
+      n: 2,
+      partialImages: 2,
+    });
     expect(u).toEqual({
       input_tokens: 2 + 194 + 4160,
       input_tokens_details: { text_tokens: 2, image_tokens: 194 + 4160 },
@@ -503,7 +532,12 @@ describe('usage', () => {
     });
     expect(validateSchema('ImageGenUsage', u)).toEqual([]);
     const plain = buildUsage({ textTokens: 10, quality: 'low', size: '1536x1024', n: 1, outputDetails: false });
-    expect(plain).toEqual({ input_tokens: 10, input_tokens_details: { text_tokens: 10, image_tokens: 0 }, output_tokens: 400, total_tokens: 410 });
+    expect(plain).toEqual({
+      input_tokens: 10,
+      input_tokens_details: { text_tokens: 10, image_tokens: 0 },
+      output_tokens: 400,
+      total_tokens: 410,
+    });
     expect(validateSchema('ImagesUsage', plain)).toEqual([]);
   });
 });
@@ -523,13 +557,21 @@ describe('responses validate against the spec', () => {
   });
 
   it('dall-e-2 url response', () => {
-    const body = buildImagesResponse({ created: 1713833628, family: 'dall-e-2', images: [{ url: 'https://easel.example/v1/files/abc.png?sig=1', revised_prompt: 'ignored' }] });
+    const body = buildImagesResponse({
+      created: 1713833628,
+      family: 'dall-e-2',
+      images: [{ url: 'https://easel.example/v1/files/abc.png?sig=1', revised_prompt: 'ignored' }],
+    });
     expect(body).toEqual({ created: 1713833628, data: [{ url: 'https://easel.example/v1/files/abc.png?sig=1' }] });
     expect(validateSchema('ImagesResponse', body)).toEqual([]);
   });
 
   it('dall-e-3 carries revised_prompt', () => {
-    const body = buildImagesResponse({ created: 1, family: 'dall-e-3', images: [{ b64_json: 'aGk=', revised_prompt: 'A cute baby sea otter, photo' }] });
+    const body = buildImagesResponse({
+      created: 1,
+      family: 'dall-e-3',
+      images: [{ b64_json: 'aGk=', revised_prompt: 'A cute baby sea otter, photo' }],
+    });
     expect(body.data[0]).toEqual({ b64_json: 'aGk=', revised_prompt: 'A cute baby sea otter, photo' });
     expect(validateSchema('ImagesResponse', body)).toEqual([]);
   });
@@ -547,22 +589,44 @@ describe('responses validate against the spec', () => {
   });
 
   it('a size outside the spec enum is left out', () => {
-    const body = buildImagesResponse({ created: 1, family: 'gpt-image', images: [{ b64_json: 'aGk=' }], output: { background: 'transparent', output_format: 'webp', size: '1536x864', quality: 'low' }, usage });
+    const body = buildImagesResponse({
+      created: 1,
+      family: 'gpt-image',
+      images: [{ b64_json: 'aGk=' }],
+      output: { background: 'transparent', output_format: 'webp', size: '1536x864', quality: 'low' },
+      usage,
+    });
     expect(body.size).toBeUndefined();
     expect(validateSchema('ImagesResponse', body)).toEqual([]);
   });
 
   it('refuses images with both or neither of b64_json and url, and unresolved quality', () => {
     expect(() => buildImagesResponse({ created: 1, family: 'dall-e-2', images: [{}] })).toThrow(RangeError);
-    expect(() => buildImagesResponse({ created: 1, family: 'dall-e-2', images: [{ url: 'https://x/y', b64_json: 'a' }] })).toThrow(RangeError);
-    expect(() => buildImagesResponse({ created: 1, family: 'gpt-image', images: [{ b64_json: 'a' }], output: { background: 'opaque', output_format: 'png', size: '1024x1024', quality: 'auto' } })).toThrow(RangeError);
+    expect(() => buildImagesResponse({ created: 1, family: 'dall-e-2', images: [{ url: 'https://x/y', b64_json: 'a' }] })).toThrow(
+      RangeError,
+    );
+    expect(() =>
+      buildImagesResponse({
+        created: 1,
+        family: 'gpt-image',
+        images: [{ b64_json: 'a' }],
+        output: { background: 'opaque', output_format: 'png', size: '1024x1024', quality: 'auto' },
+      }),
+    ).toThrow(RangeError);
   });
 
   for (const kind of ['generation', 'edit'] as const) {
     const union = kind === 'generation' ? 'ImageGenStreamEvent' : 'ImageEditStreamEvent';
     const prefix = kind === 'generation' ? 'ImageGen' : 'ImageEdit';
     it(`${kind} partial and completed events`, () => {
-      const base = { b64_json: 'aGk=', created_at: 1620000000, size: '1024x1024', quality: 'high', background: 'transparent', output_format: 'png' as const };
+      const base = {
+        b64_json: 'aGk=',
+        created_at: 1620000000,
+        size: '1024x1024',
+        quality: 'high',
+        background: 'transparent',
+        output_format: 'png' as const,
+      };
       const partial = partialImageEvent(kind, { ...base, partial_image_index: 0 });
       expect(partial.type).toBe(kind === 'generation' ? 'image_generation.partial_image' : 'image_edit.partial_image');
       expect(validateSchema(`${prefix}PartialImageEvent`, partial)).toEqual([]);
@@ -579,7 +643,15 @@ describe('responses validate against the spec', () => {
   }
 
   it('SSE framing and error events', () => {
-    const ev = partialImageEvent('generation', { b64_json: 'x', created_at: 1, size: '1024x1024', quality: 'low', background: 'opaque', output_format: 'jpeg', partial_image_index: 1 });
+    const ev = partialImageEvent('generation', {
+      b64_json: 'x',
+      created_at: 1,
+      size: '1024x1024',
+      quality: 'low',
+      background: 'opaque',
+      output_format: 'jpeg',
+      partial_image_index: 1,
+    });
     const frame = formatSseEvent(ev);
     expect(frame.startsWith('event: image_generation.partial_image\ndata: {')).toBe(true);
     expect(frame.endsWith('\n\n')).toBe(true);
@@ -624,7 +696,12 @@ describe('errors', () => {
 
   it('moderation_blocked carries OpenAI’s extra details', () => {
     const body = moderationBlocked({ requestId: 'req_1', categories: ['sexual'] }).toBody();
-    expect(body.error).toMatchObject({ type: 'image_generation_user_error', code: 'moderation_blocked', param: null, moderation_details: { moderation_stage: 'input', categories: ['sexual'] } });
+    expect(body.error).toMatchObject({
+      type: 'image_generation_user_error',
+      code: 'moderation_blocked',
+      param: null,
+      moderation_details: { moderation_stage: 'input', categories: ['sexual'] },
+    });
     expect(body.error.message).toMatch(/^Your request was rejected by the safety system\. .*req_1.*safety_violations=\[sexual\]\.$/);
   });
 
