@@ -1,7 +1,7 @@
 // Turning "quality" and "size" into what a model can do, from its ModelInfo alone (no sessions): step/guidance
 // presets, the size to generate at before an exact resize, and the default image-to-image strengths.
 // Shared by the server's planner and the CLI, so both honour a model's easel.json the same way.
-import type { QualityPreset } from './models/folder.js';
+import type { QualityPreset, StylePreset } from './models/folder.js';
 import type { ModelCapabilities } from './types.js';
 
 export { stepsForStrength } from './strength.js';
@@ -18,8 +18,32 @@ export const DEFAULT_PRESETS: Readonly<Record<string, QualityPreset>> = {
 /** OpenAI qualities that borrow another preset: `auto` and `standard` are medium, `hd` is high. */
 const QUALITY_FALLBACK: Record<string, string> = { auto: 'medium', standard: 'medium', hd: 'high' };
 
+/**
+ * What `style` does on a model whose easel.json has no style_presets: vivid (dall-e-3's default) is the model's tuned
+ * look, natural halves the guidance above 1, which gives plainer, less saturated images on classifier-free-guided models.
+ */
+export const DEFAULT_STYLES: Readonly<Record<'vivid' | 'natural', StylePreset>> = {
+  vivid: {},
+  natural: { guidance_factor: 0.5 },
+};
+
+export function stylePreset(
+  style: 'vivid' | 'natural',
+  presets: Partial<Record<'vivid' | 'natural', StylePreset>> | undefined,
+): StylePreset {
+  return presets?.[style] ?? DEFAULT_STYLES[style];
+}
+
+/** Guidance after a style: 1 + (g - 1) * factor (a guidance of 1 or less means no guidance, and stays so). */
+export function styledGuidance(guidance: number, style: StylePreset): number {
+  const f = style.guidance_factor ?? 1;
+  return guidance <= 1 ? guidance : 1 + (guidance - 1) * f;
+}
+
 /** Image-to-image strength for edits without a mask: keeps the composition, lets the prompt restyle it. */
 export const EDIT_STRENGTH = 0.75;
+/** Edits without a mask at input_fidelity "high": more of the input's layout and colours survive. */
+export const HIGH_FIDELITY_EDIT_STRENGTH = 0.5;
 /** Strength for masked edits: the masked area is generated afresh, the rest is kept by the mask. */
 export const INPAINT_STRENGTH = 1;
 /** How far variations may move from the input: composition and colours stay, details change. */

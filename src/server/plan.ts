@@ -3,7 +3,7 @@
 // background → alpha, and image-to-image strength → the steps that really run.
 import type { ParsedCommon } from '../contract/common.js';
 import { transparentNotSupported } from '../contract/errors.js';
-import { planSize, presetFor, stepsForStrength } from '../engine/plan.js';
+import { planSize, presetFor, stepsForStrength, styledGuidance, stylePreset } from '../engine/plan.js';
 import type { GenerateRequest, RgbaImage } from '../engine/types.js';
 import type { OutputPlan } from '../jobs/types.js';
 import type { ServedModel } from './catalog.js';
@@ -15,27 +15,34 @@ export interface JobPlan {
   effectiveSteps: number;
 }
 
-export function planJob(served: ServedModel, parsed: ParsedCommon): JobPlan {
+/**
+ * `style` (dall-e-3 generations): the model's style preset scales the preset's guidance and may add words to the
+ * prompt the model sees; an explicit guidance_scale extension wins over the style's guidance.
+ */
+export function planJob(served: ServedModel, parsed: ParsedCommon, style?: 'vivid' | 'natural' | null): JobPlan {
   const { capabilities: caps, presets, extras } = served.local.info;
   const preset = presetFor(parsed.resolved.quality, presets);
+  const styled = style ? stylePreset(style, extras.style_presets) : {};
   const sizes = planSize(parsed.resolved.width, parsed.resolved.height, caps);
   const ext = parsed.extensions;
   const gpt = parsed.family === 'gpt-image';
   if (gpt && parsed.background === 'transparent' && !caps.supportsAlpha) throw transparentNotSupported();
-  const keepAlpha = gpt && parsed.output_format !== 'jpeg' && caps.supportsAlpha && parsed.background !== 'opaque';
+  const alphaPossible = gpt && parsed.output_format !== 'jpeg' && caps.supportsAlpha;
+  // auto: alpha is kept only when every image has some (the worker decides), so `background` is true of all of them.
+  const alpha = !alphaPossible || parsed.background === 'opaque' ? 'flatten' : parsed.background === 'transparent' ? 'keep' : 'auto';
   const transparentWords = extras.transparent_background_prompt;
   const steerToTransparent = gpt && parsed.background === 'transparent' && transparentWords && !/transparent/i.test(parsed.prompt);
   const steps = ext.num_inference_steps ?? preset.steps;
   return {
     request: {
       // only the conditioning changes: usage, moderation and the response are about the prompt as sent
-      prompt: steerToTransparent ? `${parsed.prompt}${transparentWords}` : parsed.prompt,
+      prompt: `${parsed.prompt}${steerToTransparent ? transparentWords : ''}${styled.prompt_suffix ?? ''}`,
       negativePrompt: ext.negative_prompt ?? extras.default_negative_prompt,
       width: sizes.genWidth,
       height: sizes.genHeight,
       numImages: parsed.n,
       numInferenceSteps: steps,
-      guidanceScale: ext.guidance_scale ?? preset.guidance_scale,
+      guidanceScale: ext.guidance_scale ?? styledGuidance(preset.guidance_scale, styled),
       ...(preset.guidance_interval ? { guidanceInterval: preset.guidance_interval } : {}),
       seed: ext.seed,
       scheduler: ext.scheduler ?? (preset.scheduler as GenerateRequest['scheduler']),
@@ -45,7 +52,7 @@ export function planJob(served: ServedModel, parsed: ParsedCommon): JobPlan {
       height: sizes.outHeight,
       format: parsed.output_format,
       compression: parsed.output_compression,
-      alpha: keepAlpha ? 'keep' : 'flatten',
+      alpha,
     },
     effectiveSteps: steps,
   };

@@ -12,6 +12,7 @@ import { clientAbortSignal, JobCancelledError, runThroughQueue } from './dispatc
 import { type JobPlan, partialSteps } from './plan.js';
 import { recordUsage } from './records.js';
 import { SseStream } from './sse.js';
+import { ignoredWords, ignoredWordsWarning } from './vocabulary.js';
 
 export interface ImageJob {
   /** Route path, for usage records. */
@@ -34,7 +35,20 @@ const NO_USAGE: ImageUsage = {
 };
 
 export async function answerJob(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, job: ImageJob): Promise<unknown> {
-  return job.parsed.stream ? answerStream(deps, req, reply, job) : answerJson(deps, req, reply, job);
+  const headers = warningHeaders(req, job);
+  if (job.parsed.stream) return answerStream(deps, req, reply, job, headers);
+  reply.headers(headers);
+  return answerJson(deps, req, reply, job);
+}
+
+/** x-easel-warning naming the prompt's words the model does not know (models that declare a vocabulary). */
+function warningHeaders(req: FastifyRequest, job: ImageJob): Record<string, string> {
+  const vocabulary = job.served.local.info.extras.prompt_vocabulary;
+  if (!vocabulary || job.plan.request.prompt === '') return {};
+  const words = ignoredWords(job.parsed.prompt, vocabulary);
+  if (words.length === 0) return {};
+  req.log.info({ ignoredWords: words.slice(0, 50), model: job.served.local.name }, 'prompt words the model does not know');
+  return { 'x-easel-warning': ignoredWordsWarning(words) };
 }
 
 function jobSpec(req: FastifyRequest, job: ImageJob, previewSteps: number[]): JobSpec {
@@ -90,9 +104,15 @@ async function answerJson(deps: ServerDeps, req: FastifyRequest, reply: FastifyR
  * stream: true — `partial_images` previews (the decoded predicted clean image) of image 0, then one completed
  * event per image; with n > 1 every completed event carries the whole request's usage (documented in README).
  */
-async function answerStream(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, job: ImageJob): Promise<void> {
+async function answerStream(
+  deps: ServerDeps,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  job: ImageJob,
+  headers: Record<string, string>,
+): Promise<void> {
   const { parsed } = job;
-  const sse = new SseStream(req, reply);
+  const sse = new SseStream(req, reply, undefined, headers);
   const controller = new AbortController();
   reply.raw.once('close', () => controller.abort());
   const fields = (image: EncodedImage) => ({

@@ -12,6 +12,8 @@ export class SseStream {
     req: FastifyRequest,
     private readonly reply: FastifyReply,
     keepAliveMs = 5000,
+    /** Extra response headers (e.g. x-easel-warning), sent with the status line. */
+    headers: Record<string, string> = {},
   ) {
     reply.hijack();
     reply.raw.writeHead(200, {
@@ -20,6 +22,7 @@ export class SseStream {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
       'x-request-id': req.id,
+      ...headers,
     });
     reply.raw.write(SSE_KEEP_ALIVE);
     this.timer = setInterval(() => this.raw(SSE_KEEP_ALIVE), keepAliveMs);

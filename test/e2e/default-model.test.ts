@@ -192,3 +192,73 @@ describe('default model through the API', () => {
     expect(score.checks.background.ok).toBe(true);
   });
 });
+
+describe('parameters a diffusion model cannot take literally do something, or say so', () => {
+  const raw = (b64: string) => sharp(Buffer.from(b64, 'base64')).ensureAlpha().raw().toBuffer();
+
+  it('names the prompt words the model does not know in x-easel-warning (JSON and streaming), and none for its own words', async () => {
+    const known = await client.images
+      .generate({ model: 'gpt-image-1', prompt: 'two pink hearts on a blue background', size: '1024x1024', quality: 'low' })
+      .withResponse();
+    expect(known.response.headers.get('x-easel-warning')).toBeNull();
+    const unknown = await client.images
+      .generate({ model: 'gpt-image-1', prompt: 'A dog riding a bicycle', size: '1024x1024', quality: 'low' })
+      .withResponse();
+    expect(unknown.response.headers.get('x-easel-warning')).toBe(
+      'the model does not know these words and ignored them: dog, riding, bicycle',
+    );
+    const stream = await fetch(`${server.url}/v1/images/generations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'gpt-image-1', prompt: 'a red circle, très joli', size: '1024x1024', quality: 'low', stream: true }),
+    });
+    expect(stream.headers.get('x-easel-warning')).toBe('the model does not know these words and ignored them: tr%C3%A8s, joli');
+    await stream.text();
+  });
+
+  it('style natural and vivid give different images for one seed (natural halves the guidance above 1)', async () => {
+    const gen = (style: 'vivid' | 'natural') =>
+      client.images.generate({
+        model: 'dall-e-3',
+        prompt: 'a yellow star',
+        style,
+        response_format: 'b64_json',
+        seed: 3,
+      } as OpenAI.ImageGenerateParamsNonStreaming);
+    const [vivid, natural, again] = await Promise.all([gen('vivid'), gen('natural'), gen('vivid')]);
+    expect(Buffer.compare(await raw(vivid.data![0].b64_json!), await raw(again.data![0].b64_json!))).toBe(0);
+    expect(Buffer.compare(await raw(vivid.data![0].b64_json!), await raw(natural.data![0].b64_json!))).not.toBe(0);
+    const listed = await client.models.retrieve('dall-e-3');
+    expect((listed as unknown as { capabilities: { style: Record<string, string> } }).capabilities.style.natural).toContain('0.5');
+  });
+
+  it('an edit’s extra images change the result without a mask, and input_fidelity high keeps more of the input', async () => {
+    const png = (color: string) =>
+      sharp({ create: { width: 256, height: 256, channels: 4, background: color } })
+        .png()
+        .toBuffer();
+    const [blue, red] = [await png('#2040e0'), await png('#e02020')];
+    const edit = async (images: Buffer[], extra: Record<string, unknown> = {}) => {
+      const res = await client.images.edit({
+        model: 'gpt-image-1',
+        image: await Promise.all(images.map((b, i) => OpenAI.toFile(b, `in${i}.png`, { type: 'image/png' }))),
+        prompt: 'a white circle',
+        size: '1024x1024',
+        quality: 'low',
+        seed: 2,
+        ...extra,
+      } as unknown as OpenAI.ImageEditParamsNonStreaming);
+      return raw(res.data![0].b64_json!);
+    };
+    const one = await edit([blue]);
+    const two = await edit([blue, red]);
+    expect(Buffer.compare(one, two)).not.toBe(0);
+    const meanDistance = async (img: Buffer) => {
+      let d = 0;
+      for (let i = 0; i < img.length; i += 4) d += Math.abs(img[i] - 0x20) + Math.abs(img[i + 2] - 0xe0);
+      return d / (img.length / 4);
+    };
+    const high = await edit([blue], { input_fidelity: 'high' });
+    expect(await meanDistance(high)).toBeLessThan(await meanDistance(one)); // closer to the blue input
+  });
+});

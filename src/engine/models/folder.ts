@@ -29,6 +29,21 @@ export interface EaselModelExtras {
    * its conditioning asks for it.
    */
   transparent_background_prompt?: string;
+  /**
+   * Every word the model's training captions are made of (lower case). When present, the server names the words of a
+   * prompt outside it in an `x-easel-warning` header: the model was trained to ignore them.
+   */
+  prompt_vocabulary?: string[];
+  /** What OpenAI's `style` (dall-e-3: vivid, natural) does on this model; DEFAULT_STYLES when absent. */
+  style_presets?: Partial<Record<'vivid' | 'natural', StylePreset>>;
+}
+
+/** A style's effect on a request planned from a quality preset. */
+export interface StylePreset {
+  /** guidance' = 1 + (guidance - 1) * factor: below 1 pulls towards the unguided (plainer) image. Default 1. */
+  guidance_factor?: number;
+  /** Words appended to the prompt the model sees (not to the one billed or returned). */
+  prompt_suffix?: string;
 }
 
 export interface ModelFolder {
@@ -126,6 +141,7 @@ export function readModelFolder(dir: string): ModelFolder {
   const schedulerConfig = readJson(join(dir, 'scheduler', 'scheduler_config.json'), 'scheduler config') as SchedulerConfig;
   const extras = (readOptionalJson(join(dir, 'easel.json')) ?? {}) as EaselModelExtras;
   checkPresets(join(dir, 'easel.json'), extras.quality_presets);
+  checkExtras(join(dir, 'easel.json'), extras);
 
   return {
     dir,
@@ -162,5 +178,24 @@ function checkPresets(file: string, presets: unknown): void {
     if (gi !== undefined && !(Array.isArray(gi) && gi.length === 2 && gi.every(Number.isFinite) && gi[0] <= gi[1])) {
       throw bad('guidance_interval must be [lo, hi] with lo <= hi');
     }
+  }
+}
+
+/** The other easel.json keys are checked when the folder loads too, so a typo fails at start, naming the file. */
+function checkExtras(file: string, extras: EaselModelExtras): void {
+  const vocab = extras.prompt_vocabulary;
+  if (vocab !== undefined && !(Array.isArray(vocab) && vocab.every((w) => typeof w === 'string' && w === w.toLowerCase()))) {
+    throw new ModelFolderError(`${file}: prompt_vocabulary must be an array of lower-case words`);
+  }
+  const styles = extras.style_presets;
+  if (styles === undefined) return;
+  if (typeof styles !== 'object' || styles === null || Array.isArray(styles))
+    throw new ModelFolderError(`${file}: style_presets must be an object`);
+  for (const [name, p] of Object.entries(styles)) {
+    const bad = (what: string) => new ModelFolderError(`${file}: style preset "${name}": ${what}`);
+    if (name !== 'vivid' && name !== 'natural') throw bad('unknown style (known: vivid, natural)');
+    if (p.guidance_factor !== undefined && !(Number.isFinite(p.guidance_factor) && p.guidance_factor >= 0))
+      throw bad('guidance_factor must be a number >= 0');
+    if (p.prompt_suffix !== undefined && typeof p.prompt_suffix !== 'string') throw bad('prompt_suffix must be a string');
   }
 }

@@ -55,4 +55,4 @@ export interface Scheduler {
   addNoise(original: Tensor, noise: Tensor, stepIndex: number): Tensor;
 }
 
-export type SchedulerName = 'euler' | 'euler-ancestral' | 'ddim' | 'dpm-solver-multistep' | 'lcm';
+export type { SchedulerName } from './names.js';

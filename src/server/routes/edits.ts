@@ -3,18 +3,21 @@
 //
 // Rules (documented in README "Edits and variations"):
 // - The first image is the init image, resized to the planned generation size. Further images (GPT families take
-//   up to 16) are checked, decoded and billed as input image tokens, but do not change the pixels: a text-to-image
-//   UNet has no way to take reference images.
+//   up to 16) are checked, decoded and billed as input image tokens. A text-to-image UNet has no way to take
+//   reference images, so without a mask they are blended into the init image (the first keeps half the weight,
+//   imaging/blend.ts); with a mask they change nothing (the masked area starts from noise).
 // - Mask: fully transparent mask pixels (alpha 0) are repainted, the rest is kept; inpainting runs at strength 1
 //   (the masked area starts from noise). A 9-channel inpainting UNet gets the mask and masked image; other models
-//   use the engine's latent blending. Without a mask: image-to-image at EDIT_STRENGTH.
+//   use the engine's latent blending. Without a mask: image-to-image at EDIT_STRENGTH, or
+//   HIGH_FIDELITY_EDIT_STRENGTH with input_fidelity "high".
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { resolveOutput } from '../../contract/common.js';
 import { type ParsedEditRequest, parseJsonEditRequest, parseMultipartEditRequest } from '../../contract/edits.js';
 import { badRequest, unsupportedMediaType } from '../../contract/errors.js';
 import { editImageLimits, familyRules } from '../../contract/families.js';
 import { buildUsage } from '../../contract/usage.js';
-import { EDIT_STRENGTH, INPAINT_STRENGTH } from '../../engine/plan.js';
+import { EDIT_STRENGTH, HIGH_FIDELITY_EDIT_STRENGTH, INPAINT_STRENGTH } from '../../engine/plan.js';
+import { blendEditInputs } from '../../imaging/blend.js';
 import type { ServerDeps } from '../deps.js';
 import { checkMask, decodeImage, decodeMask, type InspectedImage, inputBytes, inspectImage, verifyDecodes } from '../image-intake.js';
 import { checkModeration } from '../moderation.js';
@@ -134,11 +137,19 @@ async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnTyp
   }
   const plan = planJob(served, parsed);
   const { width, height } = plan.request;
-  const initImage = await decodeImage(first, width, height, !caps.supportsAlpha);
-  for (const other of inspected.slice(1)) await verifyDecodes(other);
+  const flatten = !caps.supportsAlpha;
   const engineMask = mask ? await decodeMask(mask, width, height) : undefined;
+  const firstPixels = await decodeImage(first, width, height, flatten);
+  let initImage = firstPixels;
+  if (engineMask) {
+    // Inpainting repaints the masked area from noise: extra images have nothing to act on (said in /v1/models).
+    for (const other of inspected.slice(1)) await verifyDecodes(other);
+  } else {
+    const others = await Promise.all(inspected.slice(1).map((img) => decodeImage(img, width, height, flatten)));
+    initImage = blendEditInputs(firstPixels, others);
+  }
 
-  const strength = engineMask ? INPAINT_STRENGTH : EDIT_STRENGTH;
+  const strength = engineMask ? INPAINT_STRENGTH : parsed.input_fidelity === 'high' ? HIGH_FIDELITY_EDIT_STRENGTH : EDIT_STRENGTH;
   return {
     parsed,
     plan: withInitImage(plan, { image: initImage, strength, ...(engineMask ? { mask: engineMask } : {}) }),

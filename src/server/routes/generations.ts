@@ -29,7 +29,7 @@ export function registerGenerationRoutes(app: FastifyInstance, deps: ServerDeps)
       endpoint: '/v1/images/generations',
       kind: 'generation',
       parsed,
-      plan: planJob(served, parsed),
+      plan: planJob(served, parsed, parsed.style),
       served,
       started,
       usage: (partialImages, outputDetails) =>

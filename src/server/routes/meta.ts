@@ -2,14 +2,26 @@
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../contract/errors.js';
 import { EXTENSION_FIELDS } from '../../contract/families.js';
+import type { StylePreset } from '../../engine/models/folder.js';
+import { EDIT_STRENGTH, HIGH_FIDELITY_EDIT_STRENGTH, stylePreset } from '../../engine/plan.js';
 import type { ServedModel } from '../catalog.js';
 import type { ServerDeps } from '../deps.js';
 import { openApiDocument } from '../openapi.js';
 
 const STARTED = Math.floor(Date.now() / 1000);
 
+function describeStyle(p: StylePreset): string {
+  const parts = [
+    p.guidance_factor !== undefined && p.guidance_factor !== 1
+      ? `guidance above 1 scaled by ${p.guidance_factor}`
+      : 'the quality preset as tuned',
+  ];
+  if (p.prompt_suffix) parts.push(`prompt + ${JSON.stringify(p.prompt_suffix)}`);
+  return parts.join('; ');
+}
+
 function modelObject(s: ServedModel, deps: ServerDeps) {
-  const caps = s.local.info.capabilities;
+  const { capabilities: caps, extras } = s.local.info;
   return {
     id: s.id,
     object: 'model',
@@ -24,6 +36,15 @@ function modelObject(s: ServedModel, deps: ServerDeps) {
       native_sizes: caps.nativeSizes.map(([w, h]) => `${w}x${h}`),
       transparent_background: caps.supportsAlpha,
       image_to_image: caps.supportsImageToImage,
+      // What the parameters a diffusion model cannot take literally do here (README "Edits and variations").
+      style: Object.fromEntries((['vivid', 'natural'] as const).map((st) => [st, describeStyle(stylePreset(st, extras.style_presets))])),
+      extra_edit_images: caps.supportsImageToImage
+        ? 'blended into the init image (the first keeps half the weight) without a mask; ignored with a mask'
+        : 'not supported',
+      input_fidelity: caps.supportsImageToImage
+        ? `high keeps more of the input: strength ${HIGH_FIDELITY_EDIT_STRENGTH} instead of ${EDIT_STRENGTH} without a mask`
+        : 'not supported',
+      ...(extras.prompt_vocabulary ? { prompt_vocabulary: extras.prompt_vocabulary } : {}),
     },
   };
 }
@@ -51,5 +72,5 @@ export function registerMetaRoutes(app: FastifyInstance, deps: ServerDeps): void
     return modelObject(s, deps);
   });
 
-  app.get('/openapi.json', async () => openApiDocument(deps.models.list().map((s) => s.id)));
+  app.get('/openapi.json', async () => openApiDocument(deps.models.list()));
 }
