@@ -2,6 +2,7 @@
 // pipeline's sessions already use every core), so several models can run at once. Events are buffered per job
 // and replayed to its reader, exactly as a Redis-backed queue would deliver them from another process.
 import { randomUUID } from 'node:crypto';
+import { jobCost } from './cost.js';
 import {
   isTerminal,
   type JobContext,
@@ -22,8 +23,11 @@ export interface InProcessQueueOptions {
   execute: JobExecutor;
   /** Ready workers per model (the embedded worker: 1 once its pipeline is loaded and warm). */
   workers(): Record<string, number>;
-  /** Seconds a typical job takes, for Retry-After until jobs have been timed. Default 2. */
-  initialJobSeconds?: number;
+  /**
+   * Milliseconds one cost unit (jobs/cost.ts) takes, for Retry-After until jobs have been timed; then each lane
+   * measures its own. Default 250 (a 512x512 guided step in about half a second on 2 CPU cores).
+   */
+  initialMsPerCostUnit?: number;
   /** How long a finished job's events stay readable when nobody has read them. Default 60 s. */
   retainMs?: number;
   /** Name reported in `started` events. */
@@ -43,7 +47,8 @@ interface Entry {
 interface Lane {
   pending: Entry[];
   running: Entry | undefined;
-  avgJobMs: number;
+  /** Measured milliseconds per cost unit (moving average). */
+  msPerUnit: number;
   /** Settles when the running job does (close() waits for it). */
   current: Promise<void>;
 }
@@ -54,8 +59,8 @@ export class InProcessQueue implements JobQueue {
   private closed = false;
 
   constructor(private readonly opts: InProcessQueueOptions) {
-    const avgJobMs = (opts.initialJobSeconds ?? 2) * 1000;
-    for (const m of opts.models) this.lanes.set(m, { pending: [], running: undefined, avgJobMs, current: Promise.resolve() });
+    const msPerUnit = opts.initialMsPerCostUnit ?? 250;
+    for (const m of opts.models) this.lanes.set(m, { pending: [], running: undefined, msPerUnit, current: Promise.resolve() });
   }
 
   async submit(job: JobSpec): Promise<{ id: string; position: number }> {
@@ -64,8 +69,7 @@ export class InProcessQueue implements JobQueue {
     if (!lane) throw new Error(`no worker serves model '${job.model}'`);
     const waiting = this.waitingCount();
     if (waiting >= this.opts.maxWaiting) {
-      const ahead = lane.pending.length + (lane.running ? 1 : 0);
-      throw new QueueFullError(this.opts.maxWaiting, Math.max(1, Math.ceil((ahead * lane.avgJobMs) / 1000)));
+      throw new QueueFullError(this.opts.maxWaiting, this.retryAfterSeconds(lane, job));
     }
     const entry: Entry = {
       id: `job_${randomUUID()}`,
@@ -141,6 +145,15 @@ export class InProcessQueue implements JobQueue {
     return n;
   }
 
+  /**
+   * Seconds until `job` could start if it were queued now: the cost of the work ahead of it in its lane (waiting jobs
+   * and the running one, counted whole) plus its own, at the lane's measured speed. One worker per lane here.
+   */
+  private retryAfterSeconds(lane: Lane, job: JobSpec): number {
+    const ahead = [...lane.pending, ...(lane.running ? [lane.running] : [])].reduce((sum, e) => sum + jobCost(e.job), 0);
+    return Math.max(1, Math.ceil(((ahead + jobCost(job)) * lane.msPerUnit) / 1000));
+  }
+
   /** Starts the lane's next job when it is idle. */
   private pump(lane: Lane): void {
     if (this.closed || lane.running) return;
@@ -149,14 +162,17 @@ export class InProcessQueue implements JobQueue {
     lane.running = next;
     const started = performance.now();
     this.emit(next, { type: 'started', worker: this.opts.workerName ?? 'embedded' });
-    lane.current = this.run(next).finally(() => {
+    lane.current = this.run(next).then((finished) => {
       lane.running = undefined;
-      lane.avgJobMs = lane.avgJobMs * 0.8 + (performance.now() - started) * 0.2;
+      // Only whole runs say how fast the worker is (a cancelled job ends early).
+      const cost = jobCost(next.job);
+      if (finished && cost > 0) lane.msPerUnit = lane.msPerUnit * 0.7 + ((performance.now() - started) / cost) * 0.3;
       this.pump(lane);
     });
   }
 
-  private async run(entry: Entry): Promise<void> {
+  /** Runs the job to its terminal event; true when it produced a result. */
+  private async run(entry: Entry): Promise<boolean> {
     const ctx: JobContext = {
       id: entry.id,
       signal: entry.controller.signal,
@@ -166,9 +182,12 @@ export class InProcessQueue implements JobQueue {
       },
     };
     try {
-      this.emit(entry, await this.opts.execute(entry.job, ctx));
+      const end = await this.opts.execute(entry.job, ctx);
+      this.emit(entry, end);
+      return end.type === 'result';
     } catch (err) {
       this.emit(entry, { type: 'error', kind: 'failed', message: (err as Error)?.message ?? String(err) });
+      return false;
     }
   }
 

@@ -110,6 +110,22 @@ export function jobQueueContract(name: string, make: QueueFactory): void {
       await q.close();
     });
 
+    it('estimates Retry-After from the cost of the work ahead, not the count of jobs', async () => {
+      const retryAfter = async (steps: number, size: number) => {
+        const q = await make({ maxWaiting: 1, models: ['m'], execute: steppingExecutor([], 20) });
+        const request = { prompt: 'x', width: size, height: size, numInferenceSteps: steps, guidanceScale: 4, seed: 1 };
+        const ids = [(await q.submit(spec('m', 'a', { request }))).id];
+        await new Promise((r) => setTimeout(r, 5));
+        ids.push((await q.submit(spec('m', 'b', { request }))).id);
+        const err = (await q.submit(spec('m', 'c', { request })).catch((e: unknown) => e)) as QueueFullError;
+        await q.close();
+        return err.retryAfterSeconds;
+      };
+      const light = await retryAfter(4, 256);
+      const heavy = await retryAfter(50, 1024);
+      expect(heavy).toBeGreaterThan(light * 20);
+    });
+
     it('cancels a waiting job (it never starts) and a running one (its worker sees the signal)', async () => {
       const log: string[] = [];
       const q = await make({ maxWaiting: 4, models: ['m'], execute: steppingExecutor(log, 20, 10) });
