@@ -12,6 +12,7 @@ import {
   invalidValue,
   missingRequired,
   modelNotFound,
+  onlyDefaultValue,
   onlyNEquals1,
   pngCompressionNotSupported,
   sizeNotSupported,
@@ -21,6 +22,7 @@ import {
 import {
   type Background,
   type ConcreteQuality,
+  concreteQuality,
   type Dimensions,
   EXTENSION_FIELDS,
   type Family,
@@ -47,6 +49,7 @@ import {
   PROMPT,
   QUALITY,
   RESPONSE_FORMAT,
+  type RequestField,
   SIZE,
   STREAM,
   STYLE,
@@ -198,8 +201,13 @@ function checkFlexibleSize(size: string, rules: FamilyRules): void {
   }
 }
 
-export function readQuality(r: FieldReader, rules: FamilyRules): string {
-  return readEnum(r, QUALITY.name, QUALITY.valuesFor(rules), { nullable: QUALITY.nullable }) ?? QUALITY.defaultFor(rules);
+/** `quality` as sent (may be "auto"); multipart edits pass EDIT_QUALITY, whose values differ. */
+export function readQuality(
+  r: FieldReader,
+  rules: FamilyRules,
+  field: Pick<typeof QUALITY, 'name' | 'nullable' | 'valuesFor'> = QUALITY,
+): string {
+  return readEnum(r, field.name, field.valuesFor(rules), { nullable: field.nullable }) ?? QUALITY.defaultFor(rules);
 }
 
 export function readResponseFormat(r: FieldReader, rules: FamilyRules): ResponseFormat {
@@ -235,9 +243,23 @@ const DALL_E_GPT_OPTIONS: GptOptions = {
   partial_images: 0,
 };
 
-/** GPT-image-only options with their cross-field rules; fixed values for DALL·E families. */
+/** A field a DALL·E family takes only at its default (request-fields' defaultOnlyFor): any other value is refused. */
+function requireDefault<T extends string | number | boolean>(field: RequestField & { defaultFor: () => T }, value: T | undefined): void {
+  const fallback = field.defaultFor();
+  if (value !== undefined && value !== fallback) throw onlyDefaultValue(field.name, value, fallback);
+}
+
+/**
+ * GPT-image-only options with their cross-field rules; fixed values for DALL·E families, which take `stream` and
+ * `partial_images` only as "no streaming" (false / 0, or null).
+ */
 export function readGptOptions(r: FieldReader, rules: FamilyRules): GptOptions {
-  if (!rules.gptFeatures) return { ...DALL_E_GPT_OPTIONS };
+  if (!rules.gptFeatures) {
+    requireDefault(STREAM, readBoolean(r, STREAM.name, { nullable: STREAM.nullable }));
+    const { min, max, nullable } = PARTIAL_IMAGES;
+    requireDefault(PARTIAL_IMAGES, readInteger(r, PARTIAL_IMAGES.name, { nullable, min, max }));
+    return { ...DALL_E_GPT_OPTIONS };
+  }
   const output_format =
     readEnum(r, OUTPUT_FORMAT.name, OUTPUT_FORMAT.valuesFor(), { nullable: OUTPUT_FORMAT.nullable }) ?? OUTPUT_FORMAT.defaultFor();
   const compression = readInteger(r, OUTPUT_COMPRESSION.name, {
@@ -308,7 +330,7 @@ export function resolveOutput(
     size: concreteSize,
     width: dims.width,
     height: dims.height,
-    quality: (quality === 'auto' ? rules.autoQuality : quality) as ConcreteQuality,
+    quality: concreteQuality(rules, quality),
     background: background === 'transparent' ? 'transparent' : 'opaque',
   };
 }

@@ -5,7 +5,7 @@
 // Spec: CreateImageEditRequest (multipart) and EditImageBodyJsonParam / ImageRefParam (JSON) in
 // test/fixtures/openai/openai-openapi-images.yaml. Both forms default `model` to gpt-image-1.5.
 
-import { formatOfFilename, IMAGE_MIME_TYPES } from '../imaging/formats.js';
+import { IMAGE_MIME_TYPES } from '../imaging/formats.js';
 import {
   type ParsedCommon,
   readExtensions,
@@ -48,7 +48,15 @@ import {
   type ParseContext,
 } from './families.js';
 import { type FieldReader, isPlainObject, jsonReader, multipartReader, readEnum } from './fields.js';
-import { allowedFields, allowedTextFields, IMAGE_FILE, IMAGE_FILES, IMAGE_URL_MAX_LENGTH, INPUT_FIDELITY } from './request-fields.js';
+import {
+  allowedFields,
+  allowedTextFields,
+  EDIT_QUALITY,
+  IMAGE_FILE,
+  IMAGE_FILES,
+  IMAGE_URL_MAX_LENGTH,
+  INPUT_FIDELITY,
+} from './request-fields.js';
 
 export const DEFAULT_EDIT_MODEL = 'gpt-image-1.5';
 
@@ -59,6 +67,11 @@ export interface UploadedFilePart {
   filename?: string | null;
   /** Declared Content-Type of the part. */
   mimetype: string;
+  /**
+   * MIME type of the image format the part's first bytes show (imaging/formats sniffImageFormat), null when they show
+   * none; absent when the caller did not look. It wins over the declared type.
+   */
+  sniffedMimetype?: string | null;
   bytes: number;
   /** Pixel size, when the server already knows it (enables square / mask-size checks here). */
   width?: number;
@@ -97,17 +110,15 @@ export interface ParsedEditRequest extends ParsedCommon {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * The part's type as declared, normalised ("image/jpg" -> "image/jpeg"). Where the client declared
- * nothing useful (empty or application/octet-stream) the filename's extension decides: OpenAI refuses
- * such parts outright, Easel is lenient here because the bytes are sniffed later anyway.
+ * The part's type: what its bytes show when the server sniffed them, else the declared type, normalised
+ * ("image/jpg" -> "image/jpeg"). The file name never decides: clients send names like
+ * `abc.png?expires=…&sig=…` (the SDK names a fetched Response after its URL) or `blob`, with
+ * application/octet-stream. OpenAI refuses untyped parts; Easel reads the bytes, as intake does again when it decodes.
  */
-export function effectiveMimetype(part: { mimetype?: string | null; filename?: string | null }): string {
-  let m = (part.mimetype ?? '').split(';')[0].trim().toLowerCase();
-  if (m === 'image/jpg' || m === 'image/pjpeg') m = 'image/jpeg';
-  if ((m === '' || m === 'application/octet-stream') && part.filename) {
-    const format = formatOfFilename(part.filename);
-    if (format) return IMAGE_MIME_TYPES[format];
-  }
+export function effectiveMimetype(part: { mimetype?: string | null; sniffedMimetype?: string | null }): string {
+  if (part.sniffedMimetype) return part.sniffedMimetype;
+  const m = (part.mimetype ?? '').split(';')[0].trim().toLowerCase();
+  if (m === 'image/jpg' || m === 'image/pjpeg') return IMAGE_MIME_TYPES.jpeg;
   return m || 'application/octet-stream';
 }
 
@@ -236,7 +247,7 @@ export function parseMultipartEditRequest(
 
   const n = readN(r, rules);
   const size = readSize(r, rules);
-  const quality = readQuality(r, rules);
+  const quality = readQuality(r, rules, EDIT_QUALITY);
   const response_format = readResponseFormat(r, rules);
   const gpt = readGptOptions(r, rules);
   const input_fidelity = readInputFidelity(r, rules, requested);

@@ -22,6 +22,8 @@
 // - "The model 'gpt-image-2' does not support the 'input_fidelity' parameter." /
 //   invalid_input_fidelity_model.
 // - "We could not parse the JSON body of your request. (HINT: ...)" and "Invalid URL (POST /v1/x)".
+// - "Unsupported value: 'temperature' does not support 0.7 with this model. Only the default (1) value is
+//   supported." / code unsupported_value (OpenAI's answer for a parameter a model takes only at its default).
 // Messages for which no OpenAI original was found are written in the same style and marked
 // "(Easel wording)" next to their factory.
 
@@ -268,6 +270,16 @@ export function sizeNotSupported(): ApiError {
 /** gpt-image-2 flexible-size refusals (type image_generation_user_error as observed). */
 export function invalidFlexibleSize(message: string): ApiError {
   return new ApiError({ status: 400, message, param: 'size', code: 'invalid_value', type: 'image_generation_user_error' });
+}
+
+/** A field this model takes only at its default: `stream: true` or `partial_images` > 0 on a DALL·E model. */
+export function onlyDefaultValue(param: string, value: string | number | boolean, defaultValue: string | number | boolean): ApiError {
+  return new ApiError({
+    status: 400,
+    message: `Unsupported value: '${param}' does not support ${value} with this model. Only the default (${defaultValue}) value is supported.`,
+    param,
+    code: 'unsupported_value',
+  });
 }
 
 export function inputFidelityNotSupported(model: string): ApiError {

@@ -3,8 +3,17 @@
 //
 // Sources: test/fixtures/openai/openai-openapi-images.yaml (CreateImageRequest, CreateImageEditRequest,
 // EditImageBodyJsonParam, CreateImageVariationRequest, InputFidelity, PartialImages) and the seeds.
-// gpt-image-2 flexible sizes: the spec's size description (multiples of 16, ratio 1:3..3:1, max
-// 3840x2160) plus OpenAI's published pixel bounds (655,360..8,294,400 pixels, edges <= 3840).
+// The newest names (gpt-image-2, its snapshot gpt-image-2-2026-04-21, chatgpt-image-latest) are GPT image models:
+// the spec lists them in the model enums and gives them the GPT rules (prompt 32000, n 1-10, low/medium/high/auto,
+// png/jpeg/webp, moderation, stream with 0-3 partial images, 16 input images under 50 MB). What differs:
+// - Sizes: only the gpt-image-2 names take WIDTHxHEIGHT. The spec's size description gives "divisible by 16",
+//   "aspect ratio between 1:3 and 3:1" and "the maximum supported resolution is 3840x2160", and defers the rest
+//   to "the model's current pixel and edge limits"; those are OpenAI's image generation guide's: longest edge at
+//   most 3840, 655,360 to 8,294,400 pixels in all (8,294,400 = 3840x2160).
+// - input_fidelity: the spec's InputFidelity text says "gpt-image-1 and gpt-image-1.5 and later models,
+//   unsupported for gpt-image-1-mini"; OpenAI's later text for the same enum adds "For gpt-image-2, omit this
+//   parameter", and the live API refuses it for gpt-image-2 (invalid_input_fidelity_model, see errors.ts). So
+//   the gpt-image-2 names and gpt-image-1-mini refuse it; chatgpt-image-latest, like gpt-image-1.5, takes it.
 
 import { IMAGE_MIME_TYPES, type ImageFormat } from '../imaging/formats.js';
 
@@ -17,6 +26,9 @@ export const OPENAI_MODEL_FAMILIES: Readonly<Record<string, Family>> = Object.fr
   'gpt-image-1': 'gpt-image',
   'gpt-image-1-mini': 'gpt-image',
   'gpt-image-1.5': 'gpt-image',
+  'gpt-image-2': 'gpt-image',
+  'gpt-image-2-2026-04-21': 'gpt-image',
+  'chatgpt-image-latest': 'gpt-image',
 });
 
 export type ResponseFormat = 'url' | 'b64_json';
@@ -84,6 +96,8 @@ export interface FamilyRules {
   flexibleSize: FlexibleSizeRule | null;
   defaultSize: string;
   qualities: readonly string[];
+  /** Quality values of multipart edits: CreateImageEditRequest's enum has `standard` for the GPT models too. */
+  editQualities: readonly string[];
   defaultQuality: string;
   /** What `auto` quality means for this family (Easel's choice for GPT models: medium). */
   autoQuality: ConcreteQuality;
@@ -102,6 +116,8 @@ export const GPT_SIZES = ['1024x1024', '1536x1024', '1024x1536', 'auto'] as cons
 export const DALL_E_2_SIZES = ['256x256', '512x512', '1024x1024'] as const;
 export const DALL_E_3_SIZES = ['1024x1024', '1792x1024', '1024x1792'] as const;
 export const GPT_QUALITIES = ['low', 'medium', 'high', 'auto'] as const;
+/** CreateImageEditRequest's quality enum, in its order. */
+export const GPT_EDIT_QUALITIES = ['standard', 'low', 'medium', 'high', 'auto'] as const;
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['png', 'webp', 'jpeg'];
 export const BACKGROUNDS: readonly Background[] = ['transparent', 'opaque', 'auto'];
 export const MODERATIONS: readonly Moderation[] = ['auto', 'low'];
@@ -128,6 +144,7 @@ const DALL_E_2_RULES: FamilyRules = {
   defaultSize: '1024x1024',
   // The spec: "`standard` is the only option for `dall-e-2`"; `auto` is every family's default.
   qualities: ['standard', 'auto'],
+  editQualities: ['standard', 'auto'],
   defaultQuality: 'auto',
   autoQuality: 'standard',
   styles: null,
@@ -148,6 +165,7 @@ const DALL_E_3_RULES: FamilyRules = {
   flexibleSize: null,
   defaultSize: '1024x1024',
   qualities: ['standard', 'hd', 'auto'],
+  editQualities: ['standard', 'hd', 'auto'],
   defaultQuality: 'auto',
   // DALL·E 3's documented default quality is "standard".
   autoQuality: 'standard',
@@ -169,6 +187,7 @@ const GPT_IMAGE_RULES: FamilyRules = {
   flexibleSize: null,
   defaultSize: 'auto',
   qualities: GPT_QUALITIES,
+  editQualities: GPT_EDIT_QUALITIES,
   defaultQuality: 'auto',
   // OpenAI lets the model pick; Easel has no such model, so `auto` means the balanced preset.
   autoQuality: 'medium',
@@ -190,8 +209,8 @@ function isGptImageMini(name: string | undefined): boolean {
 }
 
 /**
- * Rules for a family, refined by the model names involved: within the GPT family, gpt-image-2
- * accepts flexible sizes and (like gpt-image-1-mini) no `input_fidelity`.
+ * Rules for a family, refined by the model names involved: within the GPT family, the gpt-image-2 names
+ * accept flexible sizes and (like gpt-image-1-mini) no `input_fidelity` (see the header).
  */
 export function familyRules(family: Family, ...modelNames: Array<string | undefined>): FamilyRules {
   if (family === 'dall-e-2') return DALL_E_2_RULES;
@@ -204,6 +223,16 @@ export function familyRules(family: Family, ...modelNames: Array<string | undefi
     flexibleSize: v2 ? GPT_IMAGE_2_FLEXIBLE_SIZE : null,
     supportsInputFidelity: !(v2 || mini),
   };
+}
+
+/**
+ * The preset a quality value means: `auto` is the family's autoQuality; on GPT models `standard` (multipart edits
+ * only) is medium, the preset DALL·E's standard uses too, so the response can report it as OpenAI's low/medium/high.
+ */
+export function concreteQuality(rules: FamilyRules, quality: string): ConcreteQuality {
+  if (quality === 'auto') return rules.autoQuality;
+  if (rules.family === 'gpt-image' && quality === 'standard') return 'medium';
+  return quality as ConcreteQuality;
 }
 
 export interface Dimensions {

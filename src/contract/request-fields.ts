@@ -105,6 +105,13 @@ export const QUALITY = {
   defaultFor: (rules) => rules.defaultQuality,
 } as const satisfies RequestField;
 
+/** Multipart edits' `quality`: the spec's edit enum has `standard` for GPT models as well (there it means medium). */
+export const EDIT_QUALITY = {
+  ...QUALITY,
+  description: 'Quality preset; auto is standard for dall-e-2 and medium for GPT image models, where standard means medium too.',
+  valuesFor: (rules) => rules.editQualities,
+} as const satisfies RequestField;
+
 export const RESPONSE_FORMAT = {
   name: 'response_format',
   type: 'string',
@@ -164,7 +171,7 @@ export const STREAM = {
   name: 'stream',
   type: 'boolean',
   nullable: true,
-  description: 'Answer with text/event-stream: partial images, then the completed ones.',
+  description: 'Answer with text/event-stream: partial images, then the completed ones (GPT image models).',
   defaultFor: () => false,
 } as const satisfies RequestField;
 
@@ -172,7 +179,7 @@ export const PARTIAL_IMAGES = {
   name: 'partial_images',
   type: 'integer',
   nullable: true,
-  description: 'Partial images streamed before each final one (with stream: true).',
+  description: 'Partial images streamed before each final one (with stream: true; without it none are made).',
   min: 0,
   max: PARTIAL_IMAGES_MAX,
   defaultFor: () => 0,
@@ -189,7 +196,7 @@ export const INPUT_FIDELITY = {
   name: 'input_fidelity',
   type: 'string',
   nullable: true,
-  description: 'How closely to keep the input images (not accepted by gpt-image-1-mini or gpt-image-2 names).',
+  description: 'How closely to keep the input images (refused by gpt-image-1-mini and the gpt-image-2 names).',
   valuesFor: () => INPUT_FIDELITIES,
   defaultFor: (): InputFidelity => 'low',
 } as const satisfies RequestField;
@@ -289,6 +296,11 @@ export interface EndpointField {
   readonly field: RequestField;
   /** Families that accept the field here. */
   readonly families: readonly Family[];
+  /**
+   * Families that accept the field only with its default (or null), a value that changes nothing: generic clients send
+   * `stream: false` to every model. Any other value is refused as unsupported_value.
+   */
+  readonly defaultOnlyFor?: readonly Family[];
 }
 
 export interface EndpointSpec {
@@ -306,10 +318,14 @@ const DALL_E_3: readonly Family[] = ['dall-e-3'];
 const GPT: readonly Family[] = ['gpt-image'];
 const EDIT_FAMILIES: readonly Family[] = ['dall-e-2', 'gpt-image'];
 
-/** The GPT image models' output and streaming options ("a parameter specific to the GPT image models"). */
-const GPT_OPTIONS: readonly RequestField[] = [OUTPUT_FORMAT, OUTPUT_COMPRESSION, BACKGROUND, MODERATION, STREAM, PARTIAL_IMAGES];
+/** The GPT image models' output options ("a parameter specific to the GPT image models"). */
+const GPT_OPTIONS: readonly RequestField[] = [OUTPUT_FORMAT, OUTPUT_COMPRESSION, BACKGROUND, MODERATION];
 
 const accepted = (families: readonly Family[], ...fields: RequestField[]): EndpointField[] => fields.map((field) => ({ field, families }));
+
+/** `stream` and `partial_images`: GPT image models stream; the DALL·E families here take only false / 0 (or null). */
+const streaming = (dallE: readonly Family[]): EndpointField[] =>
+  [STREAM, PARTIAL_IMAGES].map((field) => ({ field, families: GPT, defaultOnlyFor: dallE }));
 
 export const ENDPOINTS: Readonly<Record<Endpoint, EndpointSpec>> = {
   generations: {
@@ -319,6 +335,7 @@ export const ENDPOINTS: Readonly<Record<Endpoint, EndpointSpec>> = {
       ...accepted(DALL_E, RESPONSE_FORMAT),
       ...accepted(DALL_E_3, STYLE),
       ...accepted(GPT, ...GPT_OPTIONS),
+      ...streaming(DALL_E),
       ...accepted(ALL, USER),
     ],
     required: ['prompt'],
@@ -326,16 +343,18 @@ export const ENDPOINTS: Readonly<Record<Endpoint, EndpointSpec>> = {
   'edits-multipart': {
     families: EDIT_FAMILIES,
     fields: [
-      ...accepted(EDIT_FAMILIES, IMAGE_FILE, IMAGE_FILES, MASK_FILE, PROMPT, MODEL, N, SIZE, QUALITY),
+      ...accepted(EDIT_FAMILIES, IMAGE_FILE, IMAGE_FILES, MASK_FILE, PROMPT, MODEL, N, SIZE, EDIT_QUALITY),
       ...accepted(DALL_E_2, RESPONSE_FORMAT),
-      ...accepted(GPT, ...GPT_OPTIONS, INPUT_FIDELITY),
+      ...accepted(GPT, ...GPT_OPTIONS),
+      ...streaming(DALL_E_2),
+      ...accepted(GPT, INPUT_FIDELITY),
       ...accepted(EDIT_FAMILIES, USER),
     ],
     required: [['image', 'image[]'], 'prompt'],
   },
   'edits-json': {
     families: GPT,
-    fields: accepted(GPT, IMAGES, MASK_REF, PROMPT, MODEL, N, SIZE, QUALITY, INPUT_FIDELITY, ...GPT_OPTIONS, USER),
+    fields: accepted(GPT, IMAGES, MASK_REF, PROMPT, MODEL, N, SIZE, QUALITY, INPUT_FIDELITY, ...GPT_OPTIONS, STREAM, PARTIAL_IMAGES, USER),
     required: ['images', 'prompt'],
   },
   variations: {
@@ -345,19 +364,27 @@ export const ENDPOINTS: Readonly<Record<Endpoint, EndpointSpec>> = {
   },
 };
 
+/** Whether a family accepts the field at all (with any value, or only its default). */
+export function acceptsField(f: EndpointField, family: Family): boolean {
+  return f.families.includes(family) || (f.defaultOnlyFor?.includes(family) ?? false);
+}
+
 /** Request fields (besides extensions) a family accepts on an endpoint. */
 export function allowedFields(family: Family, endpoint: Endpoint): readonly string[] {
-  return ENDPOINTS[endpoint].fields.filter((f) => f.families.includes(family)).map((f) => f.field.name);
+  return ENDPOINTS[endpoint].fields.filter((f) => acceptsField(f, family)).map((f) => f.field.name);
 }
 
 /** Text (non-file) fields of a multipart endpoint a family accepts. */
 export function allowedTextFields(family: Family, endpoint: Endpoint): readonly string[] {
   return ENDPOINTS[endpoint].fields
-    .filter((f) => f.families.includes(family) && f.field.type !== 'file' && f.field.type !== 'file-list')
+    .filter((f) => acceptsField(f, family) && f.field.type !== 'file' && f.field.type !== 'file-list')
     .map((f) => f.field.name);
 }
 
-/** Generation fields only GPT image models accept: naming one with `model` omitted selects a GPT image model. */
+/**
+ * Generation fields only GPT image models accept: naming one with `model` omitted selects a GPT image model. Fields
+ * the DALL·E families take at their default (stream, partial_images) count: the spec calls them GPT-only.
+ */
 export const GPT_ONLY_GENERATION_FIELDS: readonly string[] = ENDPOINTS.generations.fields
   .filter((f) => f.families.length === 1 && f.families[0] === 'gpt-image')
   .map((f) => f.field.name);

@@ -2,7 +2,9 @@
 // (image_generation.* / image_edit.*), shaped exactly as the spec's schemas with all required fields.
 //
 // Spec: ImagesResponse, Image, ImageGenUsage, ImagesUsage, ImageGen{PartialImage,Completed}Event and
-// ImageEdit{PartialImage,Completed}Event in test/fixtures/openai/openai-openapi-images.yaml.
+// ImageEdit{PartialImage,Completed}Event in test/fixtures/openai/openai-openapi-images.yaml. One deliberate
+// difference: `size` is the returned image's exact WIDTHxHEIGHT, also for gpt-image-2's flexible sizes, which the
+// spec's response enums (1024x1024, 1024x1536, 1536x1024) predate although its request side accepts them.
 
 import type { ApiError } from './errors.js';
 import type { Family, OutputFormat } from './families.js';
@@ -20,17 +22,12 @@ export interface ImagesResponseBody {
   data: ImageDatum[];
   background?: 'transparent' | 'opaque';
   output_format?: OutputFormat;
-  size?: '1024x1024' | '1024x1536' | '1536x1024';
+  /** The image's exact WIDTHxHEIGHT (outside the spec's enum for flexible sizes; see the header). */
+  size?: string;
   quality?: 'low' | 'medium' | 'high';
   usage?: ImageUsage;
 }
 
-/** Sizes the spec's response/event enums can carry. */
-const RESPONSE_SIZES = ['1024x1024', '1024x1536', '1536x1024'] as const;
-type ResponseSize = (typeof RESPONSE_SIZES)[number];
-function isResponseSize(size: string): size is ResponseSize {
-  return (RESPONSE_SIZES as readonly string[]).includes(size);
-}
 type GptQualityOut = 'low' | 'medium' | 'high';
 function gptQuality(q: string): GptQualityOut {
   if (q === 'low' || q === 'medium' || q === 'high') return q;
@@ -58,8 +55,7 @@ export interface BuildImagesResponseInput {
 
 /**
  * The non-streaming answer. DALL·E families: `{created, data}` (url or b64_json, revised_prompt on
- * dall-e-3). GPT family: also background, output_format, size, quality and usage. A size outside the
- * spec's enum (gpt-image-2 flexible sizes) is left out rather than break the schema.
+ * dall-e-3). GPT family: also background, output_format, size (exact, see the header), quality and usage.
  */
 export function buildImagesResponse(input: BuildImagesResponseInput): ImagesResponseBody {
   const data = input.images.map((img) => {
@@ -75,7 +71,7 @@ export function buildImagesResponse(input: BuildImagesResponseInput): ImagesResp
     if (input.output) {
       body.background = input.output.background;
       body.output_format = input.output.output_format;
-      if (isResponseSize(input.output.size)) body.size = input.output.size;
+      body.size = input.output.size;
       body.quality = gptQuality(input.output.quality);
     }
     if (input.usage) body.usage = input.usage;
@@ -88,7 +84,7 @@ export type StreamKind = 'generation' | 'edit';
 interface EventCommon {
   b64_json: string;
   created_at: number;
-  size: ResponseSize | 'auto';
+  size: string;
   quality: 'low' | 'medium' | 'high' | 'auto';
   background: 'transparent' | 'opaque' | 'auto';
   output_format: OutputFormat;
@@ -111,7 +107,7 @@ export interface EventInput {
   b64_json: string;
   /** Unix seconds. */
   created_at: number;
-  /** Resolved or requested values; a size outside the enum becomes "auto" (the spec has no other way). */
+  /** Resolved or requested values; the size is the image's exact WIDTHxHEIGHT. */
   size: string;
   quality: string;
   background: string;
@@ -124,7 +120,7 @@ function eventCommon(e: EventInput): EventCommon {
   return {
     b64_json: e.b64_json,
     created_at: Math.floor(e.created_at),
-    size: isResponseSize(e.size) ? e.size : 'auto',
+    size: e.size,
     quality,
     background,
     output_format: e.output_format,

@@ -51,7 +51,7 @@ const imagesResponse = {
     },
     background: { type: 'string', enum: ['transparent', 'opaque'] },
     output_format: { type: 'string', enum: ['png', 'jpeg', 'webp'] },
-    size: { type: 'string' },
+    size: { type: 'string', description: "The images' exact WIDTHxHEIGHT, flexible sizes included." },
     quality: { type: 'string' },
     usage: {
       type: 'object',
@@ -77,8 +77,8 @@ interface BodyContext {
   modelNames: readonly string[];
   /** The families the endpoint serves. */
   endpointFamilies: readonly Family[];
-  /** A served name with gpt-image-2's flexible sizes, if any. */
-  flexibleSizeModel: string | undefined;
+  /** Served names with gpt-image-2's flexible sizes. */
+  flexibleSizeModels: readonly string[];
 }
 
 const unique = <T>(values: readonly T[]): T[] => [...new Set(values)];
@@ -169,14 +169,14 @@ function familyNotes(field: RequestField, families: readonly Family[], rules: re
 
 /** gpt-image-2's WIDTHxHEIGHT sizes, beside the fixed list, where a served name has them. */
 function withFlexibleSize(schema: Schema, ctx: BodyContext, families: readonly Family[]): { schema: Schema; note?: string } {
-  const model = ctx.flexibleSizeModel;
-  if (!model || !families.includes('gpt-image')) return { schema };
-  const rule = familyRules('gpt-image', model).flexibleSize!;
+  const models = ctx.flexibleSizeModels;
+  if (models.length === 0 || !families.includes('gpt-image')) return { schema };
+  const rule = familyRules('gpt-image', models[0]).flexibleSize!;
   const { enum: fixed, ...rest } = schema;
   return {
     schema: { ...rest, anyOf: [{ enum: fixed }, { pattern: '^[0-9]+x[0-9]+$' }] },
     note:
-      `Models named gpt-image-2 also take WIDTHxHEIGHT: both multiples of ${rule.multipleOf}, edges at most ${rule.maxEdge}, ` +
+      `${models.join(', ')} also take WIDTHxHEIGHT: both multiples of ${rule.multipleOf}, edges at most ${rule.maxEdge}, ` +
       `aspect ratio at most ${rule.maxAspectRatio}:1, ${rule.minPixels} to ${rule.maxPixels} pixels.`,
   };
 }
@@ -190,7 +190,11 @@ function allowNull(schema: Schema): Schema {
   return s;
 }
 
-function propertySchema(field: RequestField, families: readonly Family[], ctx: BodyContext): Schema {
+/**
+ * One field's schema. `families` take any documented value; `defaultOnly` families take only the default (marked
+ * x-easel-default-only).
+ */
+function propertySchema(field: RequestField, families: readonly Family[], ctx: BodyContext, defaultOnly: readonly Family[] = []): Schema {
   const rules = families.map((f) => familyRules(f));
   let schema = valueSchema(field, families, rules, ctx);
   const notes = familyNotes(field, families, rules);
@@ -202,8 +206,14 @@ function propertySchema(field: RequestField, families: readonly Family[], ctx: B
   if (field.nullable && ctx.wire === 'json') schema = allowNull(schema);
   const defaults = field.defaultFor ? unique(rules.map((r) => field.defaultFor!(r))) : [];
   if (defaults.length === 1 && defaults[0] !== null) schema.default = defaults[0] as FieldValue;
+  if (defaultOnly.length > 0) {
+    const orNull = ctx.wire === 'json' ? ' or null' : '';
+    notes.push(`${defaultOnly.join(', ')}: only the default (${JSON.stringify(schema.default)})${orNull}, which changes nothing.`);
+    schema['x-easel-default-only'] = [...defaultOnly];
+  }
   schema.description = [field.description, ...notes].join(' ');
-  if (families.length < ctx.endpointFamilies.length) schema['x-easel-families'] = [...families];
+  const accepting = [...families, ...defaultOnly];
+  if (accepting.length < ctx.endpointFamilies.length) schema['x-easel-families'] = accepting;
   return schema;
 }
 
@@ -235,13 +245,13 @@ function requestMediaType(endpoint: Endpoint, wire: Wire, models: readonly Docum
     wire,
     modelNames,
     endpointFamilies: spec.families,
-    flexibleSizeModel: modelNames.find((name) => familyRules('gpt-image', name).flexibleSize !== null),
+    flexibleSizeModels: modelNames.filter((name) => familyRules('gpt-image', name).flexibleSize !== null),
   };
   const properties: Record<string, Schema> = {};
   const patternProperties: Record<string, Schema> = {};
   const encoding: Record<string, Schema> = {};
-  for (const { field, families } of spec.fields as readonly EndpointField[]) {
-    properties[field.name] = propertySchema(field, families, ctx);
+  for (const { field, families, defaultOnlyFor } of spec.fields as readonly EndpointField[]) {
+    properties[field.name] = propertySchema(field, families, ctx, defaultOnlyFor);
     if (field.alsoNamed) patternProperties[field.alsoNamed.source] = binary();
     if (wire === 'multipart' && field.upload) encoding[field.name] = { contentType: fileContentTypes(field, families) };
   }
@@ -281,7 +291,8 @@ export function openApiDocument(models: readonly DocumentedModel[]): Record<stri
       version: EASEL_VERSION,
       description:
         "Self-hosted image generation speaking OpenAI's Images API. Request rules follow the family of the model " +
-        'name (dall-e-2, dall-e-3, gpt-image); a field marked x-easel-families is accepted only by those families. ' +
+        'name (dall-e-2, dall-e-3, gpt-image); a field marked x-easel-families is accepted only by those families, and ' +
+        'one marked x-easel-default-only takes only its default on the families listed there. ' +
         'Easel extension fields (x-easel-extension) are listed per model in GET /v1/models.',
     },
     components: {

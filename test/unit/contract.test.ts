@@ -18,6 +18,7 @@ import {
   missingApiKey,
   modelNotFound,
   moderationBlocked,
+  OPENAI_MODEL_FAMILIES,
   outputImageTokens,
   type ParseContext,
   parseEditRequest,
@@ -52,6 +53,8 @@ const REGISTRY: Record<string, ResolvedModel> = {
   'gpt-image-1-mini': { name: 'easel-default', family: 'gpt-image', extensions: ALL_EXT },
   'gpt-image-1.5': { name: 'easel-default', family: 'gpt-image', extensions: ALL_EXT },
   'gpt-image-2': { name: 'easel-default', family: 'gpt-image', extensions: ALL_EXT },
+  'gpt-image-2-2026-04-21': { name: 'easel-default', family: 'gpt-image', extensions: ALL_EXT },
+  'chatgpt-image-latest': { name: 'easel-default', family: 'gpt-image', extensions: ALL_EXT },
   'easel-sd': { name: 'easel-sd', family: 'gpt-image', extensions: ['seed'] },
 };
 const ctx: ParseContext = { resolveModel: (name) => REGISTRY[name] };
@@ -202,6 +205,18 @@ const generationCases: GenCase[] = [
   { name: 'gpt-image-2 size not divisible by 16', body: { prompt: P, model: 'gpt-image-2', size: '1000x1000' }, err: { type: 'image_generation_user_error', code: 'invalid_value', param: 'size', message: 'Width and height must both be divisible by 16.' } },
   { name: 'gpt-image-2 edge above 3840', body: { prompt: P, model: 'gpt-image-2', size: '4096x2160' }, err: { type: 'image_generation_user_error', code: 'invalid_value', param: 'size', message: /at most 3840/ } },
   { name: 'gpt-image-2 aspect ratio above 3:1', body: { prompt: P, model: 'gpt-image-2', size: '3840x1024' }, err: { type: 'image_generation_user_error', code: 'invalid_value', param: 'size', message: /aspect ratio/ } },
+  { name: 'gpt-image-2 at 3840x2160, the spec maximum', body: { prompt: P, model: 'gpt-image-2', size: '3840x2160' }, ok: { size: '3840x2160', resolved: { size: '3840x2160', width: 3840, height: 2160 } } },
+  { name: 'gpt-image-2 snapshot, portrait 2160x3840', body: { prompt: P, model: 'gpt-image-2-2026-04-21', size: '2160x3840' }, ok: { requested_model: 'gpt-image-2-2026-04-21', resolved: { width: 2160, height: 3840 } } },
+  { name: 'gpt-image-2 aspect exactly 3:1', body: { prompt: P, model: 'gpt-image-2', size: '3840x1280' }, ok: { resolved: { width: 3840, height: 1280 } } },
+  { name: 'gpt-image-2 at the pixel floor (655360 = 1024x640)', body: { prompt: P, model: 'gpt-image-2', size: '1024x640' }, ok: { resolved: { width: 1024, height: 640 } } },
+  { name: 'gpt-image-2 at the pixel ceiling (8294400 = 2880x2880)', body: { prompt: P, model: 'gpt-image-2', size: '2880x2880' }, ok: { resolved: { width: 2880, height: 2880 } } },
+  { name: 'gpt-image-2 keeps auto and the standard sizes', body: { prompt: P, model: 'gpt-image-2', size: '1024x1536', quality: 'high' }, ok: { resolved: { width: 1024, height: 1536, quality: 'high' } } },
+  { name: 'chatgpt-image-latest speaks the GPT rules', body: { prompt: P, model: 'chatgpt-image-latest', output_format: 'webp', moderation: 'low', n: 10 }, ok: { family: 'gpt-image', size: 'auto', n: 10, response_format: 'b64_json', resolved: { size: '1024x1024', quality: 'medium' } } },
+  { name: 'chatgpt-image-latest refuses a flexible size', body: { prompt: P, model: 'chatgpt-image-latest', size: '1536x864' }, err: { code: 'invalid_value', param: 'size' } },
+  { name: 'gpt-image-2 one pixel row under the floor (1008x640)', body: { prompt: P, model: 'gpt-image-2', size: '1008x640' }, err: { type: 'image_generation_user_error', code: 'invalid_value', param: 'size', message: /between 655360 and 8294400, but got 645120/ } },
+  { name: 'gpt-image-2 above the pixel ceiling (2896x2880)', body: { prompt: P, model: 'gpt-image-2', size: '2896x2880' }, err: { type: 'image_generation_user_error', code: 'invalid_value', param: 'size', message: /total number of pixels/ } },
+  { name: 'gpt-image-2 edge 3856', body: { prompt: P, model: 'gpt-image-2', size: '3856x2160' }, err: { type: 'image_generation_user_error', code: 'invalid_value', param: 'size', message: /at most 3840/ } },
+  { name: 'gpt-image-2 just past 3:1', body: { prompt: P, model: 'gpt-image-2', size: '1024x3088' }, err: { type: 'image_generation_user_error', code: 'invalid_value', param: 'size', message: /between 1:3 and 3:1/ } },
   { name: 'gpt-image-2 too few pixels', body: { prompt: P, model: 'gpt-image-2', size: '512x512' }, err: { type: 'image_generation_user_error', code: 'invalid_value', param: 'size', message: /total number of pixels/ } },
 
   // --- quality, style, response_format
@@ -222,6 +237,15 @@ const generationCases: GenCase[] = [
   { name: 'unknown moderation', body: { prompt: P, model: 'gpt-image-1', moderation: 'high' }, err: { code: 'invalid_value', param: 'moderation', message: "Invalid value: 'high'. Supported values are: 'auto' and 'low'." } },
   { name: 'stream as a string', body: { prompt: P, model: 'gpt-image-1', stream: 'yes' }, err: { code: 'invalid_type', param: 'stream', message: "Invalid type for 'stream': expected a boolean, but got a string instead." } },
   { name: 'partial_images above 3', body: { prompt: P, model: 'gpt-image-1', stream: true, partial_images: 4 }, err: { code: 'integer_above_max_value', param: 'partial_images', message: /<= 3, but got 4/ } },
+  // --- "no streaming" on the DALL·E families: stream false/null and partial_images 0/null change nothing
+  { name: 'dall-e-3 takes stream: false', body: { prompt: P, model: 'dall-e-3', stream: false }, ok: { family: 'dall-e-3', stream: false, partial_images: 0, response_format: 'url' } },
+  { name: 'dall-e-2 takes stream null and partial_images 0', body: { prompt: P, model: 'dall-e-2', stream: null, partial_images: 0 }, ok: { family: 'dall-e-2', stream: false, partial_images: 0 } },
+  { name: 'dall-e-2 takes partial_images null', body: { prompt: P, model: 'dall-e-2', partial_images: null }, ok: { partial_images: 0 } },
+  { name: 'dall-e-2 refuses stream: true', body: { prompt: P, model: 'dall-e-2', stream: true }, err: { code: 'unsupported_value', param: 'stream', message: "Unsupported value: 'stream' does not support true with this model. Only the default (false) value is supported." } },
+  { name: 'dall-e-3 refuses partial_images 2', body: { prompt: P, model: 'dall-e-3', stream: false, partial_images: 2 }, err: { code: 'unsupported_value', param: 'partial_images', message: "Unsupported value: 'partial_images' does not support 2 with this model. Only the default (0) value is supported." } },
+  { name: 'dall-e-3 stream of the wrong type', body: { prompt: P, model: 'dall-e-3', stream: 'false' }, err: { code: 'invalid_type', param: 'stream' } },
+  { name: 'dall-e-2 partial_images out of range', body: { prompt: P, model: 'dall-e-2', partial_images: 4 }, err: { code: 'integer_above_max_value', param: 'partial_images' } },
+  { name: 'GPT partial_images without stream is accepted (nothing to stream)', body: { prompt: P, model: 'gpt-image-1', partial_images: 2 }, ok: { stream: false, partial_images: 2 } },
   { name: 'partial_images below 0', body: { prompt: P, model: 'gpt-image-1', partial_images: -1 }, err: { code: 'integer_below_min_value', param: 'partial_images' } },
   { name: 'user must be a string', body: { prompt: P, user: 123 }, err: { code: 'invalid_type', param: 'user' } },
 
@@ -305,12 +329,28 @@ const multipartCases: EditCase[] = [
     files: files(png({ field: 'image[]' }), png({ field: 'image[]', mimetype: 'image/jpeg', filename: 'b.jpg' }), png({ field: 'image[]', mimetype: 'image/webp' })),
     ok: { images: [{ param: 'image[0]', mimetype: 'image/png' }, { param: 'image[1]', mimetype: 'image/jpeg' }, { param: 'image[2]', mimetype: 'image/webp' }] },
   },
+  // --- the part's bytes decide its type, never its file name
   {
-    name: 'octet-stream part with an image filename is typed by its extension',
+    name: 'a fetched URL as the file: query string in the name, octet-stream, PNG bytes',
     fields: { prompt: P, model: 'gpt-image-1' },
-    files: files(png({ mimetype: 'application/octet-stream', filename: 'photo.JPG' })),
-    ok: { images: [{ mimetype: 'image/jpeg' }] },
+    files: files(png({ mimetype: 'application/octet-stream', filename: 'abc.png?expires=1764000000&sig=f00d', sniffedMimetype: 'image/png' })),
+    ok: { images: [{ mimetype: 'image/png', filename: 'abc.png?expires=1764000000&sig=f00d' }] },
   },
+  { name: 'dall-e-2: a query-string name on PNG bytes', fields: { prompt: P, model: 'dall-e-2' }, files: files(png({ mimetype: '', filename: 'x.png?sig=1', sniffedMimetype: 'image/png' })), ok: { images: [{ mimetype: 'image/png' }] } },
+  { name: 'untyped part named blob with JPEG bytes', fields: { prompt: P, model: 'gpt-image-1' }, files: files(png({ mimetype: 'application/octet-stream', filename: 'blob', sniffedMimetype: 'image/jpeg' })), ok: { images: [{ mimetype: 'image/jpeg' }] } },
+  { name: 'the bytes win over the declared type', fields: { prompt: P, model: 'gpt-image-1' }, files: files(png({ mimetype: 'image/png', sniffedMimetype: 'image/webp' })), ok: { images: [{ mimetype: 'image/webp' }] } },
+  { name: 'bytes that are no image leave the declared type', fields: { prompt: P, model: 'gpt-image-1' }, files: files(png({ mimetype: 'image/png', sniffedMimetype: null })), ok: { images: [{ mimetype: 'image/png' }] } },
+  { name: 'the file name does not type an untyped part', fields: { prompt: P, model: 'gpt-image-1' }, files: files(png({ mimetype: 'application/octet-stream', filename: 'photo.JPG' })), err: { code: 'unsupported_file_mimetype', param: 'image', message: /'application\/octet-stream'/ } },
+  { name: 'dall-e-2: JPEG bytes declared as PNG', fields: { prompt: P, model: 'dall-e-2' }, files: files(png({ mimetype: 'image/png', sniffedMimetype: 'image/jpeg' })), err: { code: 'unsupported_file_mimetype', param: 'image', message: /unsupported mimetype \('image\/jpeg'\)/ } },
+  { name: 'a mask is typed by its bytes too', fields: { prompt: P, model: 'gpt-image-1' }, files: { images: [png()], mask: { field: 'mask', filename: 'm.png?sig=2', mimetype: 'application/octet-stream', sniffedMimetype: 'image/png', bytes: 100 } }, ok: { mask: { mimetype: 'image/png' } } },
+  // --- quality: the edit enum has standard for GPT models too
+  { name: 'quality standard on a GPT edit means medium', fields: { prompt: P, model: 'gpt-image-1', quality: 'standard' }, files: files(png()), ok: { quality: 'standard', resolved: { quality: 'medium' } } },
+  { name: 'quality standard on a gpt-image-2 edit', fields: { prompt: P, model: 'gpt-image-2', quality: 'standard' }, files: files(png()), ok: { resolved: { quality: 'medium' } } },
+  { name: 'quality hd is still refused on GPT edits', fields: { prompt: P, model: 'gpt-image-1', quality: 'hd' }, files: files(png()), err: { code: 'invalid_value', param: 'quality', message: "Invalid value: 'hd'. Supported values are: 'standard', 'low', 'medium', 'high', and 'auto'." } },
+  // --- the newest models on edits; "no streaming" on dall-e-2
+  { name: 'gpt-image-2 edit at a flexible size', fields: { prompt: P, model: 'gpt-image-2', size: '1536x864' }, files: files(png()), ok: { input_fidelity: null, resolved: { size: '1536x864', width: 1536, height: 864 } } },
+  { name: 'chatgpt-image-latest takes input_fidelity', fields: { prompt: P, model: 'chatgpt-image-latest', input_fidelity: 'high' }, files: files(png()), ok: { input_fidelity: 'high' } },
+  { name: 'dall-e-2 edit with stream false and partial_images 0', fields: { prompt: P, model: 'dall-e-2', stream: 'false', partial_images: '0' }, files: files(png()), ok: { family: 'dall-e-2', stream: false, partial_images: 0 } },
   {
     name: 'extensions arrive as strings',
     fields: { prompt: P, model: 'gpt-image-1', seed: '7', guidance_scale: '0.5', num_inference_steps: '12', scheduler: 'lcm' },
@@ -342,10 +382,12 @@ const multipartCases: EditCase[] = [
   { name: 'image sent as a text field', fields: { prompt: P, image: 'not-a-file' }, files: files(png()), err: { code: 'invalid_type', param: 'image', message: "Invalid type for 'image': expected a file, but got a string instead." } },
   { name: 'style is not an edit field', fields: { prompt: P, style: 'vivid' }, files: files(png()), err: { code: 'unknown_parameter', param: 'style' } },
   { name: 'response_format on a GPT edit', fields: { prompt: P, response_format: 'url' }, files: files(png()), err: { code: 'unknown_parameter', param: 'response_format' } },
-  { name: 'stream on a dall-e-2 edit', fields: { prompt: P, model: 'dall-e-2', stream: 'true' }, files: files(png()), err: { code: 'unknown_parameter', param: 'stream' } },
+  { name: 'stream on a dall-e-2 edit', fields: { prompt: P, model: 'dall-e-2', stream: 'true' }, files: files(png()), err: { code: 'unsupported_value', param: 'stream' } },
+  { name: 'partial_images on a dall-e-2 edit', fields: { prompt: P, model: 'dall-e-2', partial_images: '1' }, files: files(png()), err: { code: 'unsupported_value', param: 'partial_images' } },
   { name: 'dall-e-3 cannot edit', fields: { prompt: P, model: 'dall-e-3' }, files: files(png()), err: { code: 'invalid_value', param: 'model' } },
   { name: 'gpt-image-1-mini refuses input_fidelity', fields: { prompt: P, model: 'gpt-image-1-mini', input_fidelity: 'high' }, files: files(png()), err: { type: 'image_generation_user_error', code: 'invalid_input_fidelity_model', param: 'input_fidelity', message: "The model 'gpt-image-1-mini' does not support the 'input_fidelity' parameter." } },
   { name: 'gpt-image-2 refuses input_fidelity', fields: { prompt: P, model: 'gpt-image-2', input_fidelity: 'low' }, files: files(png()), err: { type: 'image_generation_user_error', code: 'invalid_input_fidelity_model', param: 'input_fidelity' } },
+  { name: 'the gpt-image-2 snapshot refuses input_fidelity', fields: { prompt: P, model: 'gpt-image-2-2026-04-21', input_fidelity: 'high' }, files: files(png()), err: { type: 'image_generation_user_error', code: 'invalid_input_fidelity_model', param: 'input_fidelity', message: "The model 'gpt-image-2-2026-04-21' does not support the 'input_fidelity' parameter." } },
   { name: 'dall-e-2 edit prompt limit', fields: { prompt: 'x'.repeat(1001), model: 'dall-e-2' }, files: files(png()), err: { code: 'string_above_max_length', param: 'prompt' } },
 ];
 
@@ -393,6 +435,8 @@ const jsonEditCases: JsonCase[] = [
   { name: 'both image_url and file_id', body: { prompt: P, images: [{ image_url: dataUrl(), file_id: 'f' }] }, err: { code: 'invalid_value', param: 'images[0]' } },
   { name: 'unknown key inside an image reference', body: { prompt: P, images: [{ image_url: dataUrl(), detail: 'high' }] }, err: { code: 'unknown_parameter', param: 'images[0].detail' } },
   { name: 'webp mask is refused', body: { prompt: P, images: [{ image_url: dataUrl() }], mask: { image_url: dataUrl('image/webp') } }, err: { code: 'unsupported_file_mimetype', param: 'mask.image_url' } },
+  { name: 'quality standard is not in the JSON edit enum', body: { prompt: P, images: [{ image_url: dataUrl() }], quality: 'standard' }, err: { code: 'invalid_value', param: 'quality', message: "Invalid value: 'standard'. Supported values are: 'low', 'medium', 'high', and 'auto'." } },
+  { name: 'gpt-image-2 JSON edit at a flexible size', body: { prompt: P, model: 'gpt-image-2', images: [{ image_url: dataUrl() }], size: '2048x1152' }, ok: { input_fidelity: null, resolved: { width: 2048, height: 1152 } } },
   { name: 'response_format is unknown on JSON edits', body: { prompt: P, images: [{ image_url: dataUrl() }], response_format: 'b64_json' }, err: { code: 'unknown_parameter', param: 'response_format' } },
 ];
 
@@ -433,6 +477,19 @@ describe('parseVariationRequest', () => {
   it('defaults', () => {
     expect(parseVariationRequest({}, { image }, ctx)).toMatchObject({ n: 1, size: '1024x1024', response_format: 'url' });
   });
+  it('types the part by its bytes, whatever its name', () => {
+    const fetched = png({
+      mimetype: 'application/octet-stream',
+      filename: 'f.png?expires=1&sig=2',
+      sniffedMimetype: 'image/png',
+      width: 256,
+      height: 256,
+    });
+    expect(parseVariationRequest({}, { image: fetched }, ctx).image).toMatchObject({
+      mimetype: 'image/png',
+      filename: 'f.png?expires=1&sig=2',
+    });
+  });
   // biome-ignore format: one case per line keeps the table scannable
   const bad: Array<[string, Record<string, string>, UploadedFilePart | undefined, ExpectedError]> = [
     ['GPT models cannot make variations', { model: 'gpt-image-1' }, image, { code: 'invalid_value', param: 'model' }],
@@ -444,6 +501,8 @@ describe('parseVariationRequest', () => {
     ['4 MB image', {}, png({ bytes: 4 * 1024 * 1024 }), { code: 'invalid_image', param: 'image', message: 'Uploaded image must be a PNG and less than 4 MB.' }],
     ['GPT size', { size: '1536x1024' }, image, { code: 'invalid_size', param: 'size' }],
     ['n unparseable', { n: 'two' }, image, { code: 'invalid_type', param: 'n' }],
+    ['stream is not a variation field', { stream: 'false' }, image, { code: 'unknown_parameter', param: 'stream' }],
+    ['an untyped part is not typed by its name', {}, png({ mimetype: 'application/octet-stream', filename: 'v.png' }), { code: 'unsupported_file_mimetype', param: 'image' }],
   ];
   for (const [name, fields, img, err] of bad) {
     it(name, () => expectApiError(() => parseVariationRequest(fields, { image: img }, ctx), err));
@@ -454,6 +513,23 @@ describe('parseVariationRequest', () => {
 // Families.
 
 describe('families', () => {
+  it('the newest OpenAI names are served by default as GPT image models', () => {
+    for (const name of ['gpt-image-2', 'gpt-image-2-2026-04-21', 'chatgpt-image-latest'])
+      expect(OPENAI_MODEL_FAMILIES[name], name).toBe('gpt-image');
+    expect(familyRules('gpt-image', 'chatgpt-image-latest')).toMatchObject({
+      flexibleSize: null,
+      supportsInputFidelity: true,
+      promptMaxLength: 32000,
+    });
+    expect(familyRules('gpt-image', 'gpt-image-2')).toMatchObject({ supportsInputFidelity: false, nMax: 10 });
+    expect(familyRules('gpt-image', 'gpt-image-2').flexibleSize).toEqual({
+      multipleOf: 16,
+      maxEdge: 3840,
+      maxAspectRatio: 3,
+      minPixels: 655_360,
+      maxPixels: 3840 * 2160,
+    });
+  });
   it('refines GPT rules by model name', () => {
     expect(familyRules('gpt-image', 'gpt-image-1').flexibleSize).toBeNull();
     expect(familyRules('gpt-image', 'gpt-image-2-2026-04-21').flexibleSize).not.toBeNull();
@@ -491,6 +567,14 @@ describe('usage', () => {
     }
     expect(outputImageTokens('auto', 'auto')).toBe(1056);
     expect(outputImageTokens('high', '512x512')).toBe(32 * 33);
+  });
+
+  it('flexible sizes: the same patch rule (rows x (cols + 1), partial patches rounded up)', () => {
+    expect(outputImageTokens('low', '3840x2160')).toBe(34 * 61);
+    expect(outputImageTokens('medium', '3840x2160')).toBe(68 * 121);
+    expect(outputImageTokens('high', '3840x2160')).toBe(135 * 241);
+    expect(outputImageTokens('medium', '1536x864')).toBe(27 * 49);
+    expect(outputImageTokens('standard', '1024x1024')).toBe(outputImageTokens('medium', '1024x1024'));
   });
 
   it('input image tokens: tiles of the 512-px-shortest-side image', () => {
@@ -588,16 +672,19 @@ describe('responses validate against the spec', () => {
     expect(validateSchema('ImagesResponse', body)).toEqual([]);
   });
 
-  it('a size outside the spec enum is left out', () => {
+  it('a flexible size is reported exactly (the spec enum predates them; all else validates)', () => {
     const body = buildImagesResponse({
       created: 1,
       family: 'gpt-image',
       images: [{ b64_json: 'aGk=' }],
-      output: { background: 'transparent', output_format: 'webp', size: '1536x864', quality: 'low' },
+      output: { background: 'transparent', output_format: 'webp', size: '3840x2160', quality: 'low' },
       usage,
     });
-    expect(body.size).toBeUndefined();
-    expect(validateSchema('ImagesResponse', body)).toEqual([]);
+    expect(body.size).toBe('3840x2160');
+    expect(validateSchema('ImagesResponse', body)).toEqual([
+      '/size must be equal to one of the allowed values {"allowedValues":["1024x1024","1024x1536","1536x1024"]}',
+    ]);
+    expect(validateSchema('ImagesResponse', { ...body, size: '1024x1024' })).toEqual([]);
   });
 
   it('refuses images with both or neither of b64_json and url, and unresolved quality', () => {
@@ -636,9 +723,12 @@ describe('responses validate against the spec', () => {
       expect('output_tokens_details' in done.usage).toBe(false);
       expect(validateSchema(`${prefix}CompletedEvent`, done)).toEqual([]);
       expect(validateSchema(union, done)).toEqual([]);
-      const odd = partialImageEvent(kind, { ...base, size: '1536x864', quality: 'auto', background: 'auto', partial_image_index: 2 });
+      const odd = partialImageEvent(kind, { ...base, size: 'auto', quality: 'auto', background: 'auto', partial_image_index: 2 });
       expect(odd).toMatchObject({ size: 'auto', quality: 'auto', background: 'auto' });
       expect(validateSchema(union, odd)).toEqual([]);
+      const flexible = completedEvent(kind, { ...base, size: '1536x864', usage });
+      expect(flexible.size).toBe('1536x864');
+      expect(validateSchema(union, { ...flexible, size: '1024x1024' })).toEqual([]);
     });
   }
 

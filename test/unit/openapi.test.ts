@@ -8,6 +8,7 @@ import {
   ApiError,
   EXTENSION_FIELDS,
   type Family,
+  OPENAI_MODEL_FAMILIES,
   type ParseContext,
   parseGenerationRequest,
   parseJsonEditRequest,
@@ -26,6 +27,7 @@ const MODELS: Array<{ id: string; family: Family }> = [
   { id: 'dall-e-3', family: 'dall-e-3' },
   { id: 'gpt-image-1', family: 'gpt-image' },
   { id: 'gpt-image-2', family: 'gpt-image' },
+  { id: 'chatgpt-image-latest', family: 'gpt-image' },
 ];
 const REGISTRY: Record<string, ResolvedModel> = Object.fromEntries(
   MODELS.map((m) => [m.id, { name: m.id, family: m.family, extensions: [...EXTENSION_FIELDS] }]),
@@ -214,7 +216,7 @@ function withComponentRefs(schema: unknown): unknown {
 function strictAjv(): Ajv2020 {
   // strictRequired stays off: an "image or image[]" group names properties of its parent, which that check cannot see.
   const ajv = new Ajv2020({ strict: true, strictRequired: false, allErrors: true });
-  ajv.addVocabulary(['x-easel-families', 'x-easel-extension']);
+  ajv.addVocabulary(['x-easel-families', 'x-easel-extension', 'x-easel-default-only']);
   ajv.addFormat('binary', true);
   ajv.addSchema({ $id: COMPONENTS_ID, $defs: withComponentRefs(doc.components.schemas) as Record<string, Schema> });
   return ajv;
@@ -387,6 +389,25 @@ describe('each endpoint documents exactly the fields its parser accepts', () => 
     }
   });
 
+  it.each(BODIES)('$label: families marked x-easel-default-only take the default and refuse any other value', (body) => {
+    const marked = Object.entries(properties(body)).filter(([, schema]) => schema['x-easel-default-only']);
+    if (body.label === 'generations' || body.label === 'edits (multipart)')
+      expect(marked.map(([n]) => n)).toEqual(['stream', 'partial_images']);
+    for (const [name, schema] of marked) {
+      // a non-default value the field's type allows: true for stream, the maximum for partial_images
+      const other = [schema.type].flat().includes('boolean') ? !schema.default : schema.maximum;
+      for (const family of schema['x-easel-default-only'] as Family[]) {
+        const base = minimalValues(body, family, name);
+        expect(attempt(body, { ...base, [name]: schema.default }), `${name} default for ${family}`).toEqual({ ok: true });
+        expect(attempt(body, { ...base, [name]: other }), `${name}=${other} for ${family}`).toMatchObject({
+          ok: false,
+          param: name,
+          code: 'unsupported_value',
+        });
+      }
+    }
+  });
+
   it('multipart edits document indexed image parts (image[0], image[1], ...), which the parser accepts', () => {
     const body = BODIES[1];
     const patterns = Object.keys(bodySchema(body).patternProperties as Schema);
@@ -411,10 +432,31 @@ describe('what the served names change', () => {
   const gen = (d: ReturnType<typeof openApiDocument>) =>
     (d as typeof doc).paths['/v1/images/generations'].post.requestBody!.content['application/json'].schema;
 
+  it('the default names (OPENAI_MODEL_FAMILIES) are listed per endpoint, the newest ones included', () => {
+    const d = openApiDocument(Object.entries(OPENAI_MODEL_FAMILIES).map(([id, family]) => ({ id, family }))) as typeof doc;
+    const models = (path: string, media: string) =>
+      enumOf((d.paths[path].post.requestBody!.content[media].schema.properties as Record<string, Schema>).model);
+    const newest = ['gpt-image-2', 'gpt-image-2-2026-04-21', 'chatgpt-image-latest'];
+    for (const [path, media] of [
+      ['/v1/images/generations', 'application/json'],
+      ['/v1/images/edits', 'multipart/form-data'],
+      ['/v1/images/edits', 'application/json'],
+    ]) {
+      expect(models(path, media), `${path} ${media}`).toEqual(expect.arrayContaining(newest));
+    }
+    expect(models('/v1/images/variations', 'multipart/form-data')).toEqual(['dall-e-2']);
+    const size = (gen(d).properties as Record<string, Schema>).size;
+    expect(size.description).toMatch(
+      /gpt-image-2, gpt-image-2-2026-04-21 also take WIDTHxHEIGHT: both multiples of 16, edges at most 3840/,
+    );
+    expect(schemaErrors(gen(d), { prompt: 'a', model: 'gpt-image-2-2026-04-21', size: '3840x2160' })).toEqual([]);
+  });
+
   it('gpt-image-2 flexible sizes are documented only when such a name is served', () => {
     const flexible = { prompt: 'a', model: 'gpt-image-2', size: '1824x1024' };
     expect(schemaErrors(gen(doc), flexible)).toEqual([]);
     expect(attempt(BODIES[0], flexible)).toEqual({ ok: true });
+    expect(attempt(BODIES[0], { ...flexible, model: 'chatgpt-image-latest' })).toMatchObject({ ok: false, param: 'size' });
     const fixedOnly = openApiDocument(MODELS.filter((m) => m.id !== 'gpt-image-2'));
     expect(strictAjv().validate(withComponentRefs(gen(fixedOnly)) as Schema, { prompt: 'a', size: '1824x1024' })).toBe(false);
   });
