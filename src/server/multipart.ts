@@ -6,6 +6,7 @@ import type { Config } from '../config/config.js';
 import type { UploadedFilePart } from '../contract/edits.js';
 import { ApiError, badRequest, fileTooLarge, payloadTooLarge } from '../contract/errors.js';
 import { peekSize } from '../imaging/decode.js';
+import { IMAGE_MIME_TYPES, sniffImageFormat } from '../imaging/formats.js';
 
 /** Files one multipart request may carry: 16 images + mask, with room for the contract to report extra images. */
 const MAX_FILES = 32;
@@ -84,8 +85,19 @@ export async function readMultipart(req: FastifyRequest, config: Readonly<Config
   return { fields: { ...fields }, files };
 }
 
-/** The facts the contract checks about a file part; width/height when the header can be read (best effort). */
+/**
+ * The facts the contract checks about a file part: the type its bytes show (which wins over the declared one; the
+ * file name never decides), and width/height when the header can be read (best effort).
+ */
 export async function describeUpload(file: MultipartFile): Promise<UploadedFilePart> {
+  const format = sniffImageFormat(file.data);
   const dims = await peekSize(file.data);
-  return { field: file.field, filename: file.filename, mimetype: file.mimetype, bytes: file.data.length, ...(dims ?? {}) };
+  return {
+    field: file.field,
+    filename: file.filename,
+    mimetype: file.mimetype,
+    sniffedMimetype: format ? IMAGE_MIME_TYPES[format] : null,
+    bytes: file.data.length,
+    ...(dims ?? {}),
+  };
 }
