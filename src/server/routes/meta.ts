@@ -1,7 +1,7 @@
 // Health, readiness, model listing and the OpenAPI document: everything that is not image work.
 import type { FastifyInstance } from 'fastify';
 import { notFound } from '../../contract/errors.js';
-import { EXTENSION_FIELDS } from '../../contract/families.js';
+import { EXTENSION_FIELDS, familyRules } from '../../contract/families.js';
 import type { StylePreset } from '../../engine/models/folder.js';
 import { EDIT_STRENGTH, HIGH_FIDELITY_EDIT_STRENGTH, stylePreset } from '../../engine/plan.js';
 import type { ServedModel } from '../catalog.js';
@@ -41,9 +41,11 @@ function modelObject(s: ServedModel, deps: ServerDeps) {
       extra_edit_images: caps.supportsImageToImage
         ? 'blended into the init image (the first keeps half the weight) without a mask; ignored with a mask'
         : 'not supported',
-      input_fidelity: caps.supportsImageToImage
-        ? `high keeps more of the input: strength ${HIGH_FIDELITY_EDIT_STRENGTH} instead of ${EDIT_STRENGTH} without a mask`
-        : 'not supported',
+      input_fidelity: !caps.supportsImageToImage
+        ? 'not supported'
+        : familyRules(s.family, s.id).supportsInputFidelity
+          ? `high keeps more of the input: strength ${HIGH_FIDELITY_EDIT_STRENGTH} instead of ${EDIT_STRENGTH} without a mask`
+          : 'not accepted by this model name',
       ...(extras.prompt_vocabulary ? { prompt_vocabulary: extras.prompt_vocabulary } : {}),
     },
   };
