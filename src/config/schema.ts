@@ -1,9 +1,11 @@
 // The one schema for Easel's config: every key, its type, its allowed values and its default. The Config type is
 // inferred from it, so the file format, the defaults and the type the server reads cannot drift apart.
 import { isAbsolute, resolve } from 'node:path';
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { type Family, OPENAI_MODEL_FAMILIES } from '../contract/families.js';
 import type { ExecutionProvider } from '../engine/backends/onnx.js';
+import { show } from './errors.js';
 
 export type FamilyName = Family;
 
@@ -70,6 +72,54 @@ function modelEntrySchema(base: string) {
     .strict();
 }
 
+// --- server: browser safety (Host and Origin checks) and trusted proxies; read by src/server/security.ts.
+const HOSTNAME = /^(?:[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.?|\[[0-9a-f:.]+\])$/i;
+const HOST_RULE = 'expected a hostname without port or scheme (e.g. "images.example.com"), or "*"';
+const ORIGIN_RULE = 'expected an origin: http(s)://host[:port] with no path, or "*"';
+const PROXY_RULE = 'expected an IP address, a CIDR range, or one of "loopback" | "linklocal" | "uniquelocal"';
+
+/** An exact hostname, lowercased; "*" turns the Host check off. */
+const allowedHost = z
+  .string()
+  .refine((h) => h === '*' || HOSTNAME.test(h), { error: (iss) => `${HOST_RULE}, got ${show(iss.input)}` })
+  .transform((h) => h.toLowerCase().replace(/\.$/, ''));
+
+/** "https://app.example.com:8443", normalised the way browsers send Origin; "*" turns the Origin check off. */
+const allowedOrigin = z
+  .string()
+  .refine((o) => o === '*' || isBareOrigin(o), { error: (iss) => `${ORIGIN_RULE}, got ${show(iss.input)}` })
+  .transform((o) => (o === '*' ? o : new URL(o).origin));
+
+function isBareOrigin(text: string): boolean {
+  if (!URL.canParse(text)) return false;
+  const u = new URL(text);
+  const bare = u.pathname === '/' && !u.search && !u.hash && !u.username && !u.password;
+  return (u.protocol === 'http:' || u.protocol === 'https:') && bare;
+}
+
+/** A proxy address as Fastify's trustProxy (proxy-addr) takes it: an IP, a CIDR range, or a named range. */
+const proxyAddress = z
+  .string()
+  .refine((a) => ['loopback', 'linklocal', 'uniquelocal'].includes(a) || ipaddr.isValid(a) || ipaddr.isValidCIDR(a), {
+    error: (iss) => `${PROXY_RULE}, got ${show(iss.input)}`,
+  });
+
+const serverSchema = z
+  .object({
+    /** Host names served besides localhost, IP addresses, `host` and publicBaseUrl's host; ["*"] accepts any. */
+    allowedHosts: z.array(allowedHost).default([]),
+    /** Web page origins allowed to POST from a browser besides the server's own; ["*"] allows any. */
+    allowedOrigins: z.array(allowedOrigin).default([]),
+    /** Honour X-Forwarded-Host/-Proto/-For: true (from any peer) or only from these proxy addresses. */
+    trustProxy: z
+      .union([z.boolean(), z.array(proxyAddress).min(1)], {
+        error: (iss) => `expected true, false or a list of proxy addresses, got ${show(iss.input)}`,
+      })
+      .default(false),
+  })
+  .strict()
+  .prefault({});
+
 /** Every section is strict (unknown keys are refused) and prefaulted, so a partial section keeps its other defaults. */
 function fileSchema(ctx: SchemaContext) {
   return z
@@ -135,6 +185,7 @@ function fileSchema(ctx: SchemaContext) {
         })
         .strict()
         .prefault({}),
+      server: serverSchema,
     })
     .strict();
 }

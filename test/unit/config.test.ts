@@ -320,3 +320,62 @@ describe('easel config check / print', () => {
     expect(JSON.parse(out).defaultModel).toBe('m');
   });
 });
+
+describe('server: browser safety and proxies', () => {
+  it('defaults to no extra hosts or origins and no trusted proxy; a partial section keeps the rest', () => {
+    expect(loadConfig({}, {}).server).toEqual({ allowedHosts: [], allowedOrigins: [], trustProxy: false });
+    expect(loadConfig({ config: file({ server: { trustProxy: true } }) }, {}).server).toEqual({
+      allowedHosts: [],
+      allowedOrigins: [],
+      trustProxy: true,
+    });
+  });
+
+  it('normalises hosts and origins the way they arrive in requests', () => {
+    const cfg = loadConfig(
+      {
+        config: file({
+          server: {
+            allowedHosts: ['Easel.LAN.', 'images.example.com', '*'],
+            allowedOrigins: ['HTTPS://Play.Example.com:443/', 'http://localhost:3000', '*'],
+            trustProxy: ['10.0.0.2', '172.16.0.0/12', '::1', 'loopback'],
+          },
+        }),
+      },
+      {},
+    );
+    expect(cfg.server.allowedHosts).toEqual(['easel.lan', 'images.example.com', '*']);
+    expect(cfg.server.allowedOrigins).toEqual(['https://play.example.com', 'http://localhost:3000', '*']);
+    expect(cfg.server.trustProxy).toEqual(['10.0.0.2', '172.16.0.0/12', '::1', 'loopback']);
+  });
+
+  const cases: Array<[string, unknown, string]> = [
+    ['a host with a port', { allowedHosts: ['a.example:8080'] }, 'server.allowedHosts[0]: expected a hostname without port or scheme'],
+    ['a host with a scheme', { allowedHosts: ['https://a.example'] }, 'got "https://a.example"'],
+    [
+      'an origin with a path',
+      { allowedOrigins: ['https://a.example/app'] },
+      'server.allowedOrigins[0]: expected an origin: http(s)://host[:port]',
+    ],
+    ['a non-http origin', { allowedOrigins: ['ftp://a.example'] }, 'got "ftp://a.example"'],
+    ['the "null" origin', { allowedOrigins: ['null'] }, 'server.allowedOrigins[0]: expected an origin'],
+    ['a word for trustProxy', { trustProxy: 'yes' }, 'server.trustProxy: expected true, false or a list of proxy addresses, got "yes"'],
+    [
+      'a hop count (Fastify trusts no peer on it)',
+      { trustProxy: 1 },
+      'server.trustProxy: expected true, false or a list of proxy addresses, got 1',
+    ],
+    ['an empty proxy list', { trustProxy: [] }, 'server.trustProxy: expected at least 1 item(s), got 0'],
+    ['a proxy that is no address', { trustProxy: ['proxy.lan'] }, 'server.trustProxy[0]: expected an IP address, a CIDR range, or one of'],
+    [
+      'an unknown key',
+      { allowedHost: ['a'] },
+      'server.allowedHost: unknown key (allowed keys are allowedHosts, allowedOrigins, trustProxy)',
+    ],
+  ];
+  it.each(cases)('refuses %s', (_, server, message) => {
+    const path = file({ server });
+    expect(problems({ config: path })).toEqual([expect.stringContaining(`${path}: `)]);
+    expect(problems({ config: path })[0]).toContain(message);
+  });
+});
