@@ -3,7 +3,7 @@
 
 import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { sqliteMigrations, type Migration } from './migrations/sqlite.js';
 import {
@@ -32,6 +32,23 @@ const MAX_KEY_LENGTH = 256;
 const MAX_NAME_LENGTH = 200;
 const DEFAULT_USAGE_LIMIT = 100;
 const MAX_USAGE_LIMIT = 10_000;
+
+/**
+ * The database holds key hashes, usage and maybe prompts: owner-only (0600) like url-secret. It is created that way
+ * before SQLite opens it, and an older one of ours is tightened; SQLite gives the -wal and -shm files the database's mode.
+ */
+function makePrivate(path: string): void {
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    if (!existsSync(file) || (statSync(file).mode & 0o077) === 0) continue;
+    try {
+      chmodSync(file, 0o600);
+    } catch (err) {
+      // Someone else's file (a shared database): leave its mode to its owner.
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    }
+  }
+}
 
 export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
@@ -94,7 +111,10 @@ export class SqliteDb implements Db {
     this.path = opts.path;
     this.now = opts.now ?? Date.now;
     this.migrations = [...(opts.migrations ?? sqliteMigrations)].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    if (opts.path !== ':memory:' && opts.path !== '') mkdirSync(dirname(opts.path), { recursive: true });
+    if (opts.path !== ':memory:' && opts.path !== '') {
+      mkdirSync(dirname(opts.path), { recursive: true });
+      makePrivate(opts.path);
+    }
     this.db = new Database(opts.path);
     try {
       this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
