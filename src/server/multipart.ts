@@ -25,8 +25,12 @@ export interface MultipartBody {
   files: MultipartFile[];
 }
 
-/** Registers @fastify/multipart on `scope` (an encapsulated plugin context, so other routes stay JSON-only). */
+/**
+ * Registers @fastify/multipart on `scope` (an encapsulated plugin context, so other routes stay JSON-only). Bodies of
+ * any other type reach the route unread, which refuses them with OpenAI's 415 naming what it accepts.
+ */
 export async function registerMultipart(scope: FastifyInstance, config: Readonly<Config>): Promise<void> {
+  scope.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
   await scope.register(multipart, {
     limits: {
       fileSize: config.limits.uploadBytes,
@@ -39,7 +43,29 @@ export async function registerMultipart(scope: FastifyInstance, config: Readonly
   });
 }
 
-function multipartError(err: unknown, config: Readonly<Config>, field: string | undefined): ApiError | unknown {
+/** RFC 2046 5.1.1: a boundary is 1 to 70 characters (the parser cannot search for one over 252). */
+const MAX_BOUNDARY = 70;
+
+function invalidMultipart(detail: string): ApiError {
+  return badRequest(`The multipart/form-data body could not be parsed: ${detail}.`, null, 'invalid_multipart');
+}
+
+/** The Content-Type's boundary must be there and within RFC 2046's length before the parser is given the body. */
+function checkBoundary(contentType: string | undefined): void {
+  const m = /;\s*boundary=(?:"([^"]*)"|([^;\s]*))/i.exec(contentType ?? '');
+  const boundary = m ? (m[1] ?? m[2]) : undefined;
+  if (!boundary) throw invalidMultipart('the Content-Type header has no boundary');
+  if (boundary.length > MAX_BOUNDARY) {
+    throw invalidMultipart(`the boundary is ${boundary.length} characters long (at most ${MAX_BOUNDARY}, RFC 2046)`);
+  }
+}
+
+/**
+ * Limits become OpenAI's errors; every other failure while reading the parts comes from the body itself (a truncated
+ * part, a malformed header, a stream that ends early), so it is the client's 400, never a 500.
+ */
+function multipartError(err: unknown, config: Readonly<Config>, field: string | undefined): ApiError {
+  if (err instanceof ApiError) return err;
   const code = (err as { code?: string }).code;
   switch (code) {
     case 'FST_REQ_FILE_TOO_LARGE':
@@ -49,12 +75,13 @@ function multipartError(err: unknown, config: Readonly<Config>, field: string | 
     case 'FST_FIELDS_LIMIT':
     case 'FST_PARTS_LIMIT':
       return badRequest(`Too many form fields in one request (at most ${MAX_FIELDS}).`, null, 'too_many_fields');
+    case 'FST_PROTO_VIOLATION':
+      return invalidMultipart('a field is named like an object prototype property (__proto__, constructor)');
+    case 'ERR_STREAM_PREMATURE_CLOSE':
+      return invalidMultipart(`the body ended inside the part '${field ?? ''}'`);
   }
-  if (err instanceof ApiError) return err;
-  if (err instanceof Error && /Unexpected end of (form|multipart)|Malformed part header|boundary/i.test(err.message)) {
-    return badRequest(`The multipart/form-data body could not be parsed: ${err.message}.`, null, 'invalid_multipart');
-  }
-  return err;
+  const message = err instanceof Error ? err.message.replace(/\.$/, '') : String(err);
+  return invalidMultipart(message);
 }
 
 /** Reads every part into memory: scalars as strings, files as buffers; the total is capped at limits.uploadBytes. */
@@ -63,6 +90,7 @@ export async function readMultipart(req: FastifyRequest, config: Readonly<Config
   const files: MultipartFile[] = [];
   let total = 0;
   let current: string | undefined;
+  checkBoundary(req.headers['content-type']);
   try {
     for await (const part of req.parts()) {
       current = part.fieldname;
@@ -80,7 +108,9 @@ export async function readMultipart(req: FastifyRequest, config: Readonly<Config
       }
     }
   } catch (err) {
-    throw multipartError(err, config, current);
+    const refusal = multipartError(err, config, current);
+    if (refusal.code === 'invalid_multipart') req.log.info({ err }, 'multipart body refused');
+    throw refusal;
   }
   return { fields: { ...fields }, files };
 }
