@@ -201,7 +201,7 @@ describe('errors and envelope', () => {
       fetch(`${server.url}/v1/images/generations`, { method: 'POST', headers: { 'content-type': type }, body });
     const cases = [
       [await post('{"prompt": '), 400],
-      [await post('prompt=x', 'application/x-www-form-urlencoded'), 415],
+      [await post('prompt=x', 'application/x-www-form-urlencoded'), 400], // OpenAI: generations take JSON only (400 unsupported_content_type)
       [await post(JSON.stringify({ prompt: 'x'.repeat(3 * 1024 * 1024) })), 413],
       [await post('[1,2]'), 400],
       [await fetch(`${server.url}/v1/nope`), 404],
