@@ -1,19 +1,12 @@
 // Embedded default Db on better-sqlite3: one file under the data dir, WAL mode, migrations from ./migrations/sqlite.ts.
 // API keys are stored only as SHA-256 hashes and found by hash lookup; all queries are prepared statements.
 
-import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { sqliteMigrations, type Migration } from './migrations/sqlite.js';
-import {
-  API_KEY_PREFIX,
-  type ApiKeyInfo,
-  type CreatedApiKey,
-  type Db,
-  type ListUsageOptions,
-  type UsageRecord,
-} from './types.js';
+import Database from 'better-sqlite3';
+import { type Migration, sqliteMigrations } from './migrations/sqlite.js';
+import { API_KEY_PREFIX, type ApiKeyInfo, type CreatedApiKey, type Db, type ListUsageOptions, type UsageRecord } from './types.js';
 
 export interface SqliteDbOptions {
   /** Database file; its parent directory is created if missing. ':memory:' for a throwaway database. */
@@ -153,9 +146,7 @@ export class SqliteDb implements Db {
     // IMMEDIATE: take the write lock before reading what is applied, so two processes cannot both apply a migration.
     const run = this.db.transaction(() => {
       this.ensureMigrationsTable();
-      const applied = new Set(
-        (this.db.prepare('SELECT id FROM schema_migrations').all() as { id: string }[]).map((r) => r.id),
-      );
+      const applied = new Set((this.db.prepare('SELECT id FROM schema_migrations').all() as { id: string }[]).map((r) => r.id));
       const unknown = [...applied].filter((id) => !known.has(id));
       if (unknown.length > 0) {
         throw new Error(
@@ -180,9 +171,7 @@ export class SqliteDb implements Db {
       findKey: d.prepare('SELECT id, name FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL'),
       touchKey: d.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?'),
       revokeKey: d.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
-      listKeys: d.prepare(
-        'SELECT id, name, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at, id',
-      ),
+      listKeys: d.prepare('SELECT id, name, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at, id'),
       insertUsage: d.prepare(
         `INSERT INTO usage_records (request_id, key_id, endpoint, model, served_model, size, n, quality,
            input_tokens, output_tokens, end_user, duration_ms, status, prompt, created_at)

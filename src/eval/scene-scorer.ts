@@ -401,8 +401,14 @@ export function maskFeatures(mask: Uint8Array, bw: number, bh: number): ShapeFea
       stack.push(i);
     }
   };
-  for (let x = 0; x < bw; x++) push(x), push((bh - 1) * bw + x);
-  for (let y = 0; y < bh; y++) push(y * bw), push(y * bw + bw - 1);
+  for (let x = 0; x < bw; x++) {
+    push(x);
+    push((bh - 1) * bw + x);
+  }
+  for (let y = 0; y < bh; y++) {
+    push(y * bw);
+    push(y * bw + bw - 1);
+  }
   while (stack.length) {
     const i = stack.pop()!;
     const x = i % bw,

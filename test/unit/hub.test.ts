@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { registerModelsCommands } from '../../src/cli/models.js';
-import { HubError, hubSettings, isPipelineFile, parseRepoRef, pullModel, type ProgressEvent } from '../../src/hub/hf.js';
+import { HubError, hubSettings, isPipelineFile, type ProgressEvent, parseRepoRef, pullModel } from '../../src/hub/hf.js';
 import { createProgressReporter } from '../../src/hub/progress.js';
 import { listModels, resolveModelPath } from '../../src/hub/registry.js';
 
@@ -47,7 +47,9 @@ const FILES: FakeFile[] = [
   { path: 'unet/diffusion_pytorch_model.safetensors', content: seededBytes(50_000, 4), lfs: true },
   { path: 'text_encoder/flax_model.msgpack', content: seededBytes(1000, 5), lfs: true },
 ];
-const WANTED = FILES.filter((f) => !['.gitattributes', 'unet/diffusion_pytorch_model.safetensors', 'text_encoder/flax_model.msgpack'].includes(f.path));
+const WANTED = FILES.filter(
+  (f) => !['.gitattributes', 'unet/diffusion_pytorch_model.safetensors', 'text_encoder/flax_model.msgpack'].includes(f.path),
+);
 const REPO = 'tiny-org/tiny-sd';
 
 interface Hit {
@@ -104,7 +106,9 @@ function hubHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://x');
   hub.hits.push({ server: 'hub', url: url.pathname + url.search, range: req.headers.range, auth: req.headers.authorization });
   const fail = (status: number, code: string, message: string): void => {
-    res.writeHead(status, { 'x-error-code': code, 'x-error-message': message, 'content-type': 'application/json' }).end(JSON.stringify({ error: message }));
+    res
+      .writeHead(status, { 'x-error-code': code, 'x-error-message': message, 'content-type': 'application/json' })
+      .end(JSON.stringify({ error: message }));
   };
   if (hub.requiredToken && req.headers.authorization !== `Bearer ${hub.requiredToken}`) {
     fail(401, 'RepoNotFound', 'Invalid username or password.');
@@ -128,7 +132,12 @@ function hubHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
         sha: SHA,
         siblings: FILES.map((f) =>
           blobs
-            ? { rfilename: f.path, size: f.content.length, blobId: 'b'.repeat(40), ...(f.lfs ? { lfs: { sha256: sha256(f.content), size: f.content.length, pointerSize: 133 } } : {}) }
+            ? {
+                rfilename: f.path,
+                size: f.content.length,
+                blobId: 'b'.repeat(40),
+                ...(f.lfs ? { lfs: { sha256: sha256(f.content), size: f.content.length, pointerSize: 133 } } : {}),
+              }
             : { rfilename: f.path },
         ),
       }),
@@ -192,7 +201,9 @@ beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'easel-hub-'));
 });
 afterAll(async () => {
-  for (const [k, v] of Object.entries(savedEnv)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+  for (const [k, v] of Object.entries(savedEnv))
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
   await new Promise((r) => hubServer.close(r));
   await new Promise((r) => cdnServer.close(r));
   await rm(tmp, { recursive: true, force: true });
@@ -224,7 +235,10 @@ describe('settings and names', () => {
     expect(hubSettings({}).cacheDir).toMatch(/\.cache\/huggingface\/easel$/);
     expect(hubSettings({ HF_HOME: '/hf' }).cacheDir).toBe('/hf/easel');
     expect(hubSettings({ HF_HOME: '/hf', EASEL_MODELS_DIR: '/m' }).cacheDir).toBe('/m');
-    expect(hubSettings({ HF_ENDPOINT: 'https://mirror.example/', HF_TOKEN: 'hf_x' })).toMatchObject({ endpoint: 'https://mirror.example', token: 'hf_x' });
+    expect(hubSettings({ HF_ENDPOINT: 'https://mirror.example/', HF_TOKEN: 'hf_x' })).toMatchObject({
+      endpoint: 'https://mirror.example',
+      token: 'hf_x',
+    });
   });
   it('parses org/name[@revision] and rejects unsafe names', () => {
     expect(parseRepoRef('a/b')).toEqual({ repo: 'a/b', revision: 'main' });
@@ -256,7 +270,11 @@ describe('pullModel', () => {
       const got = await readFile(join(snapshot, f.path));
       expect(sha256(got), f.path).toBe(sha256(f.content));
     }
-    expect(result.skipped.sort()).toEqual(['.gitattributes', 'text_encoder/flax_model.msgpack', 'unet/diffusion_pytorch_model.safetensors']);
+    expect(result.skipped.sort()).toEqual([
+      '.gitattributes',
+      'text_encoder/flax_model.msgpack',
+      'unet/diffusion_pytorch_model.safetensors',
+    ]);
     expect((await readFile(join(cacheDir, 'tiny-org--tiny-sd', 'refs', 'main'), 'utf8')).trim()).toBe(SHA);
     expect(result.files.every((f) => f.downloaded)).toBe(true);
 
@@ -313,7 +331,8 @@ describe('pullModel', () => {
     expect(onnx.map((h) => h.range)).toEqual([undefined, 'bytes=70000-']);
     const idx = hub.hits.filter((h) => h.url.endsWith('/model_index.json'));
     expect(idx.map((h) => h.range)).toEqual([undefined, 'bytes=10-']);
-    for (const f of WANTED) expect(sha256(await readFile(join(cacheDir, 'tiny-org--tiny-sd', SHA, f.path))), f.path).toBe(sha256(f.content));
+    for (const f of WANTED)
+      expect(sha256(await readFile(join(cacheDir, 'tiny-org--tiny-sd', SHA, f.path))), f.path).toBe(sha256(f.content));
   });
 
   it('starts over when the server answers a Range request with the whole file (200)', async () => {
@@ -321,7 +340,9 @@ describe('pullModel', () => {
     hub.dropAfter.set('text_encoder/model.onnx', 30_000);
     hub.ignoreRange.add('text_encoder/model.onnx');
     await pullModel(REPO, { endpoint, cacheDir, ...fast });
-    const hits = hub.hits.filter((h) => h.server === 'cdn' && h.url.includes(sha256(FILES.find((f) => f.path === 'text_encoder/model.onnx')!.content)));
+    const hits = hub.hits.filter(
+      (h) => h.server === 'cdn' && h.url.includes(sha256(FILES.find((f) => f.path === 'text_encoder/model.onnx')!.content)),
+    );
     expect(hits.map((h) => h.range)).toEqual([undefined, 'bytes=30000-']);
     const got = await readFile(join(cacheDir, 'tiny-org--tiny-sd', SHA, 'text_encoder', 'model.onnx'));
     expect(got.length).toBe(90_000);
@@ -433,7 +454,9 @@ describe('models CLI', () => {
       await program(listed, []).parseAsync(['models', 'list', '--cache-dir', cacheDir], { from: 'user' });
       const lines = listed.join('').trimEnd().split('\n');
       expect(lines[0]).toMatch(/^NAME\s+SOURCE\s+PATH\s+SIZE$/);
-      expect(lines.some((l) => l.startsWith(REPO) && l.includes(' cached ') && l.includes(join(cacheDir, 'tiny-org--tiny-sd', SHA)))).toBe(true);
+      expect(lines.some((l) => l.startsWith(REPO) && l.includes(' cached ') && l.includes(join(cacheDir, 'tiny-org--tiny-sd', SHA)))).toBe(
+        true,
+      );
 
       const failed = await program([], [])
         .parseAsync(['models', 'pull', 'nobody/nothing', '--cache-dir', cacheDir], { from: 'user' })

@@ -330,7 +330,7 @@ export function thresholdSample(x0: Float64Array, batch: number, ratio: number, 
     s = Math.min(Math.max(s, 1), sampleMaxValue);
     for (let i = 0; i < per; i++) {
       const v = x0[off + i];
-      x0[off + i] = (v > s ? s : v < -s ? -s : v) / s;
+      x0[off + i] = Math.min(Math.max(v, -s), s) / s;
     }
   }
 }
