@@ -192,14 +192,7 @@ function encodePath(path: string): string {
 }
 
 /** Turn a hub error response into a HubError with a message that says what to do. */
-async function errorFor(
-  res: Response,
-  what: string,
-  repo: string,
-  revision: string,
-  client: Client,
-  isFile = false,
-): Promise<HubError> {
+async function errorFor(res: Response, what: string, repo: string, revision: string, client: Client, isFile = false): Promise<HubError> {
   const code = res.headers.get('x-error-code') ?? '';
   const serverMsg = res.headers.get('x-error-message') ?? (await res.text().catch(() => '')).slice(0, 200);
   const detail = serverMsg ? ` (server said: ${serverMsg.trim()})` : '';
@@ -218,7 +211,11 @@ async function errorFor(
   }
   if (code === 'RepoNotFound' || code === 'RepositoryNotFound' || res.status === 404) {
     const hint = client.token ? '' : ' If it is private, set HF_TOKEN.';
-    return new HubError(`repository ${repo} not found at ${client.endpoint} (${what}: HTTP ${res.status}).${hint}`, 'not_found', res.status);
+    return new HubError(
+      `repository ${repo} not found at ${client.endpoint} (${what}: HTTP ${res.status}).${hint}`,
+      'not_found',
+      res.status,
+    );
   }
   if (res.status === 401) {
     return client.token
@@ -318,7 +315,8 @@ async function fetchInfo(client: Client, repo: string, revision: string): Promis
       try {
         body = (await res.json()) as typeof body;
       } catch (err) {
-        if (controller.signal.aborted && !client.signal?.aborted) throw new HubError(`listing of ${repo} timed out`, 'network', undefined, true);
+        if (controller.signal.aborted && !client.signal?.aborted)
+          throw new HubError(`listing of ${repo} timed out`, 'network', undefined, true);
         throw new HubError(`listing of ${repo} is not JSON: ${describe(err)}`, 'bad_response', res.status, true);
       }
       if (typeof body.sha !== 'string' || !SHA_RE.test(body.sha) || !Array.isArray(body.siblings)) {

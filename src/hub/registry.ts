@@ -43,7 +43,11 @@ async function dirSize(path: string): Promise<number> {
     const p = join(path, e.name);
     if (e.isDirectory()) total += await dirSize(p);
     else if (e.isFile()) total += (await lstat(p)).size;
-    else if (e.isSymbolicLink()) total += await stat(p).then((s) => (s.isFile() ? s.size : 0), () => 0);
+    else if (e.isSymbolicLink())
+      total += await stat(p).then(
+        (s) => (s.isFile() ? s.size : 0),
+        () => 0,
+      );
   }
   return total;
 }
