@@ -176,6 +176,19 @@ function fileSchema(ctx: SchemaContext) {
         .object({ storePrompts: z.boolean().default(false) })
         .strict()
         .prefault({}),
+      /** The data dir's disk (read by src/server/disk.ts and the image sweeper). */
+      storage: z
+        .object({
+          /** Free bytes to keep on the data dir's filesystem: below it new jobs get a retryable 503. 0 turns it off. */
+          reserveBytes: z
+            .int()
+            .min(0)
+            .default(64 * 1024 * 1024),
+          /** Age after which a `.tmp-` file or an image without its sidecar is a crash leftover, swept at start. */
+          leftoverGraceSeconds: positiveInt.default(300),
+        })
+        .strict()
+        .prefault({}),
       limits: z
         .object({
           bodyBytes: positiveInt.default(2 * 1024 * 1024),

@@ -8,6 +8,7 @@ import type { EncodedImage, JobSpec } from '../jobs/types.js';
 import type { ServedModel } from './catalog.js';
 import { deliver } from './delivery.js';
 import type { ServerDeps } from './deps.js';
+import { admitWrites } from './disk.js';
 import { clientAbortSignal, JobCancelledError, runThroughQueue } from './dispatch.js';
 import { type JobPlan, partialSteps } from './plan.js';
 import { recordUsage } from './records.js';
@@ -35,6 +36,8 @@ const NO_USAGE: ImageUsage = {
 };
 
 export async function answerJob(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, job: ImageJob): Promise<unknown> {
+  // Every job writes (a usage row, and the store in url mode): on a disk under its reserve, a retryable 503 before any work.
+  await admitWrites(deps.disk, reply);
   const headers = warningHeaders(req, job);
   if (job.parsed.stream) return answerStream(deps, req, reply, job, headers);
   reply.headers(headers);

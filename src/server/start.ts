@@ -9,12 +9,14 @@ import type { Config } from '../config/config.js';
 import { warmTokenCounter } from '../contract/usage.js';
 import { openSqliteDb } from '../db/index.js';
 import { InProcessQueue } from '../jobs/in-process.js';
-import { createFsImageStore, startSweeper } from '../storage/index.js';
+import { createFsImageStore, type StoreFs, startSweeper } from '../storage/index.js';
 import { EnginePool } from '../worker/engine-pool.js';
 import { runJob } from '../worker/run-job.js';
 import { buildServer } from './app.js';
 import { ModelCatalog } from './catalog.js';
+import { DiskGuard, type DiskGuardOptions, guardStore } from './disk.js';
 import { createWordFilter, type ModerationHook } from './moderation.js';
+import { UsageRecorder } from './records.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -30,8 +32,10 @@ export interface StartOptions {
   now?: () => number;
   logger?: boolean;
   moderation?: ModerationHook;
-  /** Wait for the warm-up generation before resolving (tests); `serve` warms up in the background. */
+  /** Wait for the warm-up generation (and the start-up sweep) before resolving (tests); `serve` does both in the background. */
   waitForWarmUp?: boolean;
+  /** Seams for disk faults (tests): the free-space probe, the image store's filesystem calls, usage-row retry waits. */
+  io?: { statfs?: DiskGuardOptions['statfs']; storeFs?: StoreFs; usageRetryDelaysMs?: readonly number[] };
 }
 
 /** The URL-signing secret: from config, else kept in the data dir so URLs survive restarts. */
@@ -54,7 +58,14 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
   const now = opts.now ?? Date.now;
   mkdirSync(config.dataDir, { recursive: true });
   const models = ModelCatalog.fromConfig(config);
-  const store = createFsImageStore({ dir: join(config.dataDir, 'images'), now });
+  const imagesDir = join(config.dataDir, 'images');
+  const store = createFsImageStore({
+    dir: imagesDir,
+    now,
+    orphanGraceMs: config.storage.leftoverGraceSeconds * 1000,
+    fs: opts.io?.storeFs,
+  });
+  const disk = new DiskGuard({ paths: [config.dataDir, imagesDir], reserveBytes: config.storage.reserveBytes, statfs: opts.io?.statfs });
   const db = openSqliteDb({ path: join(config.dataDir, 'easel.sqlite'), now });
   let engines: EnginePool;
   try {
@@ -69,6 +80,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     throw err;
   }
   const log = { error: (obj: object, msg: string) => app.log.error(obj, msg) };
+  const usage = new UsageRecorder(db, () => app.log, { retryDelaysMs: opts.io?.usageRetryDelaysMs });
   const queue = new InProcessQueue({
     maxWaiting: config.queue.maxWaiting,
     models: engines.names,
@@ -85,15 +97,17 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     config,
     models,
     queue,
-    store,
+    store: guardStore(store, disk),
     db,
+    disk,
+    usage,
     moderation: opts.moderation ?? createWordFilter(config.moderation.categories, config.moderation.lowCategories),
     urlSecret: urlSecret(config),
     now,
     logger: opts.logger,
   });
   const sweeper = startSweeper(store, { intervalMs: config.images.sweepIntervalSeconds * 1000, now, logger: app.log });
-  const warm = Promise.all([engines.warmUp(), counters])
+  const warm = Promise.all([engines.warmUp(), counters, sweeper.initial])
     .then(() => undefined)
     .catch((err) => app.log.error({ err }, 'warm-up failed'));
   if (opts.waitForWarmUp) await warm;
@@ -108,6 +122,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
       await warm;
       await sweeper.stop();
       await store.close();
+      await usage.close();
       await db.close();
       await engines.dispose();
     },

@@ -1,8 +1,8 @@
 // Default ImageStore: images on the local filesystem, one image file plus a small JSON sidecar per id.
-// Writes are atomic (temp file + rename) and ids are checked against a strict pattern before any path is built.
+// Writes are atomic (temp file + rename, the temp file removed on any fault) and ids are checked before any path is built.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import * as nodeFs from 'node:fs/promises';
 import { join } from 'node:path';
 import { IMAGE_EXTENSIONS, IMAGE_FORMATS } from '../imaging/formats.js';
 import {
@@ -18,16 +18,24 @@ import {
   type StoredImageWithBytes,
 } from './types.js';
 
+/** The filesystem calls the store makes; node:fs/promises by default, a faulty one in tests (ENOSPC, EIO). */
+export type StoreFs = Pick<typeof nodeFs, 'mkdir' | 'readdir' | 'readFile' | 'rename' | 'rm' | 'stat' | 'writeFile'>;
+
+/** Default age after which a `.tmp-` file or a sidecar-less image counts as a crash leftover: 5 minutes. */
+export const DEFAULT_LEFTOVER_GRACE_MS = 5 * 60 * 1000;
+
 export interface FsImageStoreOptions {
   /** Directory holding the images; created (recursively) on first use. */
   dir: string;
   /** Clock in epoch milliseconds; injected so tests can move time. Default Date.now. */
   now?: () => number;
   /**
-   * Temp files and image files without a sidecar older than this are removed by `sweep`
-   * (left behind by a crash mid-write). Default one hour.
+   * Temp files and image files without a sidecar older than this are removed by `sweep` (left behind by a crash
+   * mid-write); younger ones may be a write in progress. Default DEFAULT_LEFTOVER_GRACE_MS.
    */
   orphanGraceMs?: number;
+  /** Filesystem calls; default node:fs/promises. */
+  fs?: StoreFs;
 }
 
 const SIDECAR_EXT = '.json';
@@ -82,6 +90,7 @@ export class FsImageStore implements ImageStore {
   readonly dir: string;
   private readonly now: () => number;
   private readonly orphanGraceMs: number;
+  private readonly fs: StoreFs;
   private ready: Promise<void> | undefined;
   private closed = false;
 
@@ -89,12 +98,13 @@ export class FsImageStore implements ImageStore {
     if (typeof opts.dir !== 'string' || opts.dir.length === 0) throw new TypeError('FsImageStore: dir is required');
     this.dir = opts.dir;
     this.now = opts.now ?? Date.now;
-    this.orphanGraceMs = opts.orphanGraceMs ?? 60 * 60 * 1000;
+    this.orphanGraceMs = opts.orphanGraceMs ?? DEFAULT_LEFTOVER_GRACE_MS;
+    this.fs = opts.fs ?? nodeFs;
   }
 
   private ensureDir(): Promise<void> {
     if (!this.ready) {
-      this.ready = mkdir(this.dir, { recursive: true, mode: 0o700 }).then(
+      this.ready = this.fs.mkdir(this.dir, { recursive: true, mode: 0o700 }).then(
         () => undefined,
         (err: unknown) => {
           this.ready = undefined; // let a later call retry
@@ -120,10 +130,11 @@ export class FsImageStore implements ImageStore {
   private async writeAtomic(path: string, data: Buffer | string): Promise<void> {
     const tmp = join(this.dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
     try {
-      await writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
-      await rename(tmp, path);
+      await this.fs.writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
+      await this.fs.rename(tmp, path);
     } catch (err) {
-      await rm(tmp, { force: true }).catch(() => undefined);
+      // A full disk or an I/O error may leave part of the file: it never stays behind (the sweep is a second net).
+      await this.fs.rm(tmp, { force: true }).catch(() => undefined);
       throw err;
     }
   }
@@ -154,7 +165,7 @@ export class FsImageStore implements ImageStore {
     try {
       await this.writeAtomic(this.sidecarPath(meta.id), JSON.stringify(sidecar));
     } catch (err) {
-      await rm(this.imagePath(meta.id, meta.ext), { force: true }).catch(() => undefined);
+      await this.fs.rm(this.imagePath(meta.id, meta.ext), { force: true }).catch(() => undefined);
       throw err;
     }
     return meta;
@@ -163,7 +174,7 @@ export class FsImageStore implements ImageStore {
   private async readMeta(id: string): Promise<StoredImage | undefined> {
     let text: string;
     try {
-      text = await readFile(this.sidecarPath(id), 'utf8');
+      text = await this.fs.readFile(this.sidecarPath(id), 'utf8');
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -178,7 +189,7 @@ export class FsImageStore implements ImageStore {
     if (!meta || meta.expiresAt <= this.now()) return undefined;
     let bytes: Buffer;
     try {
-      bytes = await readFile(this.imagePath(id, meta.ext));
+      bytes = await this.fs.readFile(this.imagePath(id, meta.ext));
     } catch (err) {
       if (isNotFound(err)) return undefined; // deleted between the two reads
       throw err;
@@ -191,9 +202,9 @@ export class FsImageStore implements ImageStore {
     if (!isImageId(id)) return;
     const meta = await this.readMeta(id);
     // Sidecar first so the id disappears at once; then the image under whichever extension it has.
-    await rm(this.sidecarPath(id), { force: true });
+    await this.fs.rm(this.sidecarPath(id), { force: true });
     const exts = meta ? [meta.ext] : IMAGE_FORMATS.map((f) => IMAGE_EXTENSIONS[f]);
-    await Promise.all(exts.map((e) => rm(this.imagePath(id, e), { force: true })));
+    await Promise.all(exts.map((e) => this.fs.rm(this.imagePath(id, e), { force: true })));
   }
 
   async sweep(now?: number): Promise<number> {
@@ -201,7 +212,7 @@ export class FsImageStore implements ImageStore {
     const t = now ?? this.now();
     let names: string[];
     try {
-      names = await readdir(this.dir);
+      names = await this.fs.readdir(this.dir);
     } catch (err) {
       if (isNotFound(err)) return 0; // nothing stored yet
       throw err;
@@ -238,8 +249,8 @@ export class FsImageStore implements ImageStore {
     for (const name of leftovers) {
       const p = join(this.dir, name);
       try {
-        const st = await stat(p);
-        if (t - st.mtimeMs > this.orphanGraceMs) await rm(p, { force: true });
+        const st = await this.fs.stat(p);
+        if (t - st.mtimeMs > this.orphanGraceMs) await this.fs.rm(p, { force: true });
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }

@@ -1,7 +1,7 @@
 // Public surface of the storage layer (image stores, signed URLs, TTL sweeper) for the server and CLI.
 // Import from here rather than from the individual files.
 
-export { createFsImageStore, FsImageStore, type FsImageStoreOptions } from './fs-store.js';
+export { createFsImageStore, DEFAULT_LEFTOVER_GRACE_MS, FsImageStore, type FsImageStoreOptions, type StoreFs } from './fs-store.js';
 export {
   imageFilePath,
   type SignImageUrlParams,

@@ -1,5 +1,5 @@
-// Periodic TTL sweeper: deletes expired images from an ImageStore so `url` responses do not fill the disk.
-// The timer is unref'd (never keeps the process alive) and a failing sweep is logged, never thrown.
+// TTL sweeper: deletes expired images and crash leftovers from an ImageStore at start, then on a timer, so `url`
+// responses do not fill the disk. The timer is unref'd (never keeps the process alive); a failing sweep is logged, never thrown.
 
 import type { ImageStore } from './types.js';
 
@@ -17,9 +17,11 @@ export interface SweeperOptions {
 }
 
 export interface Sweeper {
+  /** The sweep started with the sweeper (what a crash or a stopped server left behind); never rejects. */
+  readonly initial: Promise<number>;
   /** Stops the timer; resolves once a sweep in progress (if any) has finished. */
   stop(): Promise<void>;
-  /** Runs one sweep now (skipped, resolving 0, if one is already running); never rejects. */
+  /** Runs one sweep now (joining the one in progress, if any; 0 once stopped); never rejects. */
   sweepNow(): Promise<number>;
 }
 
@@ -36,7 +38,8 @@ export function startSweeper(store: ImageStore, opts: SweeperOptions): Sweeper {
   let stopped = false;
 
   const sweepNow = (): Promise<number> => {
-    if (stopped || inFlight) return Promise.resolve(0);
+    if (stopped) return Promise.resolve(0);
+    if (inFlight) return inFlight;
     inFlight = (async () => {
       try {
         const n = await store.sweep(now());
@@ -52,10 +55,12 @@ export function startSweeper(store: ImageStore, opts: SweeperOptions): Sweeper {
     return inFlight;
   };
 
+  const initial = sweepNow();
   const timer = setInterval(() => void sweepNow(), intervalMs);
   timer.unref();
 
   return {
+    initial,
     sweepNow,
     async stop() {
       stopped = true;

@@ -379,3 +379,26 @@ describe('server: browser safety and proxies', () => {
     expect(problems({ config: path })[0]).toContain(message);
   });
 });
+
+describe('storage: the data dir reserve and crash leftovers', () => {
+  it('defaults: 64 MiB kept free, leftovers swept once 5 minutes old', () => {
+    expect(loadConfig({}, {}).storage).toEqual({ reserveBytes: 64 * 1024 * 1024, leftoverGraceSeconds: 300 });
+  });
+
+  it('takes a reserve of 0 (the check off) and keeps the other default', () => {
+    expect(loadConfig({ config: file({ storage: { reserveBytes: 0 } }) }, {}).storage).toEqual({
+      reserveBytes: 0,
+      leftoverGraceSeconds: 300,
+    });
+  });
+
+  it.each([
+    [{ reserveBytes: '64MiB' }, 'storage.reserveBytes: expected an integer, got "64MiB"'],
+    [{ reserveBytes: -1 }, 'storage.reserveBytes: expected a value >= 0, got -1'],
+    [{ leftoverGraceSeconds: 0 }, 'storage.leftoverGraceSeconds: expected a value > 0, got 0'],
+    [{ reserve: 1 }, 'storage.reserve: unknown key (allowed keys are reserveBytes, leftoverGraceSeconds)'],
+  ])('refuses %j', (storage, message) => {
+    const path = file({ storage });
+    expect(problems({ config: path })).toEqual([`${path}: ${message}`]);
+  });
+});

@@ -1,11 +1,17 @@
-// Tests for the image store (filesystem), signed image URLs and the TTL sweeper, on real temp directories.
-// Time is moved with injected clocks, never with sleeps, except the sweeper's own timer test.
+// Tests for the image store (filesystem), signed image URLs, the TTL sweeper and the data dir's disk faults (free-space
+// guard, failing writes, usage rows retried), on real temp directories. Time is moved with injected clocks, not sleeps.
 
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import * as nodeFs from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FsImageStore } from '../../src/storage/fs-store.js';
+import { ApiError } from '../../src/contract/errors.js';
+import { openSqliteDb, type SqliteDb } from '../../src/db/index.js';
+import type { Db, UsageRecord } from '../../src/db/types.js';
+import { DiskGuard, type FsSpace, guardStore } from '../../src/server/disk.js';
+import { type RecorderLogger, UsageRecorder } from '../../src/server/records.js';
+import { FsImageStore, type StoreFs } from '../../src/storage/fs-store.js';
 import { signImageUrl, verifyImageUrl } from '../../src/storage/signing.js';
 import { startSweeper } from '../../src/storage/sweeper.js';
 import { IMAGE_ID_PATTERN, isImageId, newImageId } from '../../src/storage/types.js';
@@ -294,5 +300,220 @@ describe('startSweeper', () => {
     expect(errors).toHaveLength(1);
     expect(String((errors[0] as { err: Error }).err)).toMatch(/ENOTDIR/);
     await sweeper.stop();
+  });
+});
+
+describe('crash leftovers', () => {
+  it('the sweeper sweeps once at start: expired images and stale temp files go, a fresh temp file stays', async () => {
+    const store = new FsImageStore({ dir: root }); // default grace: 5 minutes
+    const expired = await store.put({ bytes: PNG, contentType: 'image/png' }, { ttlSeconds: 1 });
+    const kept = await store.put({ bytes: PNG, contentType: 'image/png' }, { ttlSeconds: 3600 });
+    await writeFile(join(root, '.tmp-stale'), 'half an image');
+    const tenMinutesAgo = (Date.now() - 10 * 60 * 1000) / 1000;
+    await utimes(join(root, '.tmp-stale'), tenMinutesAgo, tenMinutesAgo);
+    await writeFile(join(root, '.tmp-fresh'), 'a write in progress');
+    const sweeper = startSweeper(store, { intervalMs: 3_600_000, now: () => Date.now() + 2000 });
+    expect(await sweeper.initial).toBe(1);
+    expect((await readdir(root)).sort()).toEqual(['.tmp-fresh', `${kept.id}.json`, `${kept.id}.png`].sort());
+    expect(expired.id).not.toBe(kept.id);
+    await sweeper.stop();
+  });
+
+  it('sweepNow joins a sweep in progress instead of reporting 0', async () => {
+    const store = new FsImageStore({ dir: root, now });
+    await store.put({ bytes: PNG, contentType: 'image/png' }, { ttlSeconds: 1 });
+    const sweeper = startSweeper(store, { intervalMs: 3_600_000, now: () => clock + 1000 });
+    expect(await sweeper.sweepNow()).toBe(1);
+    await sweeper.stop();
+  });
+});
+
+const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', errno: -28 });
+
+/** node:fs/promises whose writeFile writes part of the data, then fails like a full disk, from the `failFrom`-th call on. */
+function fullDiskFs(failFrom: number): StoreFs & { writes: number } {
+  const fs = {
+    ...nodeFs,
+    writes: 0,
+    async writeFile(path: Parameters<typeof nodeFs.writeFile>[0], data: Buffer | string, opts?: Parameters<typeof nodeFs.writeFile>[2]) {
+      if (++fs.writes < failFrom) return nodeFs.writeFile(path, data, opts);
+      await nodeFs.writeFile(path, typeof data === 'string' ? data.slice(0, 3) : data.subarray(0, 3), opts);
+      throw enospc();
+    },
+  };
+  return fs as StoreFs & { writes: number };
+}
+
+describe('write faults', () => {
+  it('a put that hits a full disk leaves no partial file, whether the image or its sidecar fails', async () => {
+    for (const failFrom of [1, 2]) {
+      const dir = join(root, `fail-${failFrom}`);
+      const store = new FsImageStore({ dir, now, fs: fullDiskFs(failFrom) });
+      await expect(store.put({ bytes: PNG, contentType: 'image/png' }, { ttlSeconds: 60 })).rejects.toMatchObject({ code: 'ENOSPC' });
+      expect(await readdir(dir)).toEqual([]);
+    }
+  });
+
+  it('through the server guard the fault is a retryable 503 and the disk is probed again', async () => {
+    let probes = 0;
+    const guard = new DiskGuard({
+      paths: [root],
+      reserveBytes: 1,
+      statfs: async () => {
+        probes++;
+        return { bavail: 100, bsize: 4096 };
+      },
+      clock: () => 0,
+    });
+    await guard.admit();
+    const store = guardStore(new FsImageStore({ dir: root, now, fs: fullDiskFs(1) }), guard);
+    const err = await store.put({ bytes: PNG, contentType: 'image/png' }, { ttlSeconds: 60 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ status: 503, shouldRetry: true, retryAfterSeconds: 10, code: 'service_unavailable' });
+    expect(await readdir(root)).toEqual([]);
+    await guard.state();
+    expect(probes).toBe(2); // the cached probe was dropped by the fault
+  });
+});
+
+describe('DiskGuard', () => {
+  function probe(space: Record<string, FsSpace | 'missing'>) {
+    const calls: string[] = [];
+    const statfs = async (path: string) => {
+      calls.push(path);
+      const s = space[path];
+      if (s === 'missing') throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+      return s;
+    };
+    return { calls, statfs };
+  }
+
+  it('refuses below the reserve with a retryable 503 and recovers by itself once space returns', async () => {
+    let t = 0;
+    const space = { '/data': { bavail: 10, bsize: 4096 } };
+    const { calls, statfs } = probe(space);
+    const guard = new DiskGuard({ paths: ['/data'], reserveBytes: 64 * 1024, statfs, clock: () => t });
+    expect(await guard.state()).toEqual({ freeBytes: 40_960, reserveBytes: 65_536, low: true });
+    const err = await guard.admit().catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 503, shouldRetry: true, retryAfterSeconds: 10, code: 'service_unavailable' });
+    expect((err as ApiError).message).toMatch(/disk space.*40960 bytes free, 65536 reserved/);
+    space['/data'] = { bavail: 1000, bsize: 4096 };
+    t = 999;
+    await expect(guard.admit()).rejects.toBeInstanceOf(ApiError); // the cached answer, not another statfs
+    expect(calls).toHaveLength(1);
+    t = 1000;
+    await guard.admit();
+    expect(await guard.state()).toMatchObject({ freeBytes: 4_096_000, low: false });
+    expect(calls).toHaveLength(2);
+  });
+
+  it('takes the fullest filesystem, skips folders not made yet, and shares one probe between callers', async () => {
+    const { calls, statfs } = probe({
+      '/data': { bavail: 50, bsize: 1024 },
+      '/data/images': 'missing',
+      '/mnt/img': { bavail: 3, bsize: 4096 },
+    });
+    const guard = new DiskGuard({ paths: ['/data', '/data/images', '/mnt/img'], reserveBytes: 0, statfs, clock: () => 0 });
+    const states = await Promise.all([guard.state(), guard.state(), guard.state()]);
+    expect(states.map((s) => s.freeBytes)).toEqual([12_288, 12_288, 12_288]);
+    expect(states[0].low).toBe(false); // a reserve of 0 turns the check off
+    expect(calls).toEqual(['/data', '/data/images', '/mnt/img']);
+  });
+});
+
+const ROW: UsageRecord = {
+  requestId: 'req_disk_full',
+  keyId: null,
+  endpoint: '/v1/images/generations',
+  model: 'gpt-image-1',
+  servedModel: 'easel-default',
+  size: '1024x1024',
+  n: 1,
+  quality: 'low',
+  inputTokens: 7,
+  outputTokens: 272,
+  user: 'u-1',
+  durationMs: 1234,
+  status: 200,
+  prompt: null,
+  createdAt: 1_700_000_000_000,
+};
+
+/** The real SQLite database, whose usage inserts fail like a full disk (SQLITE_FULL) while `failures` lasts. */
+function fullDatabase(db: SqliteDb, failures: { left: number }): Db {
+  return new Proxy(db, {
+    get(target, key) {
+      if (key === 'recordUsage') {
+        return async (r: UsageRecord) => {
+          if (failures.left-- > 0) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+          return target.recordUsage(r);
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+function capture(): RecorderLogger & { lines: { level: string; obj: Record<string, unknown>; msg: string }[] } {
+  const lines: { level: string; obj: Record<string, unknown>; msg: string }[] = [];
+  return {
+    lines,
+    warn: (obj, msg) => lines.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }),
+    error: (obj, msg) => lines.push({ level: 'error', obj: obj as Record<string, unknown>, msg }),
+  };
+}
+
+async function settled(recorder: UsageRecorder): Promise<void> {
+  for (let i = 0; i < 500 && recorder.pending > 0; i++) await new Promise((r) => setTimeout(r, 2));
+  expect(recorder.pending).toBe(0);
+}
+
+describe('UsageRecorder', () => {
+  let db: SqliteDb;
+  beforeEach(() => {
+    db = openSqliteDb({ path: join(root, 'easel.sqlite') });
+  });
+  afterEach(async () => {
+    await db.close();
+  });
+
+  it('a row that fails with SQLITE_FULL is retried off the request path and lands', async () => {
+    const log = capture();
+    const recorder = new UsageRecorder(fullDatabase(db, { left: 2 }), () => log, { retryDelaysMs: [1, 1, 1] });
+    await recorder.record(ROW);
+    expect(await db.listUsage()).toEqual([]); // the request did not wait for the retries
+    await settled(recorder);
+    expect(await db.listUsage()).toEqual([ROW]);
+    expect(recorder.dropped).toBe(0);
+    expect(log.lines.map((l) => l.level)).toEqual(['warn', 'warn']);
+  });
+
+  it('a row that keeps failing is logged at error level whole, for replay, and counted', async () => {
+    const log = capture();
+    const recorder = new UsageRecorder(fullDatabase(db, { left: Infinity }), () => log, { retryDelaysMs: [1, 1] });
+    await recorder.record(ROW);
+    await settled(recorder);
+    expect(recorder.dropped).toBe(1);
+    const errors = log.lines.filter((l) => l.level === 'error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0].obj).toMatchObject({ usageRecord: ROW, attempts: 3 });
+    expect(String(errors[0].obj.err)).toMatch(/database or disk is full/);
+    expect(await db.listUsage()).toEqual([]);
+  });
+
+  it('close writes the rows still waiting for a retry, and drops (logged) what still fails', async () => {
+    const log = capture();
+    const failures = { left: 1 };
+    const recorder = new UsageRecorder(fullDatabase(db, failures), () => log, { retryDelaysMs: [3_600_000] });
+    await recorder.record(ROW);
+    await recorder.record({ ...ROW, requestId: 'req_second' }); // written at once
+    expect(recorder.pending).toBe(1);
+    await recorder.close();
+    expect((await db.listUsage()).map((r) => r.requestId).sort()).toEqual(['req_disk_full', 'req_second']);
+    failures.left = 1;
+    await recorder.record({ ...ROW, requestId: 'req_after_close' });
+    expect(recorder.dropped).toBe(1);
+    expect(log.lines.at(-1)).toMatchObject({ level: 'error', obj: { usageRecord: { requestId: 'req_after_close' } } });
   });
 });

@@ -54,15 +54,18 @@ function modelObject(s: ServedModel, deps: ServerDeps) {
 export function registerMetaRoutes(app: FastifyInstance, deps: ServerDeps): void {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
-  // Ready when every local model has a warm worker and everything else a request needs is built.
+  // Ready when every local model has a warm worker, everything else a request needs is built, and the disk has room.
   app.get('/readyz', async (_req, reply) => {
-    const stats = await deps.queue.stats();
+    const [stats, disk] = await Promise.all([deps.queue.stats(), deps.disk.state()]);
     const models = [...deps.models.locals.keys()].map((name) => ({ name, warmed: (stats.workers[name] ?? 0) > 0 }));
-    const ready = models.every((m) => m.warmed) && (deps.warm?.() ?? true);
-    return reply.code(ready ? 200 : 503).send({
-      status: ready ? 'ready' : 'warming_up',
+    const warm = models.every((m) => m.warmed) && (deps.warm?.() ?? true);
+    const status = disk.low ? 'disk_low' : warm ? 'ready' : 'warming_up';
+    return reply.code(status === 'ready' ? 200 : 503).send({
+      status,
       models,
       queue: { waiting: stats.waiting, running: stats.running },
+      disk: { free_bytes: disk.freeBytes, reserve_bytes: disk.reserveBytes },
+      usage_records_dropped: deps.usage.dropped,
     });
   });
 
