@@ -135,10 +135,3 @@ function storageFault(err: unknown): ApiError {
   const code = (err as { code: string }).code;
   return serviceUnavailable(`The image could not be stored (${code}); retry later.`, DISK_LOW_RETRY_AFTER_SECONDS);
 }
-
-declare module './deps.js' {
-  interface ServerDeps {
-    /** Free space of the data dir against storage.reserveBytes (checked before a job is accepted, shown by /readyz). */
-    disk: DiskGuard;
-  }
-}

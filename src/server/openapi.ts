@@ -392,7 +392,13 @@ export function openApiDocument(models: readonly DocumentedModel[]): Record<stri
         get: {
           operationId: 'ready',
           security: [],
-          responses: { '200': { description: 'Models loaded and warmed' }, '503': { description: 'Warming up' } },
+          responses: {
+            '200': { description: 'Models loaded and warmed' },
+            '503': {
+              description:
+                'Not ready: warming up, draining for shutdown, or the data dir below its free-space reserve (the body says which)',
+            },
+          },
         },
       },
     },

@@ -112,10 +112,3 @@ export class UsageRecorder {
     this.log().error({ err, attempts, usageRecord: r }, 'usage record dropped after retries; replay it from this log line');
   }
 }
-
-declare module './deps.js' {
-  interface ServerDeps {
-    /** Writes usage rows with retries; counts the ones it had to drop. */
-    usage: UsageRecorder;
-  }
-}
