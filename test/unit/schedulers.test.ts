@@ -1,6 +1,7 @@
-// Golden tests for the five schedulers, ported from diffusers' tests/schedulers (test_scheduler_euler.py, _euler_ancestral,
-// _ddim, _dpm_multi, _lcm and test_schedulers.py's dummy_sample_deter / dummy_noise_deter / dummy_model), plus schedule tables,
-// closed-form addNoise and "oracle model recovers x0" checks. Expected numbers are diffusers' own, with diffusers' tolerances.
+// Golden tests for the schedulers, ported from diffusers' tests/schedulers (test_scheduler_euler.py, _euler_ancestral, _ddim,
+// _dpm_multi, _lcm, _pndm, _lms and test_schedulers.py's dummy_sample_deter / dummy_noise_deter / dummy_model), plus schedule
+// tables, closed-form addNoise, "oracle model recovers x0" checks and the SD pipelines' config fix-ups. Expected numbers are
+// diffusers' own, with diffusers' tolerances.
 import { describe, expect, it } from 'vitest';
 import { createRng, type Rng } from '../../src/engine/rng.js';
 import {
@@ -10,10 +11,15 @@ import {
   EulerAncestralDiscreteScheduler,
   EulerDiscreteScheduler,
   LCMScheduler,
+  LMSDiscreteScheduler,
+  PNDMScheduler,
+  registeredConfig,
+  SCHEDULER_CLASSES,
   SCHEDULER_NAMES,
   type Scheduler,
   type SchedulerConfig,
-  schedulerNameForClass,
+  sdPipelineFixups,
+  UnsupportedSchedulerError,
 } from '../../src/engine/schedulers/index.js';
 import { type Tensor, tensor } from '../../src/engine/tensor.js';
 
@@ -337,6 +343,64 @@ describe('LCMScheduler (diffusers test_scheduler_lcm.py)', () => {
 
   it('refuses more steps than original_inference_steps', () => {
     expect(() => new LCMScheduler(config).setTimesteps(51)).toThrow(RangeError);
+  });
+});
+
+describe('PNDMScheduler (diffusers test_scheduler_pndm.py)', () => {
+  const config = { num_train_timesteps: 1000, beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear' };
+  // full_loop: the 12 Runge-Kutta calls (step_prk), then PLMS over the remaining timesteps; step() dispatches the same way.
+  const run = (extra: SchedulerConfig = {}): Tensor => {
+    const s = new PNDMScheduler({ ...config, ...extra });
+    s.setTimesteps(10);
+    return plainLoop(s, createRng(0));
+  };
+
+  it('full loop, no noise', () => expectStats(run(), 198.1318, 0.258));
+  it('full loop, v_prediction', () => expectStats(run({ prediction_type: 'v_prediction' }), 67.3986, 0.0878));
+  it('full loop, set_alpha_to_one', () => expectStats(run({ set_alpha_to_one: true, beta_start: 0.01 }), 230.0399, 0.2995));
+  it('full loop, no set_alpha_to_one', () => expectStats(run({ set_alpha_to_one: false, beta_start: 0.01 }), 186.9482, 0.2434));
+
+  it('timesteps with Runge-Kutta steps (test_steps_offset)', () => {
+    const s = new PNDMScheduler({ ...config, steps_offset: 1 });
+    s.setTimesteps(10);
+    expect([...s.timesteps]).toEqual([901, 851, 851, 801, 801, 751, 751, 701, 701, 651, 651, 601, 601, 501, 401, 301, 201, 101, 1]);
+  });
+
+  it('skip_prk_steps (the SD 1.x configs): PLMS only, the second-noisiest timestep twice, n + 1 model calls', () => {
+    const s = new PNDMScheduler({ ...SD15 });
+    s.setTimesteps(6);
+    expect([...s.timesteps]).toEqual([831, 665, 665, 499, 333, 167, 1]);
+  });
+
+  it('needs 4 steps for the Runge-Kutta warm-up, and refuses sample prediction', () => {
+    expect(() => new PNDMScheduler(config).setTimesteps(3)).toThrow(/at least 4 steps/);
+    expect(() => new PNDMScheduler({ prediction_type: 'sample' })).toThrow(/prediction_type "sample"/);
+  });
+});
+
+describe('LMSDiscreteScheduler (diffusers test_scheduler_lms.py)', () => {
+  const config = { num_train_timesteps: 1100, beta_start: 0.0001, beta_end: 0.02, beta_schedule: 'linear' };
+  const run = (extra: SchedulerConfig = {}, start = 0, noise?: Tensor): Tensor => {
+    const s = new LMSDiscreteScheduler({ ...config, ...extra });
+    s.setTimesteps(10);
+    return eulerLoop(s, createRng(0), start, noise);
+  };
+
+  it('full loop, no noise', () => expectStats(run(), 1006.388, 1.31));
+  it('full loop, v_prediction', () => expectStats(run({ prediction_type: 'v_prediction' }), 0.0017, 2.2676e-6));
+  it('full loop, Karras sigmas', () => expectStats(run({ use_karras_sigmas: true }), 3812.9927, 4.9648, 2e-2));
+  // From step 8 the order is already min(8 + 1, 4) = 4 with one derivative: diffusers pairs the first coefficient with it.
+  it('full loop with noise (img2img from step 8)', () => expectStats(run({}, 8, dummyNoiseDeter()), 27663.6895, 36.0204));
+
+  it('integrates the Lagrange basis exactly: the coefficients of one step sum to the step in sigma', () => {
+    const s = new LMSDiscreteScheduler(SD15);
+    s.setTimesteps(6);
+    for (let t = 0; t < 6; t++) {
+      const order = Math.min(t + 1, 4);
+      let sum = 0;
+      for (let j = 0; j < order; j++) sum += s.lmsCoefficient(order, t, j);
+      expect(sum).toBeCloseTo(s.sigmas[t + 1] - s.sigmas[t], 12);
+    }
   });
 });
 
@@ -678,22 +742,24 @@ describe('createScheduler', () => {
     expect([...SCHEDULER_NAMES]).toEqual(['euler', 'euler-ancestral', 'ddim', 'dpm-solver-multistep', 'lcm']);
   });
 
-  it('picks the algorithm from _class_name, falling back to Euler', () => {
+  it('picks the class from _class_name (Euler when absent) and refuses one it does not implement, naming it', () => {
     const cases: [string | undefined, unknown][] = [
       ['EulerDiscreteScheduler', EulerDiscreteScheduler],
       ['EulerAncestralDiscreteScheduler', EulerAncestralDiscreteScheduler],
       ['DDIMScheduler', DDIMScheduler],
       ['DPMSolverMultistepScheduler', DPMSolverMultistepScheduler],
       ['LCMScheduler', LCMScheduler],
-      ['PNDMScheduler', EulerDiscreteScheduler],
-      ['LMSDiscreteScheduler', EulerDiscreteScheduler],
-      ['SomethingNewScheduler', EulerDiscreteScheduler],
+      ['PNDMScheduler', PNDMScheduler],
+      ['LMSDiscreteScheduler', LMSDiscreteScheduler],
       [undefined, EulerDiscreteScheduler],
     ];
     for (const [className, Ctor] of cases) {
       expect(createScheduler(undefined, { ...SD15, _class_name: className }), String(className)).toBeInstanceOf(Ctor);
     }
-    expect(schedulerNameForClass('DDIMScheduler')).toBe('ddim');
+    expect(SCHEDULER_CLASSES).toHaveLength(7);
+    const unipc = () => createScheduler(undefined, { ...SD15, _class_name: 'UniPCMultistepScheduler' });
+    expect(unipc).toThrow(UnsupportedSchedulerError);
+    expect(unipc).toThrow(/"UniPCMultistepScheduler" is not implemented/);
   });
 
   it('an explicit name wins over _class_name', () => {
@@ -725,6 +791,22 @@ describe('createScheduler', () => {
     expect(() => s.scaleModelInput(dummySampleDeter(), 5)).toThrow(RangeError);
   });
 
+  it('registeredConfig is the config diffusers holds: the class defaults under the file keys, unknown keys kept', () => {
+    const r = registeredConfig({ _class_name: 'DDIMScheduler', steps_offset: 1, skip_prk_steps: true, trained_betas: null });
+    expect(r).toMatchObject({
+      _class_name: 'DDIMScheduler',
+      clip_sample: true,
+      timestep_spacing: 'leading',
+      steps_offset: 1,
+      skip_prk_steps: true,
+    });
+    // Switching class reads the folder's class values: DDIM's leading spacing, not Euler's own linspace default.
+    const euler = createScheduler('euler', registeredConfig({ _class_name: 'DDIMScheduler', steps_offset: 1 }));
+    euler.setTimesteps(10);
+    expect(euler.timesteps[0]).toBe(901);
+    expect(registeredConfig({})._class_name).toBe('EulerDiscreteScheduler');
+  });
+
   it('each instance keeps its own step state', () => {
     const a = createScheduler('dpm-solver-multistep', SD15);
     const b = createScheduler('dpm-solver-multistep', SD15);
@@ -738,5 +820,40 @@ describe('createScheduler', () => {
     const y1 = b.step(dummyModel(x, b.timesteps[0]), 0, x, createRng(0)).prevSample.data;
     const y2 = fresh.step(dummyModel(x, fresh.timesteps[0]), 0, x, createRng(0)).prevSample.data;
     expect(y1).toEqual(y2);
+  });
+});
+
+describe('SD 1.x/2.x pipeline fix-ups (diffusers StableDiffusion{,Img2Img,Inpaint}Pipeline.__init__)', () => {
+  const ddim = (extra: SchedulerConfig): SchedulerConfig => registeredConfig({ ...SD15, _class_name: 'DDIMScheduler', ...extra });
+
+  it('steps_offset 0 becomes 1: 6 leading DDIM steps run 831..1, not 830..0 (pack case gap2-ddim-steps-offset0)', () => {
+    const raw = createScheduler(undefined, ddim({ steps_offset: 0 }));
+    const fixed = createScheduler(undefined, sdPipelineFixups(ddim({ steps_offset: 0 }), 'text-to-image'));
+    raw.setTimesteps(6);
+    fixed.setTimesteps(6);
+    expect([...raw.timesteps]).toEqual([830, 664, 498, 332, 166, 0]);
+    expect([...fixed.timesteps]).toEqual([831, 665, 499, 333, 167, 1]);
+  });
+
+  it('clip_sample true, or absent on DDIM (its class default), becomes false for text-to-image and image-to-image', () => {
+    for (const kind of ['text-to-image', 'image-to-image'] as const) {
+      expect(sdPipelineFixups(ddim({ clip_sample: true }), kind).clip_sample).toBe(false);
+      const { clip_sample: _, ...noKey } = SD15;
+      expect(sdPipelineFixups(registeredConfig({ ...noKey, _class_name: 'DDIMScheduler' }), kind).clip_sample).toBe(false);
+    }
+  });
+
+  it('the inpainting pipeline fixes steps_offset and skip_prk_steps, and leaves clip_sample alone', () => {
+    const fixed = sdPipelineFixups(ddim({ clip_sample: true, steps_offset: 0 }), 'inpaint');
+    expect(fixed).toMatchObject({ clip_sample: true, steps_offset: 1 });
+    const pndm = sdPipelineFixups(registeredConfig({ ...SD15, skip_prk_steps: false }), 'inpaint');
+    expect(pndm.skip_prk_steps).toBe(true);
+    expect(sdPipelineFixups(registeredConfig({ ...SD15, skip_prk_steps: false }), 'text-to-image').skip_prk_steps).toBe(false);
+  });
+
+  it('a key the class does not have and the file does not set is not added', () => {
+    const euler = sdPipelineFixups(registeredConfig({ _class_name: 'EulerDiscreteScheduler' }), 'text-to-image');
+    expect('clip_sample' in euler).toBe(false);
+    expect(euler.steps_offset).toBe(1);
   });
 });
