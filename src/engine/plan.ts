@@ -66,7 +66,7 @@ export interface SizePlan {
 
 /**
  * A native size with the closest aspect ratio when the model lists several; otherwise the native area at the
- * requested aspect, rounded to multiples of 8 latent pixels (so UNets with three downsamplings accept it).
+ * requested aspect, rounded to the model's own size multiple (VAE scale x UNet downsampling: 64 for SD 1.x/2.x).
  */
 export function planSize(width: number, height: number, caps: ModelCapabilities): SizePlan {
   const aspect = Math.log(width / height);
@@ -79,7 +79,7 @@ export function planSize(width: number, height: number, caps: ModelCapabilities)
     return { genWidth: best[0], genHeight: best[1], outWidth: width, outHeight: height };
   }
   const area = caps.nativeWidth * caps.nativeHeight;
-  const step = caps.sizeMultiple * 8;
+  const step = caps.sizeMultiple;
   const round = (v: number) => Math.max(step, Math.round(v / step) * step);
   const gw = round(Math.sqrt(area * (width / height)));
   const gh = round(Math.sqrt(area / (width / height)));

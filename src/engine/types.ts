@@ -12,8 +12,12 @@ export interface RgbaImage {
 
 export interface GenerateRequest {
   prompt: string;
+  /**
+   * Absent and "" differ, as in diffusers: SD 1.x/2.x encode "" either way, but SDXL models with
+   * force_zeros_for_empty_prompt (model_index.json, the default) use zero unconditional embeddings only when it is absent.
+   */
   negativePrompt?: string;
-  /** Output size in pixels; must be multiples of the model's VAE scale factor. */
+  /** Output size in pixels; both must be multiples of the model's `capabilities.sizeMultiple`. */
   width: number;
   height: number;
   /** Number of images (batched through the UNet together). */
@@ -34,7 +38,10 @@ export interface GenerateRequest {
   scheduler?: SchedulerName;
   /** Image-to-image: the starting image (resized to width x height by the caller). */
   initImage?: RgbaImage;
-  /** Image-to-image strength in (0, 1]: 1 ignores the init image, small values keep it. Default 0.8. */
+  /**
+   * Image-to-image strength in (0, 1]: 1 ignores the init image, small values keep it. Default 0.8, or 1 with a mask
+   * (diffusers' StableDiffusionImg2ImgPipeline and StableDiffusionInpaintPipeline defaults).
+   */
   strength?: number;
   /**
    * Inpainting: per-pixel weights at width x height, 1 = repaint, 0 = keep the init image.
@@ -82,7 +89,10 @@ export interface ModelCapabilities {
   nativeHeight: number;
   /** Sizes the model can produce directly (its easel.json may list several; otherwise the native one). */
   nativeSizes: ReadonlyArray<readonly [number, number]>;
-  /** Output sizes must be multiples of this. */
+  /**
+   * Output sides must be multiples of this: the VAE scale factor times the UNet's total downsampling (64 for SD 1.x/2.x,
+   * 32 for SDXL), read from vae_decoder/config.json and unet/config.json. Other sizes are refused.
+   */
   sizeMultiple: number;
   /** The VAE decodes an alpha channel. */
   supportsAlpha: boolean;

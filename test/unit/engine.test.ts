@@ -1,11 +1,23 @@
 // Engine tests on the tiny random-weight fixtures (test/fixtures, made by training/make_fixtures.py):
-// real onnxruntime sessions, 2 steps at 64x64; shapes, seeds, guidance, image inputs, SDXL, cancellation, errors.
+// real onnxruntime sessions, 2 steps at 64x64; shapes, seeds, guidance, image inputs, SDXL, cancellation, errors,
+// and the minimal case of each diffusers parity gap closed in issue 24 (the full pack runs in parity.test.ts).
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BackendError } from '../../src/engine/backends/onnx.js';
-import { AbortError, loadPipeline, ModelFolderError, type RgbaImage, type StableDiffusionPipeline } from '../../src/engine/index.js';
+import {
+  AbortError,
+  GenerateRequestError,
+  loadPipeline,
+  ModelFolderError,
+  type RgbaImage,
+  type StableDiffusionPipeline,
+} from '../../src/engine/index.js';
+import { readModelInfo } from '../../src/engine/models/info.js';
+import { maskToLatent } from '../../src/engine/pipelines/pixels.js';
+import { planSize } from '../../src/engine/plan.js';
+import type { ModelCapabilities } from '../../src/engine/types.js';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures');
 
@@ -32,7 +44,7 @@ describe('tiny-sd (SD 1.x layout, int64 timestep)', () => {
 
   it('reads its constants from the folder', () => {
     expect(pipe.capabilities.nativeWidth).toBe(64);
-    expect(pipe.capabilities.sizeMultiple).toBe(8);
+    expect(pipe.capabilities.sizeMultiple).toBe(16); // VAE x8, UNet with 2 down blocks (one downsampling)
     expect(pipe.capabilities.isInpaintModel).toBe(false);
     expect(pipe.capabilities.supportsImageToImage).toBe(true);
     expect(pipe.folder.scalingFactor).toBeCloseTo(0.18215);
@@ -177,8 +189,13 @@ describe('tiny-sd (SD 1.x layout, int64 timestep)', () => {
     expect(meanAbsDiff(previews[0][1], r.images[0])).toBeGreaterThan(0);
   });
 
-  it('refuses sizes that are not multiples of the VAE scale factor', async () => {
-    await expect(pipe.generate({ ...base, width: 60 })).rejects.toThrow(/multiple of 8/);
+  it('refuses sizes the UNet cannot take, naming the multiple (56 = 7 latent pixels cannot be halved)', async () => {
+    await expect(pipe.generate({ ...base, width: 60 })).rejects.toThrow(/multiple of 16/);
+    const odd = pipe.generate({ ...base, width: 56, height: 40 });
+    await expect(odd).rejects.toBeInstanceOf(GenerateRequestError);
+    await expect(pipe.generate({ ...base, width: 56 })).rejects.toThrow(
+      'width must be a positive multiple of 16 for this model (VAE scale factor 8 x UNet downsampling 2), got 56',
+    );
   });
 });
 
@@ -269,10 +286,132 @@ describe('model folder errors', () => {
     await (await loadPipeline(ok)).dispose();
   });
 
+  it('refuses a scheduler class Easel does not implement, naming it, and a config it cannot run', async () => {
+    const write = (name: string, config: object) => {
+      const d = join(dir, name);
+      cpSync(join(FIX, 'tiny-sd'), d, { recursive: true });
+      writeFileSync(join(d, 'scheduler', 'scheduler_config.json'), JSON.stringify(config));
+      return d;
+    };
+    const unipc = write('unipc', { _class_name: 'UniPCMultistepScheduler' });
+    await expect(loadPipeline(unipc)).rejects.toThrow(ModelFolderError);
+    await expect(loadPipeline(unipc)).rejects.toThrow(/scheduler_config\.json: scheduler "UniPCMultistepScheduler" is not implemented/);
+    expect(() => readModelInfo(unipc)).toThrow(/UniPCMultistepScheduler/);
+    const sigmoid = write('sigmoid', { _class_name: 'DDIMScheduler', beta_schedule: 'sigmoid' });
+    await expect(loadPipeline(sigmoid)).rejects.toThrow(/scheduler_config\.json: beta_schedule "sigmoid"/);
+  });
+
+  it('refuses native sizes the UNet cannot take', async () => {
+    const d = join(dir, 'native-56');
+    cpSync(join(FIX, 'tiny-sd'), d, { recursive: true });
+    writeFileSync(
+      join(d, 'easel.json'),
+      JSON.stringify({
+        native_sizes: [
+          [64, 64],
+          [56, 64],
+        ],
+      }),
+    );
+    expect(() => readModelInfo(d)).toThrow(/native_sizes must be .* multiples of 16/);
+  });
+
   it('refuses an unavailable execution provider clearly', async () => {
     // onnxruntime-node ships the CUDA provider only when installed with ONNXRUNTIME_NODE_INSTALL_CUDA.
     const ortDir = join(import.meta.dirname, '..', '..', 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', 'x64');
     if (existsSync(join(ortDir, 'libonnxruntime_providers_cuda.so'))) return;
     await expect(loadPipeline(join(FIX, 'tiny-sd'), { provider: 'cuda' })).rejects.toThrow(/cuda|CUDA/);
+  });
+});
+
+// The minimal case of each gap the diffusers parity pack found (test/fixtures/parity/README.md, "Gaps"; docs/parity.md).
+describe('diffusers parity gaps, minimal cases', () => {
+  let sd: StableDiffusionPipeline;
+  let sdxl: StableDiffusionPipeline;
+  let inpaint: StableDiffusionPipeline;
+  beforeAll(async () => {
+    sd = await loadPipeline(join(FIX, 'tiny-sd'), { threads: 1 });
+    sdxl = await loadPipeline(join(FIX, 'tiny-sdxl'), { threads: 1 });
+    inpaint = await loadPipeline(join(FIX, 'tiny-sd-inpaint'), { threads: 1 });
+  });
+  afterAll(async () => {
+    await Promise.all([sd?.dispose(), sdxl?.dispose(), inpaint?.dispose()]);
+  });
+
+  it('1. the mask is binarized at 0.5, then the top-left pixel of each 8x8 block is taken (x >= 37 on 64x64)', () => {
+    const mask = new Float32Array(64 * 64);
+    for (let y = 0; y < 64; y++) for (let x = 37; x < 64; x++) mask[y * 64 + x] = 1;
+    const latent = maskToLatent(mask, 64, 64, 8);
+    expect(latent.dims).toEqual([1, 1, 8, 8]);
+    // column 4 covers pixels 32..39, three of them repainted: area-averaging gave 0.375, diffusers gives 0
+    expect([...latent.data.subarray(0, 8)]).toEqual([0, 0, 0, 0, 0, 1, 1, 1]);
+    const soft = new Float32Array(64 * 64);
+    soft[0] = 0.5;
+    soft[8] = 0.49;
+    expect([...maskToLatent(soft, 64, 64, 8).data.subarray(0, 2)]).toEqual([1, 0]);
+  });
+
+  it('2. SD pipelines run steps_offset 0 as 1 (831..1), SDXL pipelines apply the file literally (830..0)', async () => {
+    const config = {
+      _class_name: 'DDIMScheduler',
+      beta_start: 0.00085,
+      beta_end: 0.012,
+      beta_schedule: 'scaled_linear',
+      timestep_spacing: 'leading',
+      steps_offset: 0,
+      clip_sample: false,
+    };
+    const timesteps = async (p: StableDiffusionPipeline) => {
+      const seen: number[] = [];
+      await p.withSchedulerConfig(config).generate({ ...base, numInferenceSteps: 6, seed: 1 }, { onStep: (s) => seen.push(s.timestep) });
+      return seen;
+    };
+    expect(await timesteps(sd)).toEqual([831, 665, 499, 333, 167, 1]);
+    expect(await timesteps(sdxl)).toEqual([830, 664, 498, 332, 166, 0]);
+    expect(() => sd.withSchedulerConfig({ _class_name: 'UniPCMultistepScheduler' })).toThrow(ModelFolderError);
+  });
+
+  it('3. SDXL encodes an explicit empty negative prompt; only an absent one gives zero embeddings', async () => {
+    const req = { ...base, seed: 3, guidanceScale: 5 };
+    const absent = await sdxl.generate(req);
+    const empty = await sdxl.generate({ ...req, negativePrompt: '' });
+    expect(meanAbsDiff(absent.images[0], empty.images[0])).toBeGreaterThan(0.5);
+    // SD 1.x encodes "" in both cases
+    const sdAbsent = await sd.generate(req);
+    const sdEmpty = await sd.generate({ ...req, negativePrompt: '' });
+    expect(sameBytes(sdAbsent.images[0], sdEmpty.images[0])).toBe(true);
+  });
+
+  it('4. the size multiple comes from the VAE and the UNet, and the planner rounds to it', () => {
+    expect(readModelInfo(join(FIX, 'tiny-sd')).capabilities.sizeMultiple).toBe(16);
+    expect(readModelInfo(join(FIX, 'parity', 'pipelines', 'sdxl')).capabilities.sizeMultiple).toBe(16);
+    // the default model: VAE x16 (5 blocks), UNet with 3 blocks (two downsamplings)
+    expect(readModelInfo(join(import.meta.dirname, '..', '..', 'models', 'easel-shapes')).capabilities.sizeMultiple).toBe(64);
+    const caps = (sizeMultiple: number): ModelCapabilities => ({
+      ...readModelInfo(join(FIX, 'tiny-sd')).capabilities,
+      nativeWidth: 1024,
+      nativeHeight: 1024,
+      nativeSizes: [[1024, 1024]],
+      sizeMultiple,
+    });
+    // SDXL-like (32): 1024 x 1024 area at 3:2 is 1254 x 836, rounded to 1248 x 832; SD 1.x-like (64): 1280 x 832
+    expect(planSize(1536, 1024, caps(32))).toMatchObject({ genWidth: 1248, genHeight: 832 });
+    expect(planSize(1536, 1024, caps(64))).toMatchObject({ genWidth: 1280, genHeight: 832 });
+  });
+
+  it('5. with a mask and no strength the strength is 1 (diffusers inpainting), not 0.8 (image-to-image)', async () => {
+    const init: RgbaImage = { width: 64, height: 64, data: new Uint8Array(64 * 64 * 4).fill(180) };
+    const mask = new Float32Array(64 * 64);
+    for (let i = 0; i < 64 * 32; i++) mask[i] = 1;
+    const req = { ...base, numInferenceSteps: 5, seed: 2, initImage: init, mask };
+    const absent = await inpaint.generate(req);
+    const one = await inpaint.generate({ ...req, strength: 1 });
+    const eight = await inpaint.generate({ ...req, strength: 0.8 });
+    expect(sameBytes(absent.images[0], one.images[0])).toBe(true);
+    expect(meanAbsDiff(absent.images[0], eight.images[0])).toBeGreaterThan(0.5);
+    // without a mask the image-to-image default stays 0.8
+    const i2i = await sd.generate({ ...base, numInferenceSteps: 5, seed: 2, initImage: init });
+    const i2i08 = await sd.generate({ ...base, numInferenceSteps: 5, seed: 2, initImage: init, strength: 0.8 });
+    expect(sameBytes(i2i.images[0], i2i08.images[0])).toBe(true);
   });
 });

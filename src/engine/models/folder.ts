@@ -2,6 +2,7 @@
 // Nothing is hard-coded: scale factors, channels, sizes and the scheduler come from the folder's JSON files.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createScheduler, registeredConfig } from '../schedulers/index.js';
 import { isSchedulerName, SCHEDULER_NAMES } from '../schedulers/names.js';
 import type { SchedulerConfig } from '../schedulers/types.js';
 
@@ -67,6 +68,11 @@ export interface ModelFolder {
   readonly unetInChannels: number;
   /** Latent sample size the UNet was trained at (square unless the config says otherwise). */
   readonly sampleSize: readonly [number, number];
+  /**
+   * Pixel sides must be multiples of this: vaeScaleFactor * 2 ** (UNet down blocks - 1), since every down block but
+   * the last halves the latent and the up path concatenates the skips at the same sizes (64 for SD 1.x/2.x, 32 for SDXL).
+   */
+  readonly sizeMultiple: number;
   /** Channels the VAE decoder produces: 3 (RGB) or 4 (RGBA). */
   readonly decoderOutChannels: number;
   readonly schedulerConfig: SchedulerConfig;
@@ -138,10 +144,14 @@ export function readModelFolder(dir: string): ModelFolder {
     ? [Number(ss[0]), Number(ss[1])]
     : [num(unetCfg, 'sample_size', 64), num(unetCfg, 'sample_size', 64)];
 
-  const schedulerConfig = readJson(join(dir, 'scheduler', 'scheduler_config.json'), 'scheduler config') as SchedulerConfig;
+  const schedulerFile = join(dir, 'scheduler', 'scheduler_config.json');
+  const schedulerConfig = readJson(schedulerFile, 'scheduler config') as SchedulerConfig;
+  checkSchedulerConfig(schedulerFile, schedulerConfig);
+  const sizeMultiple = vaeScaleFactor * 2 ** (unetDownBlocks(unetCfg) - 1);
   const extras = (readOptionalJson(join(dir, 'easel.json')) ?? {}) as EaselModelExtras;
   checkPresets(join(dir, 'easel.json'), extras.quality_presets);
   checkExtras(join(dir, 'easel.json'), extras);
+  checkNativeSizes(join(dir, 'easel.json'), extras.native_sizes, sizeMultiple);
 
   return {
     dir,
@@ -154,11 +164,45 @@ export function readModelFolder(dir: string): ModelFolder {
     shiftFactor: num(vaeCfg, 'shift_factor', 0),
     unetInChannels,
     sampleSize,
+    sizeMultiple,
     decoderOutChannels: num(vaeCfg, 'out_channels', 3),
     schedulerConfig,
     extras,
     forceZerosForEmptyPrompt: index.force_zeros_for_empty_prompt !== false,
   };
+}
+
+/**
+ * UNet2DConditionModel's down blocks: `down_block_types` (or `block_out_channels`, which diffusers requires to match),
+ * 4 when neither is given (the class defaults, as in SD 1.x).
+ */
+function unetDownBlocks(unetCfg: Record<string, unknown>): number {
+  for (const key of ['down_block_types', 'block_out_channels']) {
+    const v = unetCfg[key];
+    if (Array.isArray(v) && v.length > 0) return v.length;
+  }
+  return 4;
+}
+
+/**
+ * The folder's scheduler must be one Easel implements (named in the error otherwise) with values it accepts, so a bad
+ * scheduler_config.json stops the load instead of failing every request.
+ */
+export function checkSchedulerConfig(file: string, config: SchedulerConfig): void {
+  try {
+    createScheduler(undefined, registeredConfig(config));
+  } catch (err) {
+    throw new ModelFolderError(`${file}: ${(err as Error).message}`);
+  }
+}
+
+/** easel.json native_sizes must be sizes the UNet can take. */
+function checkNativeSizes(file: string, sizes: unknown, multiple: number): void {
+  if (sizes === undefined) return;
+  const ok = (v: unknown) => Number.isInteger(v) && (v as number) > 0 && (v as number) % multiple === 0;
+  if (!Array.isArray(sizes) || !sizes.every((s) => Array.isArray(s) && s.length === 2 && ok(s[0]) && ok(s[1]))) {
+    throw new ModelFolderError(`${file}: native_sizes must be [width, height] pairs of positive multiples of ${multiple}`);
+  }
 }
 
 /** A wrong quality preset fails when the folder loads, naming the file and preset, not on every request that uses it. */

@@ -29,7 +29,7 @@ export function capabilitiesOf(folder: ModelFolder, maxPromptTokens: number): Mo
     nativeWidth,
     nativeHeight,
     nativeSizes,
-    sizeMultiple: folder.vaeScaleFactor,
+    sizeMultiple: folder.sizeMultiple,
     supportsAlpha: folder.extras.supports_alpha ?? folder.decoderOutChannels === 4,
     supportsImageToImage: folder.paths.vaeEncoder !== undefined,
     isInpaintModel: folder.unetInChannels === 2 * folder.latentChannels + 1,

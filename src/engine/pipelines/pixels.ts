@@ -1,4 +1,4 @@
-// Conversions between 8-bit RGBA images and the VAE's NCHW float tensors in [-1, 1], and mask resampling.
+// Conversions between 8-bit RGBA images and the VAE's NCHW float tensors in [-1, 1], and the inpainting mask's latent.
 // The VAE may work on RGB (3 channels, alpha taken as opaque) or RGBA (4 channels, real transparency).
 import { type Tensor, tensor } from '../tensor.js';
 import type { RgbaImage } from '../types.js';
@@ -30,26 +30,22 @@ export function tensorToImage(t: Tensor, index = 0): RgbaImage {
   return { width, height, data: new Uint8Array(out.buffer) };
 }
 
-/** Area-averages a W x H mask down by an integer factor → [1, 1, H/f, W/f]. */
-export function downsampleMask(mask: Float32Array, width: number, height: number, factor: number): Tensor {
+/**
+ * The inpainting mask at latent resolution, [1, 1, H/f, W/f], as diffusers 0.30 makes it for both 4- and 9-channel
+ * models: StableDiffusionInpaintPipeline's mask_processor binarizes (>= 0.5 is 1, the rest 0), then prepare_mask_latents
+ * resizes with F.interpolate's default nearest mode, which keeps the top-left pixel of each f x f block (as LDM did).
+ */
+export function maskToLatent(mask: Float32Array, width: number, height: number, factor: number): Tensor {
   const w = Math.floor(width / factor);
   const h = Math.floor(height / factor);
   const out = new Float32Array(w * h);
-  const area = factor * factor;
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      let s = 0;
-      for (let dy = 0; dy < factor; dy++) {
-        const row = (y * factor + dy) * width + x * factor;
-        for (let dx = 0; dx < factor; dx++) s += mask[row + dx];
-      }
-      out[y * w + x] = s / area;
-    }
+    for (let x = 0; x < w; x++) out[y * w + x] = mask[y * factor * width + x * factor] >= 0.5 ? 1 : 0;
   }
   return tensor(out, [1, 1, h, w]);
 }
 
-/** The init image with the area to repaint blanked (diffusers: image * (mask < 0.5)), as [1, C, H, W]. */
+/** The init image with the area to repaint blanked (diffusers: image * (binarized mask < 0.5)), as [1, C, H, W]. */
 export function maskedImageTensor(img: RgbaImage, mask: Float32Array, channels: number): Tensor {
   const t = imageToTensor(img, channels);
   const plane = img.width * img.height;

@@ -1,11 +1,12 @@
 // The diffusion pipeline for SD 1.x / 2.x / SDXL-layout ONNX folders: text-to-image, image-to-image and inpainting.
 // Stages are numbered like diffusers' StableDiffusion(XL)(Img2Img|Inpaint)Pipeline.__call__, which it follows.
+import { join } from 'node:path';
 import { type BackendOptions, OnnxModel, RunTimer } from '../backends/onnx.js';
-import { type ModelFolder, readModelFolder } from '../models/folder.js';
+import { checkSchedulerConfig, type ModelFolder, readModelFolder } from '../models/folder.js';
 import { capabilitiesOf } from '../models/info.js';
 import { createRng, type Rng, randomSeed } from '../rng.js';
-import { createScheduler } from '../schedulers/index.js';
-import type { Scheduler } from '../schedulers/types.js';
+import { createScheduler, registeredConfig, type SdPipelineKind, sdPipelineFixups } from '../schedulers/index.js';
+import type { Scheduler, SchedulerConfig } from '../schedulers/types.js';
 import { denoisingSteps } from '../strength.js';
 import { sizeOf, type Tensor, tensor } from '../tensor.js';
 import { ClipTokenizer } from '../tokenizers/clip.js';
@@ -19,7 +20,7 @@ import {
   type RgbaImage,
 } from '../types.js';
 import { concatBatch, encodeSd, encodeSdxl, repeatBatch, sliceBatch, type TextConditioning, type TextEncoderPart } from './conditioning.js';
-import { downsampleMask, imageToTensor, maskedImageTensor, tensorToImage } from './pixels.js';
+import { imageToTensor, maskedImageTensor, maskToLatent, tensorToImage } from './pixels.js';
 
 export interface PipelineOptions extends BackendOptions {
   /** Most samples per UNet call (classifier-free guidance counts double); larger batches are split. Default 8. */
@@ -54,10 +55,21 @@ function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError();
 }
 
+/** Generations on one set of sessions run one at a time; pipelines sharing sessions share the lane. */
+interface Lane {
+  tail: Promise<unknown>;
+}
+
+/** What a request asks for, named after the diffusers pipeline class that does it. */
+function kindOf(req: GenerateRequest): SdPipelineKind {
+  return req.mask ? 'inpaint' : req.initImage ? 'image-to-image' : 'text-to-image';
+}
+
 export class StableDiffusionPipeline implements Pipeline {
   readonly capabilities: ModelCapabilities;
-  private queue: Promise<unknown> = Promise.resolve();
   private readonly maxBatchSize: number;
+  /** The scheduler config each kind of request starts from (diffusers' `pipe.scheduler.config` for that pipeline). */
+  private readonly schedulerConfigs: Readonly<Record<SdPipelineKind, SchedulerConfig>>;
 
   private constructor(
     readonly folder: ModelFolder,
@@ -67,10 +79,20 @@ export class StableDiffusionPipeline implements Pipeline {
     private readonly vaeDecoder: OnnxModel,
     private readonly vaeEncoder: OnnxModel | undefined,
     readonly timer: RunTimer,
-    opts: PipelineOptions,
+    private readonly opts: PipelineOptions,
+    private readonly lane: Lane = { tail: Promise.resolve() },
+    private readonly ownsSessions = true,
   ) {
     this.maxBatchSize = Math.max(1, opts.maxBatchSize ?? 8);
     this.capabilities = capabilitiesOf(folder, text.tokenizer.maxLength);
+    const registered = registeredConfig(folder.schedulerConfig);
+    // SD 1.x/2.x pipelines rewrite outdated scheduler configs when they are built; SDXL pipelines use the file as is.
+    const forKind = (kind: SdPipelineKind) => (folder.isSdxl ? registered : sdPipelineFixups(registered, kind));
+    this.schedulerConfigs = {
+      'text-to-image': forKind('text-to-image'),
+      'image-to-image': forKind('image-to-image'),
+      inpaint: forKind('inpaint'),
+    };
   }
 
   /** Loads a model folder and creates its ONNX sessions once; they are reused until dispose(). */
@@ -103,13 +125,35 @@ export class StableDiffusionPipeline implements Pipeline {
     }
   }
 
+  /**
+   * The same model with another scheduler/scheduler_config.json, as if the folder shipped it (checked the same way),
+   * sharing this pipeline's sessions and its one-at-a-time lane. Disposing the view releases nothing; disposing this
+   * pipeline releases the sessions of both.
+   */
+  withSchedulerConfig(config: SchedulerConfig): StableDiffusionPipeline {
+    checkSchedulerConfig(join(this.folder.dir, 'scheduler', 'scheduler_config.json'), config);
+    const folder: ModelFolder = { ...this.folder, schedulerConfig: config };
+    return new StableDiffusionPipeline(
+      folder,
+      this.text,
+      this.text2,
+      this.unet,
+      this.vaeDecoder,
+      this.vaeEncoder,
+      this.timer,
+      this.opts,
+      this.lane,
+      false,
+    );
+  }
+
   /** Generations run one at a time on a pipeline (its sessions already use every core). */
   generate(req: GenerateRequest, opts: GenerateOptions = {}): Promise<GenerateResult> {
-    const run = this.queue.then(
+    const run = this.lane.tail.then(
       () => this.run(req, opts),
       () => this.run(req, opts),
     );
-    this.queue = run.catch(() => undefined);
+    this.lane.tail = run.catch(() => undefined);
     return run;
   }
 
@@ -133,18 +177,18 @@ export class StableDiffusionPipeline implements Pipeline {
     // 1. Encode the prompt (and the negative prompt when guidance is on: both go through the UNet as one batch).
     const doCfg = req.guidanceScale > 1;
     const tText = performance.now();
-    const cond = await this.encodePrompts(req.prompt, req.negativePrompt ?? '', doCfg);
+    const cond = await this.encodePrompts(req.prompt, req.negativePrompt, doCfg);
     const textEncoderMs = performance.now() - tText;
     checkAborted(signal);
 
-    // 2. Timesteps; image-to-image starts part-way (diffusers get_timesteps: strength picks the start).
-    const scheduler: Scheduler = createScheduler(req.scheduler, f.schedulerConfig);
+    // 2. Timesteps; image-to-image starts part-way (diffusers get_timesteps: strength picks the start, in steps).
+    const scheduler: Scheduler = createScheduler(req.scheduler, this.schedulerConfigs[kindOf(req)]);
     scheduler.setTimesteps(req.numInferenceSteps);
     const total = scheduler.timesteps.length;
     const hasInit = req.initImage !== undefined;
-    const strength = hasInit ? (req.strength ?? 0.8) : 1;
+    const strength = hasInit ? (req.strength ?? (req.mask ? 1 : 0.8)) : 1;
     const initSteps = denoisingSteps(req.numInferenceSteps, strength);
-    const tStart = hasInit ? Math.max(total - initSteps * scheduler.order, 0) : 0;
+    const tStart = hasInit ? Math.max(req.numInferenceSteps - initSteps, 0) * scheduler.order : 0;
     if (tStart >= total) throw new GenerateRequestError('strength too low: no denoising steps would run');
 
     // 3. Initial latents: pure noise, or the encoded init image noised to the start timestep.
@@ -167,7 +211,7 @@ export class StableDiffusionPipeline implements Pipeline {
     let maskLatent: Tensor | undefined;
     let maskedImageLatents: Tensor | undefined;
     if (req.mask) {
-      maskLatent = downsampleMask(req.mask, req.width, req.height, f.vaeScaleFactor);
+      maskLatent = maskToLatent(req.mask, req.width, req.height, f.vaeScaleFactor);
       if (this.capabilities.isInpaintModel) {
         const masked = maskedImageTensor(req.initImage!, req.mask, this.encoderChannels());
         maskedImageLatents = repeatBatch(await this.encodeTensor(masked), n);
@@ -240,14 +284,15 @@ export class StableDiffusionPipeline implements Pipeline {
   }
 
   private validate(req: GenerateRequest, n: number): void {
-    const m = this.folder.vaeScaleFactor;
+    const m = this.capabilities.sizeMultiple;
     if (!Number.isInteger(n) || n < 1) throw new GenerateRequestError(`numImages must be a positive integer, got ${n}`);
     for (const [k, v] of [
       ['width', req.width],
       ['height', req.height],
     ] as const) {
       if (!Number.isInteger(v) || v <= 0 || v % m !== 0) {
-        throw new GenerateRequestError(`${k} must be a positive multiple of ${m}, got ${v}`);
+        const why = `VAE scale factor ${this.folder.vaeScaleFactor} x UNet downsampling ${m / this.folder.vaeScaleFactor}`;
+        throw new GenerateRequestError(`${k} must be a positive multiple of ${m} for this model (${why}), got ${v}`);
       }
     }
     if (!Number.isInteger(req.numInferenceSteps) || req.numInferenceSteps < 1) {
@@ -272,20 +317,23 @@ export class StableDiffusionPipeline implements Pipeline {
     }
   }
 
-  /** Conditioning for [negative..., positive...] (CFG) or [positive] alone, one row per prompt (not per image). */
-  private async encodePrompts(prompt: string, negative: string, doCfg: boolean): Promise<TextConditioning> {
+  /**
+   * Conditioning for [negative..., positive...] (CFG) or [positive] alone, one row per prompt (not per image). An absent
+   * negative prompt is encoded as "", except on SDXL with force_zeros_for_empty_prompt, where its embeddings are zeros
+   * (diffusers: `negative_prompt is None and force_zeros_for_empty_prompt`); an explicit "" is always encoded.
+   */
+  private async encodePrompts(prompt: string, negative: string | undefined, doCfg: boolean): Promise<TextConditioning> {
     if (this.text2) {
-      const prompts = doCfg ? [negative, prompt] : [prompt];
+      const prompts = doCfg ? [negative ?? '', prompt] : [prompt];
       const enc = await encodeSdxl(this.text, this.text2, prompts);
-      // SDXL base models zero the unconditional embedding when no negative prompt is given (force_zeros_for_empty_prompt).
-      if (doCfg && negative === '' && this.folder.forceZerosForEmptyPrompt) {
+      if (doCfg && negative === undefined && this.folder.forceZerosForEmptyPrompt) {
         const hs = enc.hiddenStates.data;
         hs.fill(0, 0, hs.length / 2);
         if (enc.pooled) enc.pooled.data.fill(0, 0, enc.pooled.data.length / 2);
       }
       return enc;
     }
-    return encodeSd(this.text, doCfg ? [negative, prompt] : [prompt]);
+    return encodeSd(this.text, doCfg ? [negative ?? '', prompt] : [prompt]);
   }
 
   private sdxlExtras(cond: TextConditioning, req: GenerateRequest, doCfg: boolean): SdxlExtras | undefined {
@@ -394,7 +442,8 @@ export class StableDiffusionPipeline implements Pipeline {
   }
 
   async dispose(): Promise<void> {
-    await this.queue.catch(() => undefined);
+    await this.lane.tail.catch(() => undefined);
+    if (!this.ownsSessions) return;
     const models = [this.text.model, this.text2?.model, this.unet, this.vaeDecoder, this.vaeEncoder];
     await Promise.all(models.map((m) => m?.release()));
   }
