@@ -5,6 +5,7 @@ import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { type Family, OPENAI_MODEL_FAMILIES } from '../contract/families.js';
 import type { ExecutionProvider } from '../engine/backends/onnx.js';
+import { DEFAULT_ENCODE_SETTINGS as ENCODING, JPEG_CHROMA_SUBSAMPLING, RESIZE_KERNELS } from '../imaging/encode.js';
 import { show } from './errors.js';
 
 export type FamilyName = Family;
@@ -120,6 +121,37 @@ const serverSchema = z
   .strict()
   .prefault({});
 
+const webpEffort = z.int().min(0).max(6);
+/** images.encoding: how the worker encodes images; the defaults are imaging/encode.ts's table (bench/encode.ts). */
+const encodingSchema = z
+  .object({
+    resizeKernel: z.enum(RESIZE_KERNELS).default(ENCODING.resizeKernel),
+    png: z
+      .object({
+        compressionLevel: z.int().min(0).max(9).default(ENCODING.png.compressionLevel),
+        adaptiveFiltering: z.boolean().default(ENCODING.png.adaptiveFiltering),
+      })
+      .strict()
+      .prefault({}),
+    jpeg: z
+      .object({
+        mozjpeg: z.boolean().default(ENCODING.jpeg.mozjpeg),
+        chromaSubsampling: z.enum(JPEG_CHROMA_SUBSAMPLING).default(ENCODING.jpeg.chromaSubsampling),
+      })
+      .strict()
+      .prefault({}),
+    webp: z
+      .object({
+        lossyEffort: webpEffort.default(ENCODING.webp.lossyEffort),
+        losslessEffort: webpEffort.default(ENCODING.webp.losslessEffort),
+        losslessQuality: z.int().min(1).max(100).default(ENCODING.webp.losslessQuality),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
 /** Every section is strict (unknown keys are refused) and prefaulted, so a partial section keeps its other defaults. */
 function fileSchema(ctx: SchemaContext) {
   return z
@@ -158,7 +190,7 @@ function fileSchema(ctx: SchemaContext) {
         .strict()
         .prefault({}),
       images: z
-        .object({ urlTtlSeconds: positiveInt.default(3600), sweepIntervalSeconds: positiveInt.default(300) })
+        .object({ urlTtlSeconds: positiveInt.default(3600), sweepIntervalSeconds: positiveInt.default(300), encoding: encodingSchema })
         .strict()
         .prefault({}),
       /** HMAC secret for signed image URLs; generated and kept in the data dir when not given. */

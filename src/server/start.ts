@@ -84,7 +84,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
   const queue = new InProcessQueue({
     maxWaiting: config.queue.maxWaiting,
     models: engines.names,
-    execute: (job, ctx) => runJob(engines.pipeline(job.model), job, ctx, log),
+    execute: (job, ctx) => runJob(engines.pipeline(job.model), job, ctx, log, config.images.encoding),
     workers: () => engines.readiness(),
   });
   // The token counter for usage is built before /readyz says ready, so the first request pays nothing for it.

@@ -1,7 +1,7 @@
 // Worker-side encoding of engine pixels into the bytes a client receives: exact output size, format, alpha.
 // It runs next to the engine so that only encoded images cross the queue.
 import type { RgbaImage } from '../engine/types.js';
-import { encodeImage } from '../imaging/encode.js';
+import { type EncodeSettings, encodeImage } from '../imaging/encode.js';
 import type { EncodedImage, OutputPlan } from '../jobs/types.js';
 
 export function hasTransparency(img: RgbaImage): boolean {
@@ -16,14 +16,12 @@ export function resolveAlpha(images: readonly RgbaImage[], out: OutputPlan): Out
 }
 
 /** Encodes one image; under 'auto' (a partial image on its own) alpha is kept. */
-export async function encodeOutput(img: RgbaImage, out: OutputPlan): Promise<EncodedImage> {
+export async function encodeOutput(img: RgbaImage, out: OutputPlan, settings?: EncodeSettings): Promise<EncodedImage> {
   const keep = out.alpha !== 'flatten';
-  const bytes = await encodeImage(img, {
-    format: out.format,
-    compression: out.compression,
-    keepAlpha: keep,
-    width: out.width,
-    height: out.height,
-  });
+  const bytes = await encodeImage(
+    img,
+    { format: out.format, compression: out.compression, keepAlpha: keep, width: out.width, height: out.height },
+    settings,
+  );
   return { bytes, format: out.format, transparent: keep && hasTransparency(img) };
 }

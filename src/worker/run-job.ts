@@ -1,6 +1,7 @@
 // Runs one job on a loaded pipeline: the engine generates, image 0 is encoded at each preview step, and every
 // image is encoded at the end. Engine failures become plain `error` events, so nothing but data leaves the worker.
 import { AbortError, GenerateRequestError, type Pipeline } from '../engine/index.js';
+import type { EncodeSettings } from '../imaging/encode.js';
 import type { JobContext, JobEvent, JobSpec } from '../jobs/types.js';
 import { encodeOutput, resolveAlpha } from './encode.js';
 
@@ -10,7 +11,14 @@ export interface RunJobLogger {
   error(obj: object, msg: string): void;
 }
 
-export async function runJob(pipeline: Pipeline, job: JobSpec, ctx: JobContext, log?: RunJobLogger): Promise<Terminal> {
+/** `encoding`: the worker's `images.encoding` config (imaging/encode.ts's defaults when not given). */
+export async function runJob(
+  pipeline: Pipeline,
+  job: JobSpec,
+  ctx: JobContext,
+  log?: RunJobLogger,
+  encoding?: EncodeSettings,
+): Promise<Terminal> {
   const queueMs = Date.now() - ctx.submittedAt;
   let partials = 0;
   try {
@@ -18,14 +26,14 @@ export async function runJob(pipeline: Pipeline, job: JobSpec, ctx: JobContext, 
       signal: ctx.signal,
       previewSteps: job.previewSteps,
       onPreview: async (step, images) => {
-        const image = await encodeOutput(images[0], job.output);
+        const image = await encodeOutput(images[0], job.output, encoding);
         ctx.emit({ type: 'partial', index: partials++, step, image });
       },
       onStep: (p) => ctx.emit({ type: 'progress', step: p.step, totalSteps: p.totalSteps }),
     });
     const encodeStart = performance.now();
     const output = resolveAlpha(result.images, job.output);
-    const images = await Promise.all(result.images.map((img) => encodeOutput(img, output)));
+    const images = await Promise.all(result.images.map((img) => encodeOutput(img, output, encoding)));
     return {
       type: 'result',
       images,

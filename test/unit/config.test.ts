@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { describeConfig, printedConfig, registerConfigCommands } from '../../src/cli/config.js';
 import { ConfigError, defaultModelPath, ENV_VARS, loadConfig } from '../../src/config/config.js';
 import { OPENAI_MODEL_FAMILIES } from '../../src/contract/families.js';
+import { DEFAULT_ENCODE_SETTINGS } from '../../src/imaging/encode.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'easel-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,7 +46,7 @@ describe('defaults', () => {
     expect(cfg.defaultModel).toBe('easel-default');
     expect(Object.keys(cfg.aliases).sort()).toEqual(Object.keys(OPENAI_MODEL_FAMILIES).sort());
     expect(new Set(Object.values(cfg.aliases))).toEqual(new Set(['easel-default']));
-    expect(cfg.limits).toEqual({ bodyBytes: 2 * 1024 * 1024, uploadBytes: 64 * 1024 * 1024, allowPrivateImageUrls: false });
+    expect(cfg.limits).toEqual({ bodyBytes: 2 * 1024 * 1024, uploadBytes: 64 * 1024 * 1024, allowPrivateImageUrls: false, ...INPUT_IMAGE_LIMITS });
     expect(cfg.moderation.lowCategories).toEqual(['sexual/minors']);
     expect(Object.isFrozen(cfg.engine)).toBe(true);
   });
@@ -55,11 +56,11 @@ describe('defaults', () => {
       { config: file({ limits: { allowPrivateImageUrls: true }, engine: { threads: 2 }, moderation: { lowCategories: [] } }) },
       {},
     );
-    expect(cfg.limits).toEqual({ bodyBytes: 2 * 1024 * 1024, uploadBytes: 64 * 1024 * 1024, allowPrivateImageUrls: true });
+    expect(cfg.limits).toEqual({ bodyBytes: 2 * 1024 * 1024, uploadBytes: 64 * 1024 * 1024, allowPrivateImageUrls: true, ...INPUT_IMAGE_LIMITS });
     expect(cfg.engine).toEqual({ provider: 'cpu', threads: 2, maxBatchSize: 8 });
     expect(cfg.moderation.lowCategories).toEqual([]);
     expect(Object.keys(cfg.moderation.categories)).toContain('sexual/minors');
-    expect(cfg.images).toEqual({ urlTtlSeconds: 3600, sweepIntervalSeconds: 300 });
+    expect(cfg.images).toEqual({ urlTtlSeconds: 3600, sweepIntervalSeconds: 300, encoding: DEFAULT_ENCODE_SETTINGS });
   });
 
   it('defaultModel is the first model; OpenAI names not aliased in the file point at it', () => {
@@ -400,5 +401,69 @@ describe('storage: the data dir reserve and crash leftovers', () => {
   ])('refuses %j', (storage, message) => {
     const path = file({ storage });
     expect(problems({ config: path })).toEqual([`${path}: ${message}`]);
+  });
+});
+
+describe('images.encoding: how the worker encodes images', () => {
+  it('defaults to the table in imaging/encode.ts', () => {
+    expect(loadConfig({}, {}).images.encoding).toEqual(DEFAULT_ENCODE_SETTINGS);
+  });
+
+  it('a partial section keeps the rest of the table', () => {
+    const encoding = { resizeKernel: 'lanczos3', webp: { losslessEffort: 6 } };
+    expect(loadConfig({ config: file({ images: { encoding } }) }, {}).images.encoding).toEqual({
+      ...DEFAULT_ENCODE_SETTINGS,
+      resizeKernel: 'lanczos3',
+      webp: { ...DEFAULT_ENCODE_SETTINGS.webp, losslessEffort: 6 },
+    });
+  });
+
+  const KERNELS = '"lanczos3" | "lanczos2" | "mitchell" | "cubic" | "linear" | "nearest"';
+  it.each([
+    [{ resizeKernel: 'lanczos4' }, `resizeKernel: expected one of ${KERNELS}, got "lanczos4"`],
+    [{ png: { compressionLevel: 10 } }, 'png.compressionLevel: expected a value <= 9, got 10'],
+    [{ png: { adaptiveFiltering: 1 } }, 'png.adaptiveFiltering: expected true or false, got 1'],
+    [{ jpeg: { mozjpeg: 'yes' } }, 'jpeg.mozjpeg: expected true or false, got "yes"'],
+    [{ jpeg: { chromaSubsampling: '4:2:2' } }, 'jpeg.chromaSubsampling: expected one of "4:2:0" | "4:4:4", got "4:2:2"'],
+    [{ webp: { losslessEffort: 7 } }, 'webp.losslessEffort: expected a value <= 6, got 7'],
+    [{ webp: { lossyEffort: 1.5 } }, 'webp.lossyEffort: expected an integer, got 1.5'],
+    [{ webp: { losslessQuality: 0 } }, 'webp.losslessQuality: expected a value >= 1, got 0'],
+    [{ webp: { effort: 4 } }, 'webp.effort: unknown key (allowed keys are lossyEffort, losslessEffort, losslessQuality)'],
+  ])('refuses %j', (encoding, message) => {
+    const path = file({ images: { encoding } });
+    expect(problems({ config: path })).toEqual([`${path}: images.encoding.${message}`]);
+  });
+});
+
+/** The defaults of the input-image keys in `limits` (docs/limits.md "Input images"). */
+const INPUT_IMAGE_LIMITS = {
+  maxInputPixels: 25_000_000,
+  decodeBudgetBytes: 256 * 1024 * 1024,
+  imageUrlConcurrency: 4,
+  imageUrlTimeoutSeconds: 10,
+  imageUrlDeadlineSeconds: 20,
+};
+
+describe('limits: input images (pixel limit, decode budget, image URLs)', () => {
+  it('defaults to 25 MP, a 256 MiB decode budget, 4 URLs at once, 10 s each and 20 s in all', () => {
+    expect(loadConfig({}, {}).limits).toMatchObject(INPUT_IMAGE_LIMITS);
+  });
+
+  it('a partial section keeps the rest', () => {
+    const limits = { maxInputPixels: 1_000_000, imageUrlConcurrency: 1 };
+    expect(loadConfig({ config: file({ limits }) }, {}).limits).toMatchObject({ ...INPUT_IMAGE_LIMITS, ...limits });
+  });
+
+  it.each([
+    [{ maxInputPixels: 0 }, 'maxInputPixels: expected a value > 0, got 0'],
+    [{ maxInputPixels: '25MP' }, 'maxInputPixels: expected an integer, got "25MP"'],
+    [{ decodeBudgetBytes: 1.5 }, 'decodeBudgetBytes: expected an integer, got 1.5'],
+    [{ imageUrlConcurrency: 0 }, 'imageUrlConcurrency: expected a value >= 1, got 0'],
+    [{ imageUrlConcurrency: 17 }, 'imageUrlConcurrency: expected a value <= 16, got 17'],
+    [{ imageUrlTimeoutSeconds: -1 }, 'imageUrlTimeoutSeconds: expected a value > 0, got -1'],
+    [{ imageUrlDeadlineSeconds: 0 }, 'imageUrlDeadlineSeconds: expected a value > 0, got 0'],
+  ])('refuses %j', (limits, message) => {
+    const path = file({ limits });
+    expect(problems({ config: path })).toEqual([`${path}: limits.${message}`]);
   });
 });
