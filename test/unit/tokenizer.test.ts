@@ -315,3 +315,18 @@ describe.runIf(existsSync(goldenPath))('golden table from training/bpe.py', asyn
     });
   });
 });
+
+// The decision behind the parity pack's known difference `sdxl-prompt-with-bang` (docs/parity.md): on SDXL's second
+// tokenizer (pad "!"), transformers turns a typed "!" into the pad id 0; open_clip, which those encoders were trained
+// with, keeps it as the punctuation token "!</w>" (256 in CLIP's vocabulary). Easel follows open_clip.
+describe('SDXL tokenizer_2 of the parity pack: "!" in a prompt', () => {
+  it('is "!</w>" (256), not the pad id 0, and padding is still 0', async () => {
+    const t = await ClipTokenizer.fromFolder(join(import.meta.dirname, '..', 'fixtures', 'parity', 'pipelines', 'sdxl', 'tokenizer_2'));
+    expect(t.padId).toBe(0);
+    const { ids, length } = t.encode('a red circle!');
+    expect(t.tokenize('a red circle!').at(-1)).toBe('!</w>');
+    expect(ids[length - 2]).toBe(256);
+    expect(ids[length - 1]).toBe(t.eosId);
+    expect([...ids.slice(length)].every((v) => v === 0)).toBe(true);
+  });
+});
