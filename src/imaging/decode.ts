@@ -1,12 +1,12 @@
-// Reading input images with sharp: inspect the header first (real format, displayed size, pixel cap), then decode
-// all pixels through one path to RGBA at a size, or to mask weights. Knows nothing of HTTP: problems are thrown
-// as ImageInputError with a machine-readable reason, which the server turns into OpenAI errors and the CLI prints.
+// Reading input images with sharp: the header first (real format, displayed size, pixel cap), then one streaming
+// decode that resizes as it reads, under a DecodeBudget on memory. Knows nothing of HTTP: problems are thrown as
+// ImageInputError with a machine-readable reason, which the server turns into OpenAI errors and the CLI prints.
 import sharp from 'sharp';
 import type { RgbaImage } from '../engine/types.js';
 import { IMAGE_FORMATS, type ImageFormat, sniffImageFormat } from './formats.js';
 
-/** Largest declared input size (width x height) Easel decodes: 40 megapixels (160 MB of RGBA). */
-export const MAX_INPUT_PIXELS = 40_000_000;
+/** Default largest declared input size (width x height): 25 megapixels; the server's is limits.maxInputPixels. */
+export const MAX_INPUT_PIXELS = 25_000_000;
 
 export type ImageInputReason =
   | 'empty'
@@ -16,7 +16,7 @@ export type ImageInputReason =
   | 'unsupported_format'
   /** The header cannot be read, or declares no size. */
   | 'unreadable'
-  /** Declared width x height over MAX_INPUT_PIXELS, or more than one frame (animation). */
+  /** Declared width x height over the pixel limit, or more than one frame (animation). */
   | 'too_many_pixels'
   /** The header reads but the pixel data does not decode completely (truncated, corrupt, lying about its size). */
   | 'corrupt'
@@ -67,10 +67,14 @@ export async function peekSize(bytes: Buffer): Promise<{ width: number; height: 
 }
 
 /**
- * Sniffs the format (must be one of `allowed`), reads the header and refuses declared sizes over
- * MAX_INPUT_PIXELS and animations, all without decoding pixels.
+ * Sniffs the format (must be one of `allowed`), reads the header and refuses declared sizes over `maxPixels` and
+ * animations, all without decoding pixels.
  */
-export async function inspectImage(bytes: Buffer, allowed: readonly ImageFormat[] = IMAGE_FORMATS): Promise<InspectedImage> {
+export async function inspectImage(
+  bytes: Buffer,
+  allowed: readonly ImageFormat[] = IMAGE_FORMATS,
+  maxPixels: number = MAX_INPUT_PIXELS,
+): Promise<InspectedImage> {
   if (bytes.length === 0) throw new ImageInputError('empty', 'the file is empty.');
   const format = sniffImageFormat(bytes);
   if (!format) throw new ImageInputError('not_an_image', 'the file is not a PNG, JPEG or WebP image.');
@@ -91,11 +95,11 @@ export async function inspectImage(bytes: Buffer, allowed: readonly ImageFormat[
   if (!size) throw new ImageInputError('unreadable', 'the image has no readable size.');
   const { width, height } = size;
   const frames = meta.pages ?? 1;
-  if (width * height > MAX_INPUT_PIXELS || frames > 1) {
+  if (width * height > maxPixels || frames > 1) {
     throw new ImageInputError(
       'too_many_pixels',
-      `the image is ${width}x${height}${frames > 1 ? ` with ${frames} frames` : ''}; images may have at most ${MAX_INPUT_PIXELS} pixels and one frame.`,
-      { width, height, frames, maxPixels: MAX_INPUT_PIXELS },
+      `the image is ${width}x${height}${frames > 1 ? ` with ${frames} frames` : ''}; images may have at most ${maxPixels} pixels and one frame.`,
+      { width, height, frames, maxPixels },
     );
   }
   return { bytes, format, width, height, hasAlpha: meta.hasAlpha === true };
@@ -104,23 +108,17 @@ export async function inspectImage(bytes: Buffer, allowed: readonly ImageFormat[
 const corrupt = () => new ImageInputError('corrupt', 'the image is corrupt or truncated and could not be decoded.');
 
 /**
- * The one decode: every pixel at the declared size, EXIF orientation applied (rotate() with no angle), as RGBA.
- * Data that does not fill its header, or a header that lies about the size, fails here.
+ * The one decode: a libvips pipeline that reads the file sequentially and resizes as it reads (JPEG and WebP shrink
+ * on load), with EXIF orientation applied (rotate() with no angle), so no full-size pixel buffer ever exists. The
+ * pixel limit is the header's own size; data that does not fill its header fails (failOn 'warning').
  */
-async function decodeFull(img: InspectedImage): Promise<sharp.Sharp> {
-  const { data, info } = await sharp(img.bytes, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'warning' })
-    .rotate()
-    .ensureAlpha()
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  if (info.width !== img.width || info.height !== img.height) throw new Error('decoded size differs from the header');
-  return sharp(data, { raw: { width: img.width, height: img.height, channels: 4 } });
-}
+const pipeline = (img: InspectedImage) =>
+  sharp(img.bytes, { limitInputPixels: Math.max(1, img.width * img.height), failOn: 'warning', sequentialRead: true }).rotate();
 
-/** Runs `work` on the fully decoded image; any failure is the image's fault (sharp was handed checked input). */
-async function withDecoded<T>(img: InspectedImage, work: (full: sharp.Sharp) => Promise<T>): Promise<T> {
+/** Runs the decode; any failure is the image's fault (sharp was handed checked input). */
+async function decoding<T>(work: () => Promise<T>): Promise<T> {
   try {
-    return await work(await decodeFull(img));
+    return await work();
   } catch {
     throw corrupt();
   }
@@ -131,11 +129,12 @@ export interface DecodeOptions {
   flatten: boolean;
 }
 
-/** All pixels, resized (lanczos3, exact size) to width x height, as RGBA. */
+/** All pixels, resized (lanczos3, exact size) to width x height as they are decoded, as RGBA. */
 export function decodeRgba(img: InspectedImage, width: number, height: number, opts: DecodeOptions): Promise<RgbaImage> {
-  return withDecoded(img, async (full) => {
-    const s = opts.flatten ? full.flatten({ background: { r: 255, g: 255, b: 255 } }) : full;
-    const { data, info } = await s
+  return decoding(async () => {
+    const p = pipeline(img);
+    if (opts.flatten) p.flatten({ background: { r: 255, g: 255, b: 255 } });
+    const { data, info } = await p
       .resize(width, height, { fit: 'fill', kernel: 'lanczos3' })
       .ensureAlpha()
       .raw()
@@ -144,9 +143,13 @@ export function decodeRgba(img: InspectedImage, width: number, height: number, o
   });
 }
 
+/** Side of the thumbnail verifyDecodes decodes to: every byte of the file is still read and checked. */
+export const VERIFY_SIDE = 64;
+
 /** Checks that an image decodes completely, without keeping its pixels. */
 export async function verifyDecodes(img: InspectedImage): Promise<void> {
-  await withDecoded(img, async () => undefined);
+  const side = (n: number) => Math.min(n, VERIFY_SIDE);
+  await decoding(() => pipeline(img).resize(side(img.width), side(img.height), { fit: 'fill' }).raw().toBuffer());
 }
 
 /** Refuses a mask that has no alpha channel or whose size differs from the image it masks. */
@@ -171,10 +174,68 @@ export function checkMask(mask: InspectedImage, image: InspectedImage): void {
  * everything else is kept (0). Resized to width x height with nearest-neighbour so the edge stays binary.
  */
 export async function decodeMaskWeights(mask: InspectedImage, width: number, height: number): Promise<Float32Array> {
-  const alpha = await withDecoded(mask, (full) =>
-    full.resize(width, height, { fit: 'fill', kernel: 'nearest' }).extractChannel(3).raw().toBuffer(),
+  const alpha = await decoding(() =>
+    pipeline(mask).resize(width, height, { fit: 'fill', kernel: 'nearest' }).ensureAlpha().extractChannel(3).raw().toBuffer(),
   );
   const out = new Float32Array(width * height);
   for (let i = 0; i < out.length; i++) out[i] = alpha[i] === 0 ? 1 : 0;
   return out;
+}
+
+/**
+ * Source rows a streaming decode may hold at once, measured (sharp 0.34, libvips 8.17, one libvips thread): PNGs
+ * resized with lanczos3 peak at about 1500 rows of RGBA (6000x4000 to 512x512: +36 MB; 8000x5000: +47 MB;
+ * 25000x1000, the whole image: +98 MB); JPEG and WebP, shrunk on load, far less.
+ */
+const SOURCE_ROWS_IN_FLIGHT = 2048;
+
+/** An upper bound on the bytes decoding `img` to width x height holds at its peak: the source window and the output. */
+export function decodeCost(img: { width: number; height: number }, width: number, height: number): number {
+  return img.width * 4 * Math.min(img.height, SOURCE_ROWS_IN_FLIGHT) + width * height * 4;
+}
+
+/**
+ * A semaphore on bytes: decodes run while their cost (decodeCost) fits in what is free, the others wait in arrival
+ * order (a large decode is never starved by small ones). One cost larger than the whole budget runs alone.
+ */
+export class DecodeBudget {
+  #free: number;
+  readonly #waiting: Array<{ bytes: number; start: () => void }> = [];
+
+  constructor(readonly capacity: number) {
+    this.#free = capacity;
+  }
+
+  /** Bytes charged by the decodes running now. */
+  get inUse(): number {
+    return this.capacity - this.#free;
+  }
+
+  /** Runs `work` once `bytes` (capped at the capacity) are free, and frees them when it settles. */
+  async run<T>(bytes: number, work: () => Promise<T>): Promise<T> {
+    const charge = Math.min(Math.max(0, bytes), this.capacity);
+    await this.#acquire(charge);
+    try {
+      return await work();
+    } finally {
+      this.#release(charge);
+    }
+  }
+
+  #acquire(bytes: number): Promise<void> {
+    if (this.#waiting.length === 0 && bytes <= this.#free) {
+      this.#free -= bytes;
+      return Promise.resolve();
+    }
+    return new Promise((start) => this.#waiting.push({ bytes, start }));
+  }
+
+  #release(bytes: number): void {
+    this.#free += bytes;
+    while (this.#waiting.length > 0 && this.#waiting[0].bytes <= this.#free) {
+      const next = this.#waiting.shift()!;
+      this.#free -= next.bytes;
+      next.start();
+    }
+  }
 }

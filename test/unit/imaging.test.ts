@@ -1,10 +1,12 @@
 // imaging/: the format table every layer shares, and the one decode path for input images (real files made
-// with sharp: sniffing, header checks before decoding, truncated data, masks).
+// with sharp: sniffing, header checks before decoding, truncated data, masks, the decode budget).
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   checkMask,
+  DecodeBudget,
+  decodeCost,
   decodeMaskWeights,
   decodeRgba,
   ImageInputError,
@@ -128,6 +130,12 @@ describe('inspecting input images (header only)', () => {
     await expect(bomb).rejects.toMatchObject({ reason: 'too_many_pixels', details: { width: side, height: side } });
     await expect(bomb).rejects.toThrow(`the image is ${side}x${side}; images may have at most ${MAX_INPUT_PIXELS} pixels and one frame.`);
   });
+
+  it('takes the pixel limit from the caller (the server passes limits.maxInputPixels)', async () => {
+    const img = await solid('png', 10, 6);
+    expect(await inspectImage(img, ['png'], 60)).toMatchObject({ width: 10, height: 6 });
+    await expect(inspectImage(img, ['png'], 59)).rejects.toMatchObject({ reason: 'too_many_pixels', details: { maxPixels: 59 } });
+  });
 });
 
 describe('decoding input images', () => {
@@ -153,6 +161,24 @@ describe('decoding input images', () => {
     expect(await reasonOf(verifyDecodes(await inspectImage(good)))).toBe('resolved');
   });
 
+  it('decodes a large image straight to the small size, every format and orientation', async () => {
+    for (const format of IMAGE_FORMATS) {
+      const big = await sharp({ create: { width: 3000, height: 1000, channels: 3, background: '#1e46dc' } })
+        .toFormat(format)
+        .withMetadata({ orientation: 6 })
+        .toBuffer();
+      const img = await inspectImage(big);
+      expect([img.width, img.height], format).toEqual([1000, 3000]);
+      const px = await decodeRgba(img, 20, 60, { flatten: true });
+      expect([px.width, px.height], format).toEqual([20, 60]);
+      const centre = [...px.data.subarray((30 * 20 + 10) * 4, (30 * 20 + 10) * 4 + 4)];
+      expect(
+        centre.every((v, i) => Math.abs(v - [30, 70, 220, 255][i]) < 12),
+        `${format}: ${centre}`,
+      ).toBe(true);
+    }
+  });
+
   it('turns transparent mask pixels into weight 1 (edit) and the rest into 0 (keep)', async () => {
     const mask = await inspectImage(await halfTransparent(), ['png']);
     const weights = await decodeMaskWeights(mask, 4, 2);
@@ -166,5 +192,55 @@ describe('decoding input images', () => {
     expect(() => checkMask(image, image)).toThrow(expect.objectContaining({ reason: 'mask_no_alpha' }));
     const other = await inspectImage(await solid('png', 8, 8));
     expect(() => checkMask(mask, other)).toThrow('the mask must have the same dimensions as the image (8x8), but it is 8x4.');
+  });
+});
+
+describe('the decode budget', () => {
+  /** A decode stand-in that stays running until released, recording the budget in use while it runs. */
+  function gate() {
+    let open!: () => void;
+    const released = new Promise<void>((r) => {
+      open = r;
+    });
+    return { open, work: () => released };
+  }
+
+  it('runs decodes while their bytes fit, the others in arrival order as bytes free up', async () => {
+    const budget = new DecodeBudget(100);
+    const order: string[] = [];
+    const [a, b, c, d] = [gate(), gate(), gate(), gate()];
+    const run = (name: string, bytes: number, g: ReturnType<typeof gate>) =>
+      budget.run(bytes, () => {
+        order.push(name);
+        return g.work();
+      });
+    const all = [run('a', 60, a), run('b', 30, b), run('c', 50, c), run('d', 10, d)];
+    // a + b fit (90); c (50) waits, and d waits behind c although it would fit: no decode is starved.
+    await vi.waitFor(() => expect(order).toEqual(['a', 'b']));
+    expect(budget.inUse).toBe(90);
+    a.open();
+    await vi.waitFor(() => expect(order).toEqual(['a', 'b', 'c', 'd']));
+    expect(budget.inUse).toBe(90);
+    for (const g of [b, c, d]) g.open();
+    await Promise.all(all);
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('a cost over the whole budget runs alone; a failing decode frees its bytes', async () => {
+    const budget = new DecodeBudget(100);
+    const big = gate();
+    const running = budget.run(1000, big.work);
+    expect(budget.inUse).toBe(100);
+    const small = budget.run(1, async () => budget.inUse);
+    big.open();
+    await running;
+    expect(await small).toBe(1);
+    await expect(budget.run(40, () => Promise.reject(new Error('corrupt')))).rejects.toThrow('corrupt');
+    expect(budget.inUse).toBe(0);
+  });
+
+  it('charges an upper bound of what a streaming decode holds: a window of source rows and the output', () => {
+    expect(decodeCost({ width: 6000, height: 4000 }, 512, 512)).toBe(6000 * 4 * 2048 + 512 * 512 * 4);
+    expect(decodeCost({ width: 25_000, height: 1000 }, 512, 512)).toBe(25_000 * 4 * 1000 + 512 * 512 * 4);
   });
 });
