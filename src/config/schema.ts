@@ -227,6 +227,17 @@ function fileSchema(ctx: SchemaContext) {
           uploadBytes: positiveInt.default(64 * 1024 * 1024),
           /** Let edit image URLs reach loopback/private/link-local addresses and plain http (development only). */
           allowPrivateImageUrls: z.boolean().default(false),
+          // Input images (docs/limits.md); read by src/server/image-intake.ts and image-fetch.ts.
+          /** Largest width x height an input image's header may declare; larger ones get a 400 naming the image. */
+          maxInputPixels: positiveInt.default(25_000_000),
+          /** Bytes all decodes in flight may hold together, across requests (imaging/decode.ts decodeCost). */
+          decodeBudgetBytes: positiveInt.default(256 * 1024 * 1024),
+          /** Image URLs of one request fetched at once. */
+          imageUrlConcurrency: z.int().min(1).max(16).default(4),
+          /** Seconds to fetch one image URL, redirects included. */
+          imageUrlTimeoutSeconds: positiveInt.default(10),
+          /** Seconds to fetch all of a request's image URLs; then a 400 naming the URL still downloading. */
+          imageUrlDeadlineSeconds: positiveInt.default(20),
         })
         .strict()
         .prefault({}),

@@ -1,6 +1,7 @@
-// The https client for image URLs: size cap, time limit, a few redirects, and every DNS answer checked by the
-// address policy, with the connection pinned to a checked address (a rebinding DNS server cannot slip one in).
+// The https client for image URLs: size caps, time limits, a few redirects, and every DNS answer checked by the
+// address policy, with the connection pinned to a checked address; a request's URLs share one pool and deadline.
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import { setMaxListeners } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction } from 'node:net';
@@ -8,7 +9,7 @@ import { type ApiError, badRequest, fileTooLarge } from '../contract/errors.js';
 import { IMAGE_FORMATS, IMAGE_MIME_TYPES } from '../imaging/formats.js';
 import { isPrivateAddress } from './address-policy.js';
 
-/** Time limit for fetching one image URL (connect + headers + body). */
+/** Default time limit for fetching one image URL (connect + headers + body, redirects included). */
 export const URL_FETCH_TIMEOUT_MS = 10_000;
 export const URL_MAX_REDIRECTS = 3;
 /** What the server asks image hosts for. */
@@ -19,6 +20,16 @@ export interface UrlFetchOptions {
   allowPrivate: boolean;
   maxBytes: number;
   timeoutMs?: number;
+  /** Stops the fetch at once; it rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Bytes several fetches share (a request's total), counted as they arrive. */
+  shared?: SharedBytes;
+}
+
+/** A byte cap several fetches draw from; `refuse` is the error for the fetch that goes over it. */
+export interface SharedBytes {
+  left: number;
+  refuse(param: string): ApiError;
 }
 
 function urlError(param: string, detail: string, code = 'invalid_image_url'): ApiError {
@@ -86,8 +97,9 @@ function connectError(param: string, err: Error): ApiError {
 
 type Answer = { body: Buffer } | { location: string };
 
-/** Reads a 2xx body into memory, refusing it (declared or counted) at maxBytes. */
-function readBody(res: http.IncomingMessage, param: string, maxBytes: number, finish: (err: unknown, answer?: Answer) => void): void {
+/** Reads a 2xx body into memory, refusing it (declared or counted) at maxBytes or past the shared cap. */
+function readBody(res: http.IncomingMessage, param: string, opts: UrlFetchOptions, finish: (err: unknown, answer?: Answer) => void): void {
+  const { maxBytes, shared } = opts;
   const declared = Number(res.headers['content-length']);
   if (Number.isFinite(declared) && declared >= maxBytes) {
     res.destroy();
@@ -98,9 +110,10 @@ function readBody(res: http.IncomingMessage, param: string, maxBytes: number, fi
   let size = 0;
   res.on('data', (c: Buffer) => {
     size += c.length;
-    if (size >= maxBytes) {
+    if (shared) shared.left -= c.length;
+    if (size >= maxBytes || (shared && shared.left < 0)) {
       res.destroy();
-      finish(fileTooLarge(param, maxBytes, size));
+      finish(size >= maxBytes ? fileTooLarge(param, maxBytes, size) : shared!.refuse(param));
       return;
     }
     chunks.push(c);
@@ -118,8 +131,13 @@ function getOnce(u: URL, param: string, opts: UrlFetchOptions, budgetMs: number,
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
       if (answer) resolve(answer);
       else reject(err);
+    };
+    const onAbort = () => {
+      req.destroy();
+      finish(opts.signal!.reason);
     };
     const headers = { accept: ACCEPT, 'user-agent': 'easel' };
     const req = mod.get(u, { lookup: guardedLookup(opts.allowPrivate), headers, agent: false }, (res) => {
@@ -132,13 +150,15 @@ function getOnce(u: URL, param: string, opts: UrlFetchOptions, budgetMs: number,
         res.resume();
         return finish(urlError(param, `fetching the image failed with HTTP ${status}.`));
       }
-      readBody(res, param, opts.maxBytes, finish);
+      readBody(res, param, opts, finish);
     });
     const timer = setTimeout(() => {
       req.destroy();
       finish(urlError(param, `fetching the image took longer than ${timeoutMs} ms.`));
     }, budgetMs);
     req.on('error', (err) => finish(connectError(param, err)));
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
@@ -155,5 +175,101 @@ export async function fetchImageUrl(url: string, param: string, opts: UrlFetchOp
     if ('body' in answer) return answer.body;
     if (redirects >= URL_MAX_REDIRECTS) throw urlError(param, 'too many redirects.');
     target = checkedTarget(answer.location, param, opts, target);
+  }
+}
+
+export interface UrlSessionOptions {
+  allowPrivate: boolean;
+  /** URLs fetched at once; the others wait their turn in request order. */
+  concurrency: number;
+  /** Time limit per URL. */
+  timeoutMs: number;
+  /** Time limit for all the session's URLs together, from the first fetch. */
+  deadlineMs: number;
+  /** Bytes all the session's URLs may add up to. */
+  totalBytes: number;
+}
+
+/**
+ * The image URLs of one request: fetched concurrently, at most `concurrency` at once (the others wait their turn
+ * in request order), each under its own time limit, all under one deadline and one byte total. When the deadline
+ * passes, every fetch still pending rejects with a 400 naming the earliest URL still downloading (the slow one),
+ * and its connection is closed; close() ends the session (done, or another input failed) and aborts what is left.
+ */
+export class UrlFetchSession {
+  readonly #opts: UrlSessionOptions;
+  readonly #abort = new AbortController();
+  readonly #shared: SharedBytes;
+  /** Params of the fetches downloading now, in the order they started. */
+  readonly #active = new Set<string>();
+  readonly #waiting: Array<{ start: () => void; stop: (reason: unknown) => void }> = [];
+  #slots = 0;
+  #deadline: NodeJS.Timeout | undefined;
+  #deadlineAt = Number.POSITIVE_INFINITY;
+
+  constructor(opts: UrlSessionOptions) {
+    this.#opts = opts;
+    // Each running fetch listens for the abort (Node warns past 10 listeners by default).
+    setMaxListeners(opts.concurrency + 1, this.#abort.signal);
+    const mb = Math.round((opts.totalBytes / (1024 * 1024)) * 100) / 100;
+    this.#shared = {
+      left: opts.totalBytes,
+      refuse: (param) => urlError(param, `the images of this request add up to more than ${mb} MB.`, 'file_too_large'),
+    };
+  }
+
+  /** Fetches one URL in its turn; `maxBytes` caps this one. */
+  async fetch(url: string, param: string, maxBytes: number): Promise<Buffer> {
+    this.#startDeadline();
+    if (performance.now() >= this.#deadlineAt) throw this.#late(param);
+    await this.#turn();
+    this.#active.add(param);
+    try {
+      const { allowPrivate, timeoutMs } = this.#opts;
+      return await fetchImageUrl(url, param, { allowPrivate, maxBytes, timeoutMs, signal: this.#abort.signal, shared: this.#shared });
+    } finally {
+      this.#active.delete(param);
+      this.#release();
+    }
+  }
+
+  /** Aborts what is still pending (with `reason`, or a plain abort) and stops the deadline timer. */
+  close(reason?: unknown): void {
+    clearTimeout(this.#deadline);
+    if (this.#abort.signal.aborted) return;
+    this.#abort.abort(reason);
+    for (const waiter of this.#waiting.splice(0)) waiter.stop(this.#abort.signal.reason);
+  }
+
+  /** Takes a slot, or waits for one; rejects with the abort reason if the session is closed first. */
+  #turn(): Promise<void> {
+    const signal = this.#abort.signal;
+    if (signal.aborted) return Promise.reject(signal.reason);
+    if (this.#slots < this.#opts.concurrency) {
+      this.#slots++;
+      return Promise.resolve();
+    }
+    return new Promise((start, stop) => this.#waiting.push({ start, stop }));
+  }
+
+  /** Hands the slot to the next waiting fetch, or frees it. */
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next.start();
+    else this.#slots--;
+  }
+
+  #late(param: string): ApiError {
+    const seconds = Math.round(this.#opts.deadlineMs) / 1000;
+    return urlError(param, `fetching this request's image URLs took longer than ${seconds} s in total, and this one had not arrived.`);
+  }
+
+  #startDeadline(): void {
+    if (this.#deadline) return;
+    this.#deadlineAt = performance.now() + this.#opts.deadlineMs;
+    this.#deadline = setTimeout(() => {
+      const slow = this.#active.values().next().value;
+      if (slow !== undefined) this.close(this.#late(slow));
+    }, this.#opts.deadlineMs);
   }
 }

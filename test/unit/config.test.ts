@@ -46,7 +46,12 @@ describe('defaults', () => {
     expect(cfg.defaultModel).toBe('easel-default');
     expect(Object.keys(cfg.aliases).sort()).toEqual(Object.keys(OPENAI_MODEL_FAMILIES).sort());
     expect(new Set(Object.values(cfg.aliases))).toEqual(new Set(['easel-default']));
-    expect(cfg.limits).toEqual({ bodyBytes: 2 * 1024 * 1024, uploadBytes: 64 * 1024 * 1024, allowPrivateImageUrls: false });
+    expect(cfg.limits).toEqual({
+      bodyBytes: 2 * 1024 * 1024,
+      uploadBytes: 64 * 1024 * 1024,
+      allowPrivateImageUrls: false,
+      ...INPUT_IMAGE_LIMITS,
+    });
     expect(cfg.moderation.lowCategories).toEqual(['sexual/minors']);
     expect(Object.isFrozen(cfg.engine)).toBe(true);
   });
@@ -56,7 +61,12 @@ describe('defaults', () => {
       { config: file({ limits: { allowPrivateImageUrls: true }, engine: { threads: 2 }, moderation: { lowCategories: [] } }) },
       {},
     );
-    expect(cfg.limits).toEqual({ bodyBytes: 2 * 1024 * 1024, uploadBytes: 64 * 1024 * 1024, allowPrivateImageUrls: true });
+    expect(cfg.limits).toEqual({
+      bodyBytes: 2 * 1024 * 1024,
+      uploadBytes: 64 * 1024 * 1024,
+      allowPrivateImageUrls: true,
+      ...INPUT_IMAGE_LIMITS,
+    });
     expect(cfg.engine).toEqual({ provider: 'cpu', threads: 2, maxBatchSize: 8 });
     expect(cfg.moderation.lowCategories).toEqual([]);
     expect(Object.keys(cfg.moderation.categories)).toContain('sexual/minors');
@@ -100,7 +110,7 @@ describe('bad values fail closed, naming the file, the key and what is allowed',
     [
       'an unknown section key',
       { limits: { bodyBytez: 1 } },
-      'limits.bodyBytez: unknown key (allowed keys are bodyBytes, uploadBytes, allowPrivateImageUrls)',
+      'limits.bodyBytez: unknown key (allowed keys are bodyBytes, uploadBytes, allowPrivateImageUrls, maxInputPixels, decodeBudgetBytes, imageUrlConcurrency, imageUrlTimeoutSeconds, imageUrlDeadlineSeconds)',
     ],
     ['an unknown model key', { models: [{ ...MODEL, fam: 'x' }] }, 'models[0].fam: unknown key'],
     ['a defaultModel not served', { models: [MODEL], defaultModel: 'x' }, 'defaultModel: "x" is not among the models (models are "m")'],
@@ -432,5 +442,38 @@ describe('images.encoding: how the worker encodes images', () => {
   ])('refuses %j', (encoding, message) => {
     const path = file({ images: { encoding } });
     expect(problems({ config: path })).toEqual([`${path}: images.encoding.${message}`]);
+  });
+});
+
+/** The defaults of the input-image keys in `limits` (docs/limits.md "Input images"). */
+const INPUT_IMAGE_LIMITS = {
+  maxInputPixels: 25_000_000,
+  decodeBudgetBytes: 256 * 1024 * 1024,
+  imageUrlConcurrency: 4,
+  imageUrlTimeoutSeconds: 10,
+  imageUrlDeadlineSeconds: 20,
+};
+
+describe('limits: input images (pixel limit, decode budget, image URLs)', () => {
+  it('defaults to 25 MP, a 256 MiB decode budget, 4 URLs at once, 10 s each and 20 s in all', () => {
+    expect(loadConfig({}, {}).limits).toMatchObject(INPUT_IMAGE_LIMITS);
+  });
+
+  it('a partial section keeps the rest', () => {
+    const limits = { maxInputPixels: 1_000_000, imageUrlConcurrency: 1 };
+    expect(loadConfig({ config: file({ limits }) }, {}).limits).toMatchObject({ ...INPUT_IMAGE_LIMITS, ...limits });
+  });
+
+  it.each([
+    [{ maxInputPixels: 0 }, 'maxInputPixels: expected a value > 0, got 0'],
+    [{ maxInputPixels: '25MP' }, 'maxInputPixels: expected an integer, got "25MP"'],
+    [{ decodeBudgetBytes: 1.5 }, 'decodeBudgetBytes: expected an integer, got 1.5'],
+    [{ imageUrlConcurrency: 0 }, 'imageUrlConcurrency: expected a value >= 1, got 0'],
+    [{ imageUrlConcurrency: 17 }, 'imageUrlConcurrency: expected a value <= 16, got 17'],
+    [{ imageUrlTimeoutSeconds: -1 }, 'imageUrlTimeoutSeconds: expected a value > 0, got -1'],
+    [{ imageUrlDeadlineSeconds: 0 }, 'imageUrlDeadlineSeconds: expected a value > 0, got 0'],
+  ])('refuses %j', (limits, message) => {
+    const path = file({ limits });
+    expect(problems({ config: path })).toEqual([`${path}: limits.${message}`]);
   });
 });

@@ -17,9 +17,10 @@ import { badRequest, unsupportedMediaType } from '../../contract/errors.js';
 import { editImageLimits, familyRules } from '../../contract/families.js';
 import { buildUsage } from '../../contract/usage.js';
 import { EDIT_STRENGTH, HIGH_FIDELITY_EDIT_STRENGTH, INPAINT_STRENGTH } from '../../engine/plan.js';
+import type { RgbaImage } from '../../engine/types.js';
 import { blendEditInputs } from '../../imaging/blend.js';
 import type { ServerDeps } from '../deps.js';
-import { checkMask, decodeImage, decodeMask, type InspectedImage, inputBytes, inspectImage, verifyDecodes } from '../image-intake.js';
+import { checkMask, ImageIntake, type ImageSource, type InspectedImage } from '../image-intake.js';
 import { checkModeration } from '../moderation.js';
 import { describeUpload, readMultipart, registerMultipart } from '../multipart.js';
 import { type JobPlan, planJob, withInitImage } from '../plan.js';
@@ -104,14 +105,18 @@ async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnTyp
     );
   }
 
-  // Bytes, then headers (format, size, bomb check) of every input, before decoding anything.
+  // Bytes, then headers (format, size, pixel limit) of every input, before decoding anything; URLs fetched together.
   const limits = editImageLimits(parsed.family);
-  const fetchOpts = { allowPrivate: deps.config.limits.allowPrivateImageUrls === true, maxBytes: limits.maxImageBytes };
-  const inspected: InspectedImage[] = [];
-  for (const [i, input] of parsed.images.entries()) {
-    const bytes = await inputBytes(input, uploads[i], fetchOpts);
-    inspected.push(await inspectImage(bytes, input.param, limits.mimetypes));
-  }
+  const intake = new ImageIntake(deps.config.limits);
+  const sources: ImageSource[] = parsed.images.map((input, i) => ({
+    input,
+    upload: uploads[i],
+    mimetypes: limits.mimetypes,
+    maxBytes: limits.maxImageBytes,
+  }));
+  if (parsed.mask) sources.push({ input: parsed.mask, upload: maskUpload, mimetypes: ['image/png'], maxBytes: limits.maskMaxBytes });
+  const inspected: InspectedImage[] = await intake.readImages(sources);
+  const mask = parsed.mask ? inspected.pop() : undefined;
   const first = inspected[0];
   if (limits.requireSquare && first.width !== first.height) {
     throw badRequest(
@@ -120,12 +125,7 @@ async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnTyp
       'invalid_image',
     );
   }
-  let mask: InspectedImage | undefined;
-  if (parsed.mask) {
-    const bytes = await inputBytes(parsed.mask, maskUpload, { ...fetchOpts, maxBytes: limits.maskMaxBytes });
-    mask = await inspectImage(bytes, parsed.mask.param, ['image/png']);
-    checkMask(mask, first);
-  }
+  if (mask) checkMask(mask, first);
 
   // size: auto follows the first image's aspect (the JSON form only learns it here).
   if (parsed.size === 'auto') {
@@ -138,14 +138,16 @@ async function prepareEdit(deps: ServerDeps, req: FastifyRequest, ctx: ReturnTyp
   const plan = planJob(served, parsed);
   const { width, height } = plan.request;
   const flatten = !caps.supportsAlpha;
-  const engineMask = mask ? await decodeMask(mask, width, height) : undefined;
-  const firstPixels = await decodeImage(first, width, height, flatten);
+  // One decode at a time, each straight to the generation size (bounded memory, see ImageIntake).
+  const engineMask = mask ? await intake.decodeMask(mask, width, height) : undefined;
+  const firstPixels = await intake.decodeImage(first, width, height, flatten);
   let initImage = firstPixels;
   if (engineMask) {
     // Inpainting repaints the masked area from noise: extra images have nothing to act on (said in /v1/models).
-    for (const other of inspected.slice(1)) await verifyDecodes(other);
+    for (const other of inspected.slice(1)) await intake.verifyDecodes(other);
   } else {
-    const others = await Promise.all(inspected.slice(1).map((img) => decodeImage(img, width, height, flatten)));
+    const others: RgbaImage[] = [];
+    for (const other of inspected.slice(1)) others.push(await intake.decodeImage(other, width, height, flatten));
     initImage = blendEditInputs(firstPixels, others);
   }
 

@@ -10,7 +10,7 @@ import { editImageLimits } from '../../contract/families.js';
 import { parseVariationRequest } from '../../contract/variations.js';
 import { VARIATION_STRENGTH } from '../../engine/plan.js';
 import type { ServerDeps } from '../deps.js';
-import { decodeImage, inspectImage } from '../image-intake.js';
+import { ImageIntake } from '../image-intake.js';
 import { describeUpload, readMultipart, registerMultipart } from '../multipart.js';
 import { planJob, withInitImage } from '../plan.js';
 import { answerJob } from '../respond.js';
@@ -45,12 +45,15 @@ export function registerVariationRoutes(app: FastifyInstance, deps: ServerDeps):
       }
 
       const limits = editImageLimits('dall-e-2');
-      const img = await inspectImage(images[0].data, 'image', limits.mimetypes);
+      const intake = new ImageIntake(deps.config.limits);
+      const [img] = await intake.readImages([
+        { input: parsed.image, upload: images[0].data, mimetypes: limits.mimetypes, maxBytes: limits.maxImageBytes },
+      ]);
       if (img.width !== img.height) {
         throw badRequest(`Invalid file 'image': the image must be square, but it is ${img.width}x${img.height}.`, 'image', 'invalid_image');
       }
       const plan = planJob(served, parsed);
-      const initImage = await decodeImage(img, plan.request.width, plan.request.height, !caps.supportsAlpha);
+      const initImage = await intake.decodeImage(img, plan.request.width, plan.request.height, !caps.supportsAlpha);
       // An empty prompt gives classifier-free guidance nothing to steer by: guidance 1 unless the request sets it.
       const overrides = { prompt: '', guidanceScale: parsed.extensions.guidance_scale ?? 1 };
       return answerJob(deps, req, reply, {
