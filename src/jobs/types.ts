@@ -117,3 +117,18 @@ export class UnknownJobError extends Error {
     super(`no job ${id}`);
   }
 }
+
+/**
+ * The queue cannot take or follow a job now: no live worker serves its model, or the queue's store (Redis) is
+ * unreachable. The API answers a retryable 503.
+ */
+export class QueueUnavailableError extends Error {
+  override readonly name = 'QueueUnavailableError';
+  constructor(
+    message: string,
+    /** Suggested seconds before retrying. */
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}

@@ -28,16 +28,29 @@ export class ModelCatalog {
 
   /** Reads every configured model folder's description (throws ModelFolderError naming a broken folder). */
   static fromConfig(config: Readonly<Config>): ModelCatalog {
+    return ModelCatalog.fromInfos(config, new Map(config.models.map((m) => [m.name, readModelInfo(m.path)])));
+  }
+
+  /**
+   * The configured names over model info from elsewhere (an API node's, published by its workers): a model with no
+   * info yet is left out, with the aliases that point at it.
+   */
+  static fromInfos(config: Readonly<Config>, infos: ReadonlyMap<string, ModelInfo>): ModelCatalog {
     const locals = new Map<string, LocalModel>();
     const served = new Map<string, ServedModel>();
     for (const m of config.models) {
-      const local: LocalModel = { name: m.name, path: m.path, info: readModelInfo(m.path) };
+      const info = infos.get(m.name);
+      if (!info) continue;
+      const local: LocalModel = { name: m.name, path: m.path, info };
       locals.set(m.name, local);
       served.set(m.name, { id: m.name, family: m.family ?? 'gpt-image', local, isAlias: false });
     }
     for (const [alias, target] of Object.entries(config.aliases)) {
       const local = locals.get(target);
-      if (!local) throw new Error(`alias '${alias}' points at unknown model '${target}'`);
+      if (!local) {
+        if (!config.models.some((m) => m.name === target)) throw new Error(`alias '${alias}' points at unknown model '${target}'`);
+        continue;
+      }
       const family = OPENAI_MODEL_FAMILIES[alias] ?? served.get(target)!.family;
       served.set(alias, { id: alias, family, local, isAlias: true });
     }
