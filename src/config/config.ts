@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { OPENAI_MODEL_FAMILIES } from '../contract/families.js';
 import { readEnv, readSetting } from './env.js';
 import { ConfigError, describeIssue, problemsOf } from './errors.js';
-import { type Config, configSchema, type SettingValues } from './schema.js';
+import { type Config, configSchema, type Setting, type SettingValues, withoutPassword } from './schema.js';
 
 export { ENV_VARS } from './env.js';
 export { ConfigError } from './errors.js';
@@ -37,6 +37,8 @@ export interface ConfigFlags {
   dataDir?: string;
   publicBaseUrl?: string;
   model?: string;
+  /** queue.url: the cluster's Redis. */
+  queue?: string;
 }
 
 const FLAG_NAMES: { readonly [K in keyof Required<ConfigFlags>]: string } = {
@@ -46,14 +48,26 @@ const FLAG_NAMES: { readonly [K in keyof Required<ConfigFlags>]: string } = {
   dataDir: '--data-dir',
   publicBaseUrl: '--public-url',
   model: '--model',
+  queue: '--queue',
+};
+
+/** The setting each flag sets (its own name, but for --queue). */
+const FLAG_SETTINGS: { readonly [K in keyof Required<ConfigFlags>]: Setting } = {
+  config: 'config',
+  host: 'host',
+  port: 'port',
+  dataDir: 'dataDir',
+  publicBaseUrl: 'publicBaseUrl',
+  model: 'model',
+  queue: 'queue.url',
 };
 
 function readFlags(flags: ConfigFlags, problems: string[]): Partial<SettingValues> {
-  const out: Partial<Record<keyof ConfigFlags, unknown>> = {};
+  const out: Partial<Record<Setting, unknown>> = {};
   for (const key of Object.keys(FLAG_NAMES) as Array<keyof ConfigFlags>) {
     if (flags[key] === undefined) continue;
-    const value = readSetting(key, flags[key], FLAG_NAMES[key], problems);
-    if (value !== undefined) out[key] = value;
+    const value = readSetting(FLAG_SETTINGS[key], flags[key], FLAG_NAMES[key], problems);
+    if (value !== undefined) out[FLAG_SETTINGS[key]] = value;
   }
   return out as Partial<SettingValues>;
 }
@@ -107,6 +121,7 @@ function applySettings(cfg: Config, s: Partial<SettingValues>): void {
   if (s['auth.mode'] !== undefined) cfg.auth.mode = s['auth.mode'];
   if (s['engine.provider'] !== undefined) cfg.engine.provider = s['engine.provider'];
   if (s['engine.threads'] !== undefined) cfg.engine.threads = s['engine.threads'];
+  if (s['queue.url'] !== undefined) cfg.queue.url = s['queue.url'];
   if (s.model !== undefined) serveModel(cfg, s.model);
 }
 
@@ -137,5 +152,6 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
 
 /** The config as `easel config print` shows it: secrets replaced by "<redacted>". */
 export function redactConfig(cfg: Readonly<Config>): Readonly<Config> {
-  return cfg.urlSecret === undefined ? cfg : { ...cfg, urlSecret: '<redacted>' };
+  const queue = cfg.queue.url === undefined ? cfg.queue : { ...cfg.queue, url: String(withoutPassword(cfg.queue.url)) };
+  return { ...cfg, queue, ...(cfg.urlSecret === undefined ? {} : { urlSecret: '<redacted>' }) };
 }

@@ -22,6 +22,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'EASEL_PROVIDER', setting: 'engine.provider', doc: 'engine.provider' },
   { name: 'EASEL_THREADS', setting: 'engine.threads', doc: 'engine.threads' },
   { name: 'EASEL_URL_SECRET', setting: 'urlSecret', doc: 'urlSecret' },
+  { name: 'EASEL_QUEUE', setting: 'queue.url', doc: "queue.url: the cluster's Redis (like --queue)" },
 ];
 
 /** Text → the value the setting's schema checks: enum names case-insensitively, integers as numbers. */

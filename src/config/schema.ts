@@ -23,6 +23,23 @@ const nonEmpty = z.string().min(1);
 const SECRET_RULE = 'expected a string of at least 16 characters (the value given is not shown)';
 const positiveInt = z.int().positive();
 
+const REDIS_RULE = 'expected a redis:// or rediss:// URL (redis://[user:password@]host[:port][/db])';
+
+function isRedisUrl(text: string): boolean {
+  if (!URL.canParse(text)) return false;
+  const u = new URL(text);
+  return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '' && /^(\/\d*)?$/.test(u.pathname) && !u.search && !u.hash;
+}
+
+/** A URL as messages may show it: any password replaced by "***". */
+export function withoutPassword(text: unknown): unknown {
+  if (typeof text !== 'string' || !URL.canParse(text)) return text;
+  const u = new URL(text);
+  if (!u.password) return text;
+  u.password = '***';
+  return u.toString();
+}
+
 /** Schemas of the settings that environment variables and flags can set too (same rules wherever a value comes from). */
 export const SETTINGS = {
   config: nonEmpty,
@@ -37,6 +54,8 @@ export const SETTINGS = {
   'engine.threads': positiveInt,
   /** A secret: its value never appears in a message. */
   urlSecret: z.string({ error: SECRET_RULE }).min(16, { error: SECRET_RULE }),
+  /** The cluster's Redis (BullMQ): set, `serve` runs an API node; `worker` needs it. */
+  'queue.url': z.string().refine(isRedisUrl, { error: (iss) => `${REDIS_RULE}, got ${show(withoutPassword(iss.input))}` }),
 } as const;
 export type Setting = keyof typeof SETTINGS;
 export type SettingValues = { [K in Setting]: z.output<(typeof SETTINGS)[K]> };
@@ -178,7 +197,13 @@ function fileSchema(ctx: SchemaContext) {
         .strict()
         .prefault({}),
       queue: z
-        .object({ maxWaiting: z.int().min(0).default(16) })
+        .object({
+          maxWaiting: z.int().min(0).default(16),
+          /** Redis for a cluster (README "Run a cluster"); absent: the embedded in-process queue. */
+          url: SETTINGS['queue.url'].optional(),
+          /** A worker's BullMQ job lock; absent: fitted to its models' step times (src/worker/main.ts). */
+          lockSeconds: z.number().min(1).max(600).optional(),
+        })
         .strict()
         .prefault({}),
       engine: z
