@@ -57,7 +57,12 @@ export function registerMetaRoutes(app: FastifyInstance, deps: ServerDeps): void
   // Ready when every local model has a warm worker, everything else a request needs is built, and the disk has room.
   app.get('/readyz', async (_req, reply) => {
     const [stats, disk] = await Promise.all([deps.queue.stats(), deps.disk.state()]);
-    const models = [...deps.models.locals.keys()].map((name) => ({ name, warmed: (stats.workers[name] ?? 0) > 0 }));
+    // Every served model, described or not yet (an API node learns models from its workers), with its ready workers.
+    const names = new Set([...deps.models.locals.keys(), ...Object.keys(stats.workers)]);
+    const models = [...names].map((name) => {
+      const workers = stats.workers[name] ?? 0;
+      return { name, warmed: workers > 0 && deps.models.locals.has(name), workers };
+    });
     const warm = models.every((m) => m.warmed) && (deps.warm?.() ?? true);
     const status = disk.low ? 'disk_low' : warm ? 'ready' : 'warming_up';
     return reply.code(status === 'ready' ? 200 : 503).send({
