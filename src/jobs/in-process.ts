@@ -1,6 +1,7 @@
 // The embedded JobQueue: jobs wait in memory, one lane per local model, and run one at a time per lane (a
 // pipeline's sessions already use every core), so several models can run at once. Events are buffered per job
 // and replayed to its reader, exactly as a Redis-backed queue would deliver them from another process.
+// drain() is the graceful half of shutdown: no new jobs, the admitted ones finish until a deadline; close() is the rest.
 import { randomUUID } from 'node:crypto';
 import { jobCost } from './cost.js';
 import {
@@ -14,6 +15,17 @@ import {
   type QueueStats,
   UnknownJobError,
 } from './types.js';
+
+/** submit() after drain() or close() began: the server is shutting down (the API answers a retryable 503). */
+export class QueueClosedError extends Error {
+  override readonly name = 'QueueClosedError';
+  constructor() {
+    super('the job queue is closed: the server is shutting down');
+  }
+}
+
+/** The message of the error event a job gets when shutdown ends it (the API answers its client a retryable 503). */
+export const SHUTDOWN_MESSAGE = 'server shutting down';
 
 export interface InProcessQueueOptions {
   /** Most jobs waiting, across all models (running ones not counted), before submit throws QueueFullError. */
@@ -38,6 +50,8 @@ interface Entry {
   id: string;
   job: JobSpec;
   submittedAt: number;
+  /** Epoch ms when its worker took it. */
+  startedAt?: number;
   events: JobEvent[];
   wake: Array<() => void>;
   controller: AbortController;
@@ -56,7 +70,10 @@ interface Lane {
 export class InProcessQueue implements JobQueue {
   private readonly jobs = new Map<string, Entry>();
   private readonly lanes = new Map<string, Lane>();
+  /** Set by drain() or close(): submit() refuses. */
   private closed = false;
+  /** Called whenever a lane goes idle (drain() waits for all of them). */
+  private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly opts: InProcessQueueOptions) {
     const msPerUnit = opts.initialMsPerCostUnit ?? 250;
@@ -64,7 +81,7 @@ export class InProcessQueue implements JobQueue {
   }
 
   async submit(job: JobSpec): Promise<{ id: string; position: number }> {
-    if (this.closed) throw new Error('the job queue is closed');
+    if (this.closed) throw new QueueClosedError();
     const lane = this.lanes.get(job.model);
     if (!lane) throw new Error(`no worker serves model '${job.model}'`);
     const waiting = this.waitingCount();
@@ -156,10 +173,12 @@ export class InProcessQueue implements JobQueue {
 
   /** Starts the lane's next job when it is idle. */
   private pump(lane: Lane): void {
-    if (this.closed || lane.running) return;
+    // Not stopped by drain() or close(): a draining queue still runs what it admitted, close() empties the lanes.
+    if (lane.running) return;
     const next = lane.pending.shift();
     if (!next) return;
     lane.running = next;
+    next.startedAt = Date.now();
     const started = performance.now();
     this.emit(next, { type: 'started', worker: this.opts.workerName ?? 'embedded' });
     lane.current = this.run(next).then((finished) => {
@@ -168,7 +187,17 @@ export class InProcessQueue implements JobQueue {
       const cost = jobCost(next.job);
       if (finished && cost > 0) lane.msPerUnit = lane.msPerUnit * 0.7 + ((performance.now() - started) / cost) * 0.3;
       this.pump(lane);
+      this.notifyIdle();
     });
+  }
+
+  private isIdle(): boolean {
+    for (const lane of this.lanes.values()) if (lane.running || lane.pending.length > 0) return false;
+    return true;
+  }
+
+  private notifyIdle(): void {
+    if (this.isIdle()) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   /** Runs the job to its terminal event; true when it produced a result. */
@@ -191,13 +220,57 @@ export class InProcessQueue implements JobQueue {
     }
   }
 
+  /**
+   * Shutdown's drain: refuses new jobs at once (QueueClosedError), cancels now the waiting jobs that would not finish
+   * within `deadlineMs` at the lane's measured speed, lets the rest run, and at the deadline cancels whatever is left
+   * (waiting or running). Resolves when every lane is idle. Cancelled jobs end with SHUTDOWN_MESSAGE.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    this.closed = true;
+    for (const lane of this.lanes.values()) this.shedUnfinishable(lane, deadlineMs);
+    if (this.isIdle()) return;
+    const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    const timer = setTimeout(() => this.cancelAll(), deadlineMs);
+    try {
+      await idle;
+    } finally {
+      clearTimeout(timer);
+    }
+    await Promise.all([...this.lanes.values()].map((l) => l.current));
+  }
+
+  /**
+   * Keeps, in order, the waiting jobs whose estimated end (the running job's rest, then each kept job's cost) falls
+   * within `budgetMs`; the others are cancelled now, so their clients can retry elsewhere without waiting.
+   */
+  private shedUnfinishable(lane: Lane, budgetMs: number): void {
+    const running = lane.running;
+    let t = running ? Math.max(0, jobCost(running.job) * lane.msPerUnit - (Date.now() - (running.startedAt ?? Date.now()))) : 0;
+    for (const e of [...lane.pending]) {
+      const ms = jobCost(e.job) * lane.msPerUnit;
+      if (t + ms <= budgetMs) t += ms;
+      else this.cancelWaiting(lane, e);
+    }
+  }
+
+  private cancelWaiting(lane: Lane, e: Entry): void {
+    lane.pending.splice(lane.pending.indexOf(e), 1);
+    this.emit(e, { type: 'error', kind: 'cancelled', message: SHUTDOWN_MESSAGE });
+  }
+
+  /** Cancels every waiting job and stops every running one. */
+  private cancelAll(): void {
+    for (const lane of this.lanes.values()) {
+      for (const e of [...lane.pending]) this.cancelWaiting(lane, e);
+      lane.running?.controller.abort(SHUTDOWN_MESSAGE);
+    }
+    this.notifyIdle();
+  }
+
   /** Refuses new jobs, cancels waiting ones, stops running ones and waits for them to end. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const lane of this.lanes.values()) {
-      for (const e of lane.pending.splice(0)) this.emit(e, { type: 'error', kind: 'cancelled', message: 'server shutting down' });
-      lane.running?.controller.abort();
-    }
+    this.cancelAll();
     await Promise.all([...this.lanes.values()].map((l) => l.current));
   }
 }

@@ -175,5 +175,47 @@ export function jobQueueContract(name: string, make: QueueFactory): void {
       expect(eb.at(-1)).toMatchObject({ type: 'error', kind: 'cancelled' });
       await expect(q.submit(spec('m', 'c'))).rejects.toThrow();
     });
+
+    it('drain() refuses new jobs at once, lets the running and waiting ones finish, then resolves', async () => {
+      const log: string[] = [];
+      const q = draining(await make({ maxWaiting: 4, models: ['m'], execute: steppingExecutor(log, 10) }));
+      const a = await q.submit(spec('m', 'a'));
+      const b = await q.submit(spec('m', 'b'));
+      const events = Promise.all([collect(q, a.id), collect(q, b.id)]);
+      await new Promise((r) => setTimeout(r, 5));
+      const drained = q.drain(10_000);
+      await expect(q.submit(spec('m', 'c'))).rejects.toMatchObject({ name: 'QueueClosedError' });
+      await drained;
+      const [ea, eb] = await events;
+      expect(ea.at(-1)).toMatchObject({ type: 'result' });
+      expect(eb.at(-1)).toMatchObject({ type: 'result' });
+      expect(log).toEqual(['start a', 'end a', 'start b', 'end b']);
+      await q.close();
+    });
+
+    it('drain() cancels at once the waiting jobs that cannot finish in time, and the rest at the deadline', async () => {
+      const log: string[] = [];
+      const q = draining(await make({ maxWaiting: 4, models: ['m'], execute: steppingExecutor(log, 20, 50) }));
+      const heavy = { prompt: 'heavy', width: 1024, height: 1024, numInferenceSteps: 50, guidanceScale: 4, seed: 1 };
+      const running = await q.submit(spec('m', 'running'));
+      const waiting = await q.submit(spec('m', 'heavy', { request: heavy }));
+      const runningEvents = collect(q, running.id);
+      await new Promise((r) => setTimeout(r, 30));
+      const drained = q.drain(100);
+      // Far more work than 100 ms at any speed: cancelled before it starts, while the running job still runs.
+      expect(await collect(q, waiting.id)).toEqual([expect.objectContaining({ type: 'error', kind: 'cancelled' })]);
+      expect(await q.stats()).toMatchObject({ running: 1, waiting: 0 });
+      await drained;
+      expect((await runningEvents).at(-1)).toMatchObject({ type: 'error', kind: 'cancelled' });
+      expect(log).toEqual(['start running', 'abort running']);
+      await q.close();
+    });
   });
+}
+
+/** The drain every queue offers shutdown (not yet part of the JobQueue type). */
+function draining(q: JobQueue): JobQueue & { drain(deadlineMs: number): Promise<void> } {
+  const d = q as JobQueue & { drain?: (deadlineMs: number) => Promise<void> };
+  expect(typeof d.drain).toBe('function');
+  return d as JobQueue & { drain(deadlineMs: number): Promise<void> };
 }
