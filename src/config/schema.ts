@@ -136,8 +136,27 @@ const serverSchema = z
         error: (iss) => `expected true, false or a list of proxy addresses, got ${show(iss.input)}`,
       })
       .default(false),
+    // Connection deadlines and the shutdown drain (docs/limits.md); read by src/server/connections.ts and start.ts.
+    /** Seconds for a request's headers to arrive (Node's headersTimeout); then 408 and closed. */
+    headersTimeoutSeconds: positiveInt.default(15),
+    /** Seconds a request body may make no progress before it is answered 408 and closed. */
+    bodyStallSeconds: positiveInt.default(20),
+    /** Seconds to receive one whole request, headers and body (Node's requestTimeout). */
+    requestTimeoutSeconds: positiveInt.default(120),
+    /** Seconds an idle keep-alive connection stays open. */
+    keepAliveTimeoutSeconds: positiveInt.default(5),
+    /** Open connections at most; new sockets beyond it are closed at once. */
+    maxConnections: positiveInt.default(1024),
+    /** Seconds a response write may make no progress before its socket is ended. */
+    writeStallSeconds: positiveInt.default(30),
+    /** Seconds running and queued jobs may still finish after SIGTERM/SIGINT. */
+    drainSeconds: positiveInt.default(25),
   })
   .strict()
+  .refine((s) => s.headersTimeoutSeconds <= s.requestTimeoutSeconds, {
+    error: 'headersTimeoutSeconds must not exceed requestTimeoutSeconds',
+    path: ['headersTimeoutSeconds'],
+  })
   .prefault({});
 
 const webpEffort = z.int().min(0).max(6);

@@ -1,5 +1,6 @@
-// The Fastify application: request ids, browser safety, auth, and OpenAI's error envelope on every response (Fastify's
-// own router, parser, client-error and shutdown refusals included), then the routes. Everything it needs is passed in.
+// The Fastify application: connection deadlines, request ids, browser safety, auth, and OpenAI's error envelope on
+// every response (Fastify's own router, parser, client-error and shutdown refusals included), a drain for shutdown,
+// then the routes. A client that leaves is logged as nginx's 499, never as an error. Everything it needs is passed in.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -13,17 +14,33 @@ import {
   payloadTooLarge,
   redactApiKey,
   serverError,
-  serviceUnavailable,
   unsupportedMediaType,
 } from '../contract/errors.js';
+import { closeReason, connectionLimits, guardConnections, markClosing, serverTimeouts, tagRequest } from './connections.js';
 import type { ServerDeps } from './deps.js';
-import { JobCancelledError } from './dispatch.js';
+import { JobCancelledError, shuttingDown } from './dispatch.js';
 import { registerEditRoutes } from './routes/edits.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerGenerationRoutes } from './routes/generations.js';
 import { registerMetaRoutes } from './routes/meta.js';
 import { registerVariationRoutes } from './routes/variations.js';
 import { browserPolicy } from './security.js';
+
+/** Shutdown's control of the HTTP side (start.ts drives it; see README "Limits, timeouts and shutdown"). */
+export interface Drain {
+  /** From now on new work is refused with a retryable 503 and /readyz answers 503 "draining". */
+  begin(): void;
+  /** Resolves true when no admitted request is still being answered, or false after `ms`. */
+  settled(ms: number): Promise<boolean>;
+  /** Ends every connection, idle or half-sent. */
+  closeAll(): void;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    drain: Drain;
+  }
+}
 
 function newRequestId(): string {
   return `req_${randomBytes(12).toString('hex')}`;
@@ -43,8 +60,12 @@ function stamp(reply: FastifyReply, id: string): void {
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const policy = browserPolicy(deps.config);
+  const limits = connectionLimits(deps.config);
+  const timeouts = serverTimeouts(limits);
   let closing = false;
   const app = Fastify({
+    requestTimeout: timeouts.requestTimeout,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
     logger: deps.logger ?? false,
     genReqId: () => newRequestId(),
     requestIdHeader: false,
@@ -59,11 +80,44 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       stamp(reply, req.id);
       sendError(reply, routerError(err, req));
     },
-    clientErrorHandler: (err, socket) => answerClientError(err, socket),
+    clientErrorHandler: (err, socket) => {
+      if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') app.log.info({ remoteAddress: socket.remoteAddress }, 'request timed out; answered 408');
+      answerClientError(err, socket);
+    },
     // Node would answer a request without Host itself (a bare 400); the Host check answers it in the envelope.
-    http: { requireHostHeader: false },
+    http: { requireHostHeader: false, ...timeouts.http },
     return503OnClosing: false,
   });
+  guardConnections(app.server, {
+    limits,
+    log: () => app.log,
+    refuseStalledBody: (socket) =>
+      answerClientError(Object.assign(new Error('request body stalled'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), socket),
+  });
+
+  // Requests past preHandler and not yet answered: what the drain waits for (a half-sent body is not among them).
+  let busy = 0;
+  const onSettled: Array<() => void> = [];
+  let closingAll = false;
+  app.decorate('drain', {
+    begin: () => {
+      closing = true;
+    },
+    settled: (ms: number) =>
+      new Promise<boolean>((resolve) => {
+        if (busy === 0) return resolve(true);
+        const timer = setTimeout(() => resolve(false), ms);
+        onSettled.push(() => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      }),
+    closeAll: () => {
+      closingAll = true;
+      if (app.server.listening) app.server.close(); // no new connections (app.close() stops listening anyway)
+      app.server.closeAllConnections();
+    },
+  } satisfies Drain);
 
   app.addHook('preClose', async () => {
     closing = true;
@@ -71,16 +125,33 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (req, reply) => {
     stamp(reply, req.id);
-    // A request that arrives on a kept-alive connection while the server drains: another node can take it.
-    if (closing) throw serviceUnavailable('The server is shutting down; retry the request.', 1);
+    tagRequest(req.raw, req.id);
+    logIfClientLeaves(req, reply, () => closingAll);
+    if (closing && req.url.split('?')[0] !== '/healthz') return refuseWhileDraining(req, reply);
     policy.check(req);
     await authenticate(deps, req);
     refuseNonJson(req);
   });
 
+  // A request whose body arrives during the drain still gets its answer; a job it asks for is refused by the queue.
+  app.addHook('preHandler', async (_req, reply) => {
+    busy++;
+    reply.raw.once('close', () => {
+      busy--;
+      if (busy === 0) for (const done of onSettled.splice(0)) done();
+    });
+  });
+
   app.setErrorHandler((err: FastifyError | ApiError, req: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof JobCancelledError || connectionGone(req, reply)) {
+      // The client left: nothing can be sent (the 499 is logged when the response closes).
+      reply.hijack();
+      if (!reply.raw.destroyed) reply.raw.destroy();
+      return;
+    }
     const apiErr = toApiError(err, req);
-    if (apiErr.status >= 500) req.log.error({ err }, 'request failed');
+    if (apiErr.status === 503) req.log.info({ code: apiErr.code }, apiErr.message);
+    else if (apiErr.status >= 500) req.log.error({ err }, 'request failed');
     sendError(reply, apiErr);
   });
 
@@ -94,6 +165,32 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   registerEditRoutes(app, deps);
   registerVariationRoutes(app, deps);
   return app;
+}
+
+/**
+ * While draining: /readyz says so (load balancers stop sending), anything else on a kept-alive or new connection gets
+ * a retryable 503 (another node can take it) and the connection is closed after the answer.
+ */
+function refuseWhileDraining(req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.header('connection', 'close');
+  if (req.url.split('?')[0] === '/readyz') return reply.code(503).send({ status: 'draining' });
+  sendError(reply, shuttingDown());
+  return reply;
+}
+
+function connectionGone(req: FastifyRequest, reply: FastifyReply): boolean {
+  return reply.raw.destroyed || req.raw.socket?.destroyed === true;
+}
+
+/**
+ * A response that closes before it is finished, when the server did not end its connection (a stall, a refusal,
+ * shutdown), is a client that went away: logged at info as nginx's 499 `client closed request`, never as an error.
+ */
+function logIfClientLeaves(req: FastifyRequest, reply: FastifyReply, shuttingDownAll: () => boolean): void {
+  reply.raw.once('close', () => {
+    if (reply.raw.writableFinished || closeReason(req.raw.socket) || shuttingDownAll()) return;
+    req.log.info({ res: { statusCode: 499 }, responseTime: reply.elapsedTime }, 'client closed request');
+  });
 }
 
 async function authenticate(deps: ServerDeps, req: FastifyRequest): Promise<void> {
@@ -167,9 +264,13 @@ function clientErrorFor(code: string | undefined): ApiError {
 
 const REASONS: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
-/** Writes the refusal straight to the socket (there is no request object yet) and closes the connection. */
+/** How long a refused connection may stay half-closed, so the client reads the answer before the socket goes. */
+const REFUSAL_LINGER_MS = 1000;
+
+/** Writes the refusal straight to the socket (there may be no request object yet) and closes the connection. */
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  markClosing(socket, 'refused');
   if (!socket.writable) {
     socket.destroy(err);
     return;
@@ -186,6 +287,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     'connection: close',
   ];
   socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+  setTimeout(() => socket.destroy(), REFUSAL_LINGER_MS).unref();
 }
 
 export function sendError(reply: FastifyReply, err: ApiError): void {
@@ -197,8 +299,6 @@ export function sendError(reply: FastifyReply, err: ApiError): void {
 /** Maps Fastify's own errors (bad JSON, size, content type) onto OpenAI's statuses and bodies; other 4xx keep their status; anything else is a 500. */
 function toApiError(err: FastifyError | ApiError, req: FastifyRequest): ApiError {
   if (err instanceof ApiError) return err;
-  // A job cancelled while its client still waits: the server is shutting down, and another node can take it.
-  if (err instanceof JobCancelledError) return serviceUnavailable('The server is shutting down; retry the request.', 1);
   const code = (err as FastifyError).code;
   switch (code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

@@ -334,8 +334,8 @@ describe('easel config check / print', () => {
 
 describe('server: browser safety and proxies', () => {
   it('defaults to no extra hosts or origins and no trusted proxy; a partial section keeps the rest', () => {
-    expect(loadConfig({}, {}).server).toEqual({ allowedHosts: [], allowedOrigins: [], trustProxy: false });
-    expect(loadConfig({ config: file({ server: { trustProxy: true } }) }, {}).server).toEqual({
+    expect(loadConfig({}, {}).server).toMatchObject({ allowedHosts: [], allowedOrigins: [], trustProxy: false });
+    expect(loadConfig({ config: file({ server: { trustProxy: true } }) }, {}).server).toMatchObject({
       allowedHosts: [],
       allowedOrigins: [],
       trustProxy: true,
@@ -381,7 +381,7 @@ describe('server: browser safety and proxies', () => {
     [
       'an unknown key',
       { allowedHost: ['a'] },
-      'server.allowedHost: unknown key (allowed keys are allowedHosts, allowedOrigins, trustProxy)',
+      'server.allowedHost: unknown key (allowed keys are allowedHosts, allowedOrigins, trustProxy, ',
     ],
   ];
   it.each(cases)('refuses %s', (_, server, message) => {
@@ -475,5 +475,44 @@ describe('limits: input images (pixel limit, decode budget, image URLs)', () => 
   ])('refuses %j', (limits, message) => {
     const path = file({ limits });
     expect(problems({ config: path })).toEqual([`${path}: limits.${message}`]);
+  });
+});
+
+describe('server: connection deadlines, connection cap and drain', () => {
+  const DEADLINES = {
+    headersTimeoutSeconds: 15,
+    bodyStallSeconds: 20,
+    requestTimeoutSeconds: 120,
+    keepAliveTimeoutSeconds: 5,
+    maxConnections: 1024,
+    writeStallSeconds: 30,
+    drainSeconds: 25,
+  };
+
+  it('defaults to the documented values (docs/limits.md); a partial section keeps the rest', () => {
+    expect(loadConfig({}, {}).server).toMatchObject(DEADLINES);
+    const cfg = loadConfig({ config: file({ server: { drainSeconds: 5, maxConnections: 10 } }) }, {});
+    expect(cfg.server).toMatchObject({ ...DEADLINES, drainSeconds: 5, maxConnections: 10 });
+  });
+
+  it('docs/limits.md names every one of these keys with its default', () => {
+    const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'limits.md'), 'utf8');
+    for (const [key, value] of Object.entries(DEADLINES)) expect(doc).toMatch(new RegExp(`\\| \`server\\.${key}\` \\| ${value} \\|`));
+  });
+
+  const cases: Array<[string, unknown, string]> = [
+    ['a zero drain', { drainSeconds: 0 }, 'server.drainSeconds: expected a value > 0, got 0'],
+    ['fractional seconds', { bodyStallSeconds: 1.5 }, 'server.bodyStallSeconds: expected an integer, got 1.5'],
+    ['a connection cap as text', { maxConnections: '1k' }, 'server.maxConnections: expected an integer, got "1k"'],
+    [
+      'headers allowed longer than the whole request',
+      { headersTimeoutSeconds: 30, requestTimeoutSeconds: 20 },
+      'server.headersTimeoutSeconds: headersTimeoutSeconds must not exceed requestTimeoutSeconds',
+    ],
+  ];
+  it.each(cases)('refuses %s', (_, server, message) => {
+    const path = file({ server });
+    expect(problems({ config: path })).toEqual([expect.stringContaining(`${path}: `)]);
+    expect(problems({ config: path })[0]).toContain(message);
   });
 });
