@@ -93,13 +93,38 @@ program
       .map((m) => m.id)
       .join(', ');
     process.stderr.write(`easel listening on ${server.url} (models: ${names}; data: ${config.dataDir})\n`);
-    const stop = async () => {
-      await server.close();
-      process.exit(0);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    onShutdownSignal(
+      (signal) => {
+        process.stderr.write(`easel: ${signal}: draining (up to ${config.server.drainSeconds} s); a second signal stops at once\n`);
+        return server.shutdown();
+      },
+      (signal) => process.stderr.write(`easel: second ${signal}: stopping now\n`),
+    );
   });
+
+/**
+ * SIGTERM or SIGINT starts `drain` and exits 0 when it ends (1 if it fails); a second signal exits 130 at once,
+ * whatever is still running (README "Limits, timeouts and shutdown").
+ */
+function onShutdownSignal(drain: (signal: string) => Promise<void>, abandon: (signal: string) => void): void {
+  let draining = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (draining) {
+      abandon(signal);
+      process.exit(130);
+    }
+    draining = true;
+    drain(signal).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`easel: shutdown failed: ${(err as Error)?.stack ?? String(err)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', handle);
+  process.on('SIGTERM', handle);
+}
 
 /** Steps, guidance and scheduler from the model's quality preset (its easel.json), unless given on the command line. */
 function sampling(info: ModelInfo, opts: { quality: string; steps?: number; guidance?: number; scheduler?: string }) {

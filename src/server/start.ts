@@ -25,8 +25,17 @@ export interface RunningServer {
   models: ModelCatalog;
   /** The embedded worker's loaded pipelines (benchmarks compare against them directly). */
   engines: EnginePool;
+  /** Stops listening, lets requests in progress end, cancels running jobs and closes everything (tests, errors). */
   close(): Promise<void>;
+  /**
+   * SIGTERM's path: new work is refused (503, /readyz "draining"), running and queued jobs may finish within `drainMs`
+   * (default server.drainSeconds), the rest are answered a retryable 503; then every connection is closed.
+   */
+  shutdown(drainMs?: number): Promise<void>;
 }
+
+/** After the drain deadline, how long the last answers (the 503s of jobs cut off, a result being written) may take. */
+const ANSWER_GRACE_MS = 1000;
 
 export interface StartOptions {
   now?: () => number;
@@ -111,7 +120,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     .then(() => undefined)
     .catch((err) => app.log.error({ err }, 'warm-up failed'));
   if (opts.waitForWarmUp) await warm;
-  return {
+  const server: EmbeddedServer = {
     app,
     models,
     engines,
@@ -126,7 +135,17 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
       await db.close();
       await engines.dispose();
     },
+    async shutdown(drainMs = config.server.drainSeconds * 1000) {
+      const deadline = Date.now() + drainMs;
+      app.drain.begin();
+      await queue.drain(drainMs);
+      const settled = await app.drain.settled(Math.max(0, deadline - Date.now()) + ANSWER_GRACE_MS);
+      if (!settled) app.log.warn('shutdown: some answers were still being written when the drain ended');
+      app.drain.closeAll();
+      await server.close();
+    },
   };
+  return server;
 }
 
 /** The embedded server, listening on config.host:config.port (0 picks a free port). */
