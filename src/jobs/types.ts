@@ -52,6 +52,8 @@ export type JobFailureKind =
   | 'cancelled'
   /** The engine refused the request (a 400: retrying cannot help). */
   | 'invalid_request'
+  /** The queue lost the job (its Redis restarted or stayed unreachable, no worker was left): a retryable 503. */
+  | 'unavailable'
   /** Anything else (a 500). */
   | 'failed';
 

@@ -38,6 +38,8 @@ function failure(e: Extract<JobEvent, { type: 'error' }>, signal: AbortSignal): 
       return signal.aborted ? new JobCancelledError(e.message) : shuttingDown();
     case 'invalid_request':
       return new ApiError({ status: 400, message: e.message, code: 'invalid_value' });
+    case 'unavailable':
+      return serviceUnavailable('The job queue lost this request (it restarted or became unreachable); retry the request.', 2);
     case 'failed':
       return serverError();
   }
