@@ -9,7 +9,7 @@ import type { ServedModel } from './catalog.js';
 import { deliver } from './delivery.js';
 import type { ServerDeps } from './deps.js';
 import { admitWrites } from './disk.js';
-import { clientAbortSignal, JobCancelledError, runThroughQueue } from './dispatch.js';
+import { clientAbortSignal, followJob, JobCancelledError, runThroughQueue, submitJob } from './dispatch.js';
 import { type JobPlan, partialSteps } from './plan.js';
 import { recordUsage } from './records.js';
 import { SseStream } from './sse.js';
@@ -115,9 +115,12 @@ async function answerStream(
   headers: Record<string, string>,
 ): Promise<void> {
   const { parsed } = job;
-  const sse = new SseStream(req, reply, undefined, headers);
   const controller = new AbortController();
   reply.raw.once('close', () => controller.abort());
+  // Admission first: a full queue (429) or a draining one (503) is the HTTP status, which SDKs type and retry.
+  const previews = parsed.partial_images > 0 ? partialSteps(job.plan.effectiveSteps, parsed.partial_images) : [];
+  const id = await submitJob(deps, jobSpec(req, job, previews), controller.signal);
+  const sse = new SseStream(req, reply, undefined, headers);
   const fields = (image: EncodedImage) => ({
     size: parsed.resolved.size,
     quality: parsed.resolved.quality,
@@ -128,8 +131,7 @@ async function answerStream(
   });
   let partials = 0;
   try {
-    const previews = parsed.partial_images > 0 ? partialSteps(job.plan.effectiveSteps, parsed.partial_images) : [];
-    const result = await runThroughQueue(deps, jobSpec(req, job, previews), controller.signal, ({ image }) => {
+    const result = await followJob(deps, id, controller.signal, ({ image }) => {
       sse.send(partialImageEvent(job.kind, { ...fields(image), partial_image_index: partials++ }));
     });
     const usage = job.usage?.(partials, false) ?? NO_USAGE;
