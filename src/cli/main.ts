@@ -17,6 +17,7 @@ import { startServer } from '../server/start.js';
 import { EASEL_VERSION } from '../version.js';
 import { registerConfigCommands } from './config.js';
 import { registerModelsCommands } from './models.js';
+import { registerWorkerCommand } from './worker.js';
 
 function int(name: string) {
   return (v: string) => {
@@ -78,6 +79,7 @@ program
   .option('--config <file>', 'JSON config file')
   .option('--model <path>', 'serve this model folder as the default model')
   .option('--public-url <url>', 'absolute base URL for `url` responses')
+  .option('--queue <url>', 'run as a cluster API node on this Redis: redis://host:port[/db] (README "Run a cluster")')
   .action(async (opts) => {
     const config = loadConfig({
       config: opts.config,
@@ -86,8 +88,12 @@ program
       dataDir: opts.dataDir,
       model: opts.model,
       publicBaseUrl: opts.publicUrl,
+      queue: opts.queue,
     });
-    const server = await startServer(config, { logger: true });
+    // With queue.url this process is a cluster API node: no engine here, jobs go to the workers through Redis.
+    const server = config.queue.url
+      ? await (await import('../server/start-api.js')).startApiNode(config, { logger: true })
+      : await startServer(config, { logger: true });
     const names = server.models
       .list()
       .map((m) => m.id)
@@ -261,6 +267,7 @@ program
     }
   });
 
+registerWorkerCommand(program);
 registerModelsCommands(program);
 registerConfigCommands(program);
 

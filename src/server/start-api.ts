@@ -1,0 +1,124 @@
+// Builds an API node of a cluster (`easel serve --queue redis://...`): the same HTTP app, store, database and records
+// as the embedded server, but jobs go to BullMQ on Redis and models are planned from what the workers publish.
+// It never loads a model folder or ONNX Runtime (test/unit/layering.test.ts checks this file's imports).
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/config.js';
+import { warmTokenCounter } from '../contract/usage.js';
+import { openSqliteDb } from '../db/index.js';
+import { BullMqQueue } from '../jobs/bullmq.js';
+import { createFsImageStore, startSweeper } from '../storage/index.js';
+import { buildServer } from './app.js';
+import type { ModelCatalog } from './catalog.js';
+import { ClusterModels } from './cluster-models.js';
+import type { ServerDeps } from './deps.js';
+import { DiskGuard, guardStore } from './disk.js';
+import { createWordFilter } from './moderation.js';
+import { UsageRecorder } from './records.js';
+import type { StartOptions } from './start.js';
+import { sharedUrlSecret } from './url-secret.js';
+
+/** After the drain deadline, how long the last answers (the 503s of jobs cut off, a result being written) may take. */
+const ANSWER_GRACE_MS = 1000;
+
+export interface ApiNode {
+  app: FastifyInstance;
+  /** http://host:port once listening. */
+  url: string;
+  /** The catalog as the workers last described it. */
+  readonly models: ModelCatalog;
+  queue: BullMqQueue;
+  /** Stops at once: this node's jobs are cancelled and every connection is closed. */
+  close(): Promise<void>;
+  /** SIGTERM's path, as the embedded server's: refuse new work, let this node's jobs finish within `drainMs`, close. */
+  shutdown(drainMs?: number): Promise<void>;
+}
+
+/** An API node, wired but not listening (tests drive it with app.inject). Waits for Redis as long as it takes. */
+export async function createApiNode(config: Readonly<Config>, opts: StartOptions = {}): Promise<Omit<ApiNode, 'url'>> {
+  const url = config.queue.url;
+  if (!url) throw new Error('an API node needs queue.url (--queue redis://HOST:PORT)');
+  const now = opts.now ?? Date.now;
+  mkdirSync(config.dataDir, { recursive: true });
+  const queue = await BullMqQueue.open({ url, models: config.models.map((m) => m.name), maxWaiting: config.queue.maxWaiting });
+  const cluster = new ClusterModels(config, {
+    read: () => queue.workerRecords(),
+    onError: (err) => app.log.warn({ err }, 'reading workers'),
+  });
+  await cluster.start();
+  const imagesDir = join(config.dataDir, 'images');
+  const store = createFsImageStore({
+    dir: imagesDir,
+    now,
+    orphanGraceMs: config.storage.leftoverGraceSeconds * 1000,
+    fs: opts.io?.storeFs,
+  });
+  const disk = new DiskGuard({ paths: [config.dataDir, imagesDir], reserveBytes: config.storage.reserveBytes, statfs: opts.io?.statfs });
+  const db = openSqliteDb({ path: join(config.dataDir, 'easel.sqlite'), now });
+  const usage = new UsageRecorder(db, () => app.log, { retryDelaysMs: opts.io?.usageRetryDelaysMs });
+  let countersWarm = false;
+  const counters = warmTokenCounter().then(() => {
+    countersWarm = true;
+  });
+  const deps: ServerDeps = {
+    // Ready once every configured model has been described by a worker (and, in /readyz, has a live one).
+    warm: () => countersWarm && cluster.complete(),
+    config,
+    // Routes read deps.models per request: the catalog follows what the workers publish.
+    get models() {
+      return cluster.catalog;
+    },
+    queue,
+    store: guardStore(store, disk),
+    db,
+    disk,
+    usage,
+    moderation: opts.moderation ?? createWordFilter(config.moderation.categories, config.moderation.lowCategories),
+    urlSecret: sharedUrlSecret(config),
+    now,
+    logger: opts.logger,
+  };
+  const app = await buildServer(deps);
+  const sweeper = startSweeper(store, { intervalMs: config.images.sweepIntervalSeconds * 1000, now, logger: app.log });
+  if (opts.waitForWarmUp) await Promise.all([counters, sweeper.initial]);
+  const node: Omit<ApiNode, 'url'> = {
+    app,
+    get models() {
+      return cluster.catalog;
+    },
+    queue,
+    async close() {
+      app.drain.closeAll();
+      await app.close();
+      cluster.stop();
+      await queue.close();
+      await sweeper.stop();
+      await store.close();
+      await usage.close();
+      await db.close();
+    },
+    async shutdown(drainMs = config.server.drainSeconds * 1000) {
+      const deadline = Date.now() + drainMs;
+      app.drain.begin();
+      await queue.drain(drainMs);
+      const settled = await app.drain.settled(Math.max(0, deadline - Date.now()) + ANSWER_GRACE_MS);
+      if (!settled) app.log.warn('shutdown: some answers were still being written when the drain ended');
+      await node.close();
+    },
+  };
+  return node;
+}
+
+/** An API node listening on config.host:config.port (0 picks a free port). */
+export async function startApiNode(config: Readonly<Config>, opts: StartOptions = {}): Promise<ApiNode> {
+  const node = await createApiNode(config, opts);
+  try {
+    const address = await node.app.listen({ host: config.host, port: config.port });
+    const url = address.replace('[::1]', '127.0.0.1');
+    return Object.assign(node, { url });
+  } catch (err) {
+    await node.close();
+    throw err;
+  }
+}

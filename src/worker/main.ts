@@ -1,0 +1,75 @@
+// `easel worker`: an engine worker process. It loads and warms its models, fits its job lock to their step times,
+// then takes their jobs from the cluster's BullMQ queues until SIGTERM (finish the current job, take no new one).
+import type { Config } from '../config/config.js';
+import { readModelInfo } from '../engine/models/info.js';
+import { BullMqWorker, type WorkerLogger } from './bullmq-worker.js';
+import { EnginePool } from './engine-pool.js';
+import { runJob } from './run-job.js';
+
+export interface RunningWorker {
+  worker: BullMqWorker;
+  /** The lock BullMQ holds on a running job (ms). */
+  lockMs: number;
+  /** SIGTERM's path: the current job finishes, no new one is taken, the models are released. */
+  close(): Promise<void>;
+}
+
+/** At least this long: a lock renewal late by a busy event loop must not hand a healthy job to another worker. */
+const MIN_LOCK_MS = 5000;
+const MAX_LOCK_MS = 120_000;
+
+/**
+ * The lock a worker holds on its job, from the time one warm-up generation took (one unguided step plus text
+ * encoding and decoding, so more than a step): twenty of them, as ten guided steps. BullMQ renews it every half
+ * lock; a worker that stops renewing (killed) loses its job to another one about one to two locks later.
+ */
+export function fitLockMs(warmStepMs: number): number {
+  return Math.round(Math.min(MAX_LOCK_MS, Math.max(MIN_LOCK_MS, 20 * warmStepMs)));
+}
+
+/** JSON lines on stderr at pino's levels, like the API node's log. */
+export function jsonLogger(name: string): WorkerLogger {
+  const line = (level: number) => (obj: object, msg: string) => {
+    const o = obj as { err?: unknown };
+    const err = o.err instanceof Error ? { err: { message: o.err.message, stack: o.err.stack } } : {};
+    process.stderr.write(`${JSON.stringify({ level, time: Date.now(), name, ...obj, ...err, msg })}\n`);
+  };
+  return { info: line(30), warn: line(40), error: line(50) };
+}
+
+export async function startWorker(config: Readonly<Config>, opts: { url: string; log?: WorkerLogger }): Promise<RunningWorker> {
+  const log = opts.log ?? jsonLogger('easel-worker');
+  const models = config.models.map((m) => ({ name: m.name, info: readModelInfo(m.path) }));
+  const engines = await EnginePool.load(config.models, {
+    provider: config.engine.provider,
+    threads: config.engine.threads,
+    maxBatchSize: config.engine.maxBatchSize,
+  });
+  let worker: BullMqWorker;
+  let lockMs: number;
+  try {
+    const t0 = performance.now();
+    await engines.warmUp();
+    const warmStepMs = (performance.now() - t0) / Math.max(1, models.length);
+    lockMs = config.queue.lockSeconds !== undefined ? config.queue.lockSeconds * 1000 : fitLockMs(warmStepMs);
+    worker = await BullMqWorker.start({
+      url: opts.url,
+      models,
+      execute: (job, ctx) => runJob(engines.pipeline(job.model), job, ctx, log, config.images.encoding),
+      lockMs,
+      log,
+    });
+  } catch (err) {
+    await engines.dispose();
+    throw err;
+  }
+  log.info({ worker: worker.id, models: models.map((m) => m.name), lockMs }, 'worker ready');
+  return {
+    worker,
+    lockMs,
+    async close() {
+      await worker.close();
+      await engines.dispose();
+    },
+  };
+}
