@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultModelPath, loadConfig } from '../config/config.js';
 import { openSqliteDb } from '../db/index.js';
-import { loadPipeline, type RgbaImage } from '../engine/index.js';
+import type { RgbaImage } from '../engine/index.js';
 import { type ModelInfo, readModelInfo } from '../engine/models/info.js';
 import { EDIT_STRENGTH, INPAINT_STRENGTH, planSize, presetFor, stepsForStrength } from '../engine/plan.js';
 import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from '../engine/schedulers/names.js';
@@ -13,7 +13,6 @@ import { resolveModelPath } from '../hub/registry.js';
 import { checkMask, decodeMaskWeights, decodeRgba, inspectImage } from '../imaging/decode.js';
 import { encodeImage } from '../imaging/encode.js';
 import { formatOfFilename } from '../imaging/formats.js';
-import { startServer } from '../server/start.js';
 import { EASEL_VERSION } from '../version.js';
 import { registerConfigCommands } from './config.js';
 import { registerModelsCommands } from './models.js';
@@ -90,10 +89,11 @@ program
       publicBaseUrl: opts.publicUrl,
       queue: opts.queue,
     });
-    // With queue.url this process is a cluster API node: no engine here, jobs go to the workers through Redis.
+    // With queue.url this process is a cluster API node: no engine here (not even ONNX Runtime, so the engine is
+    // imported only by the commands that run it), jobs go to the workers through Redis.
     const server = config.queue.url
       ? await (await import('../server/start-api.js')).startApiNode(config, { logger: true })
-      : await startServer(config, { logger: true });
+      : await (await import('../server/start.js')).startServer(config, { logger: true });
     const names = server.models
       .list()
       .map((m) => m.id)
@@ -173,6 +173,7 @@ program
     const caps = info.capabilities;
     const size = opts.size ?? { width: caps.nativeWidth, height: caps.nativeHeight };
     const plan = planSize(size.width, size.height, caps);
+    const { loadPipeline } = await import('../engine/index.js');
     const pipe = await loadPipeline(dir, { threads: opts.threads, provider: opts.provider });
     try {
       const bar = stepBar('denoising');
@@ -240,6 +241,7 @@ program
     const size = opts.size ?? { width: planned.genWidth, height: planned.genHeight };
     const base = sampling(info, opts);
     const steps = stepsForStrength(base.numInferenceSteps, strength);
+    const { loadPipeline } = await import('../engine/index.js');
     const pipe = await loadPipeline(dir, { threads: opts.threads, provider: opts.provider });
     try {
       const bar = stepBar('editing');
