@@ -109,6 +109,12 @@ describe('hostile clients (easel serve with 1 s deadlines)', () => {
     expect(held.length).toBeGreaterThanOrEqual(MAX_CONNECTIONS - 2); // the readiness probes' sockets may still close
     await server.waitForLog((l) => l.msg === 'connection cap reached; new connections closed');
     for (const c of held) c.socket.destroy();
+    // The next tests need room again: wait until the server has seen those sockets go.
+    await until(async () => {
+      const c = await raw(server.port, `GET /healthz HTTP/1.1\r\n${HOST}connection: close\r\n\r\n`);
+      await c.closed;
+      return c.bytes() > 0 ? true : undefined;
+    });
   });
 
   it('headers that never finish: 408, then the connection is closed', async () => {
