@@ -95,9 +95,12 @@ async function answerJson(deps: ServerDeps, req: FastifyRequest, reply: FastifyR
       : undefined,
     usage,
   });
-  await recordUsage(deps, req, parsed, job.endpoint, job.started, 200, {
-    input: usage?.input_tokens ?? 0,
-    output: usage?.output_tokens ?? 0,
+  // Billed once the whole body has been handed to the socket; a client that leaves while it is written is not billed.
+  reply.raw.once('finish', () => {
+    void recordUsage(deps, req, parsed, job.endpoint, job.started, 200, {
+      input: usage?.input_tokens ?? 0,
+      output: usage?.output_tokens ?? 0,
+    });
   });
   reply.header('x-easel-seed', String(result.seed));
   return body;
@@ -136,7 +139,9 @@ async function answerStream(
     });
     const usage = job.usage?.(partials, false) ?? NO_USAGE;
     for (const image of result.images) sse.send(completedEvent(job.kind, { ...fields(image), usage }));
-    await recordUsage(deps, req, parsed, job.endpoint, job.started, 200, { input: usage.input_tokens, output: usage.output_tokens });
+    // A stream the client closed before its last event is not a delivered answer, so it is not billed.
+    if (!sse.isClosed)
+      await recordUsage(deps, req, parsed, job.endpoint, job.started, 200, { input: usage.input_tokens, output: usage.output_tokens });
     sse.end();
   } catch (err) {
     if (err instanceof JobCancelledError || sse.isClosed) {
