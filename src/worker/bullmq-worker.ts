@@ -101,7 +101,7 @@ export class BullMqWorker {
       return toWire({ type: 'error', kind: 'cancelled', message: 'generation cancelled before it started' } satisfies Terminal);
     }
     this.running.set(id, controller);
-    const emit = (event: JobEvent) => this.append(id, ['e', encodeJobEvent(event), 'a', attempt]);
+    const emit = (event: JobEvent, watch?: AbortController) => this.append(id, ['e', encodeJobEvent(event), 'a', attempt], watch);
     const spec = decodeJobSpec(job.data);
     emit({ type: 'started', worker: this.id });
     const ctx: JobContext = {
@@ -110,8 +110,8 @@ export class BullMqWorker {
       submittedAt: job.timestamp,
       emit: (event) => {
         if (isTerminal(event)) return;
-        emit(event);
-        if (event.type === 'progress') void this.checkCancel(id, controller);
+        // After each step, the same round trip asks whether the job was cancelled.
+        emit(event, event.type === 'progress' ? controller : undefined);
       },
     };
     const started = performance.now();
@@ -128,19 +128,21 @@ export class BullMqWorker {
     return toWire(end);
   }
 
-  private async checkCancel(id: string, controller: AbortController): Promise<void> {
-    if (controller.signal.aborted) return;
-    if (await this.redis.exists(this.keys.cancel(id)).catch(() => 0)) controller.abort();
-  }
-
-  /** Adds fields to the job's stream and renews its TTL; a failure (Redis gone) only costs the reader that event. */
-  private append(id: string, fields: string[]): void {
+  /**
+   * Adds fields to the job's stream and renews its TTL; a failure (Redis gone) only costs the reader that event.
+   * With `watch`, the same transaction reads the job's cancel flag and aborts `watch` when it is set.
+   */
+  private append(id: string, fields: string[], watch?: AbortController): void {
     const key = this.keys.events(id);
-    this.redis
+    const tx = this.redis
       .multi()
       .xadd(key, '*', ...fields)
-      .pexpire(key, this.opts.eventTtlMs ?? 600_000)
-      .exec()
+      .pexpire(key, this.opts.eventTtlMs ?? 600_000);
+    if (watch) tx.exists(this.keys.cancel(id));
+    tx.exec()
+      .then((replies) => {
+        if (watch && replies?.[2]?.[1] === 1) watch.abort();
+      })
       .catch(() => {});
   }
 
