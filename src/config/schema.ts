@@ -28,7 +28,9 @@ const REDIS_RULE = 'expected a redis:// or rediss:// URL (redis://[user:password
 function isRedisUrl(text: string): boolean {
   if (!URL.canParse(text)) return false;
   const u = new URL(text);
-  return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '' && /^(\/\d*)?$/.test(u.pathname) && !u.search && !u.hash;
+  const redis = u.protocol === 'redis:' || u.protocol === 'rediss:';
+  // The path, if any, is the database number.
+  return redis && u.hostname !== '' && /^(\/\d*)?$/.test(u.pathname) && !u.search && !u.hash;
 }
 
 /** A URL as messages may show it: any password replaced by "***". */
