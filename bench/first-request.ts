@@ -67,6 +67,6 @@ rmSync(dataDir, { recursive: true, force: true });
 
 console.log(`${values.tree}: easel serve, default model, gpt-image-1 ${values.size} quality ${values.quality}, ${runs} requests in a row`);
 console.log(`listening -> /readyz 200       ${readyMs.toFixed(0)} ms`);
-times.forEach((t, i) => console.log(`request ${i + 1}                      ${t.toFixed(1)} ms`));
+for (const [i, t] of times.entries()) console.log(`request ${i + 1}                      ${t.toFixed(1)} ms`);
 console.log(`ratio first / third            ${(times[0] / times[2]).toFixed(3)}   (goal <= 1.05)`);
 console.log(`server RSS at ready / after    ${rssReady.toFixed(0)} MiB / ${rssAfter.toFixed(0)} MiB`);

@@ -1,8 +1,7 @@
 // Builds the embedded server from a Config: data dir, image store + sweeper, database, model catalog, the
 // in-process queue with its worker (the engine pool in this process), and the Fastify app.
 // Used by `easel serve` and by the end-to-end tests (which pass a clock and port 0).
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
@@ -17,6 +16,7 @@ import { ModelCatalog } from './catalog.js';
 import { DiskGuard, type DiskGuardOptions, guardStore } from './disk.js';
 import { createWordFilter, type ModerationHook } from './moderation.js';
 import { UsageRecorder } from './records.js';
+import { sharedUrlSecret } from './url-secret.js';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -45,16 +45,6 @@ export interface StartOptions {
   waitForWarmUp?: boolean;
   /** Seams for disk faults (tests): the free-space probe, the image store's filesystem calls, usage-row retry waits. */
   io?: { statfs?: DiskGuardOptions['statfs']; storeFs?: StoreFs; usageRetryDelaysMs?: readonly number[] };
-}
-
-/** The URL-signing secret: from config, else kept in the data dir so URLs survive restarts. */
-function urlSecret(config: Readonly<Config>): string {
-  if (config.urlSecret) return config.urlSecret;
-  const file = join(config.dataDir, 'url-secret');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  const secret = randomBytes(32).toString('base64url');
-  writeFileSync(file, secret, { mode: 0o600 });
-  return secret;
 }
 
 export interface EmbeddedServer extends Omit<RunningServer, 'url'> {
@@ -111,7 +101,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     disk,
     usage,
     moderation: opts.moderation ?? createWordFilter(config.moderation.categories, config.moderation.lowCategories),
-    urlSecret: urlSecret(config),
+    urlSecret: sharedUrlSecret(config),
     now,
     logger: opts.logger,
   });
