@@ -16,11 +16,9 @@ import type { ServerDeps } from './deps.js';
 import { DiskGuard, guardStore } from './disk.js';
 import { createWordFilter } from './moderation.js';
 import { UsageRecorder } from './records.js';
+import { drainThenClose } from './shutdown.js';
 import type { StartOptions } from './start.js';
 import { sharedUrlSecret } from './url-secret.js';
-
-/** After the drain deadline, how long the last answers (the 503s of jobs cut off, a result being written) may take. */
-const ANSWER_GRACE_MS = 1000;
 
 export interface ApiNode {
   app: FastifyInstance;
@@ -98,14 +96,7 @@ export async function createApiNode(config: Readonly<Config>, opts: StartOptions
       await usage.close();
       await db.close();
     },
-    async shutdown(drainMs = config.server.drainSeconds * 1000) {
-      const deadline = Date.now() + drainMs;
-      app.drain.begin();
-      await queue.drain(drainMs);
-      const settled = await app.drain.settled(Math.max(0, deadline - Date.now()) + ANSWER_GRACE_MS);
-      if (!settled) app.log.warn('shutdown: some answers were still being written when the drain ended');
-      await node.close();
-    },
+    shutdown: (drainMs = config.server.drainSeconds * 1000) => drainThenClose(app, queue, drainMs, () => node.close()),
   };
   return node;
 }

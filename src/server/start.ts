@@ -16,6 +16,7 @@ import { ModelCatalog } from './catalog.js';
 import { DiskGuard, type DiskGuardOptions, guardStore } from './disk.js';
 import { createWordFilter, type ModerationHook } from './moderation.js';
 import { UsageRecorder } from './records.js';
+import { drainThenClose } from './shutdown.js';
 import { sharedUrlSecret } from './url-secret.js';
 
 export interface RunningServer {
@@ -33,9 +34,6 @@ export interface RunningServer {
    */
   shutdown(drainMs?: number): Promise<void>;
 }
-
-/** After the drain deadline, how long the last answers (the 503s of jobs cut off, a result being written) may take. */
-const ANSWER_GRACE_MS = 1000;
 
 export interface StartOptions {
   now?: () => number;
@@ -125,15 +123,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
       await db.close();
       await engines.dispose();
     },
-    async shutdown(drainMs = config.server.drainSeconds * 1000) {
-      const deadline = Date.now() + drainMs;
-      app.drain.begin();
-      await queue.drain(drainMs);
-      const settled = await app.drain.settled(Math.max(0, deadline - Date.now()) + ANSWER_GRACE_MS);
-      if (!settled) app.log.warn('shutdown: some answers were still being written when the drain ended');
-      app.drain.closeAll();
-      await server.close();
-    },
+    shutdown: (drainMs = config.server.drainSeconds * 1000) => drainThenClose(app, queue, drainMs, () => server.close()),
   };
   return server;
 }
