@@ -5,16 +5,17 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { decodeJobEvent, encodeJobEvent, encodeJobSpec, fromWire, type Wire } from './codec.js';
 import { jobCost } from './cost.js';
-import { QueueClosedError, SHUTDOWN_MESSAGE } from './in-process.js';
 import { type ClusterKeys, clusterKeys, liveWorkers, queueName, readyWorkersPerModel, type WorkerRecord } from './redis-keys.js';
 import {
   isTerminal,
   type JobEvent,
   type JobQueue,
   type JobSpec,
+  QueueClosedError,
   QueueFullError,
   type QueueStats,
   QueueUnavailableError,
+  SHUTDOWN_MESSAGE,
   UnknownJobError,
 } from './types.js';
 

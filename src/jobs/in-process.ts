@@ -11,22 +11,14 @@ import {
   type JobExecutor,
   type JobQueue,
   type JobSpec,
+  QueueClosedError,
   QueueFullError,
   type QueueStats,
+  SHUTDOWN_MESSAGE,
   UnknownJobError,
 } from './types.js';
 
 /** submit() after drain() or close() began: the server is shutting down (the API answers a retryable 503). */
-export class QueueClosedError extends Error {
-  override readonly name = 'QueueClosedError';
-  constructor() {
-    super('the job queue is closed: the server is shutting down');
-  }
-}
-
-/** The message of the error event a job gets when shutdown ends it (the API answers its client a retryable 503). */
-export const SHUTDOWN_MESSAGE = 'server shutting down';
-
 export interface InProcessQueueOptions {
   /** Most jobs waiting, across all models (running ones not counted), before submit throws QueueFullError. */
   maxWaiting: number;

@@ -99,6 +99,11 @@ export interface JobQueue {
   /** Removes a waiting job or stops a running one within one denoising step; false when there is nothing to stop. */
   cancel(id: string): Promise<boolean>;
   stats(): Promise<QueueStats>;
+  /**
+   * Shutdown: refuses new jobs at once (QueueClosedError), lets admitted ones finish within `deadlineMs` and cancels
+   * the rest with SHUTDOWN_MESSAGE; resolves when this node has nothing running.
+   */
+  drain(deadlineMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -112,6 +117,16 @@ export class QueueFullError extends Error {
     super(`the generation queue is full (${limit} waiting); retry later`);
   }
 }
+
+export class QueueClosedError extends Error {
+  override readonly name = 'QueueClosedError';
+  constructor() {
+    super('the job queue is closed: the server is shutting down');
+  }
+}
+
+/** The message of the error event a job gets when shutdown ends it (the API answers its client a retryable 503). */
+export const SHUTDOWN_MESSAGE = 'server shutting down';
 
 export class UnknownJobError extends Error {
   override readonly name = 'UnknownJobError';

@@ -2,8 +2,7 @@
 // failures mapped onto OpenAI errors. The job is cancelled by id when the client goes away.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, queueFull, serverError, serviceUnavailable } from '../contract/errors.js';
-import { QueueClosedError } from '../jobs/in-process.js';
-import { type EncodedImage, type JobEvent, type JobSpec, QueueFullError, QueueUnavailableError } from '../jobs/types.js';
+import { type EncodedImage, type JobEvent, type JobSpec, QueueClosedError, QueueFullError, QueueUnavailableError } from '../jobs/types.js';
 import type { ServerDeps } from './deps.js';
 
 export type JobResult = Extract<JobEvent, { type: 'result' }>;

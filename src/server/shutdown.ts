@@ -1,14 +1,14 @@
 // SIGTERM's path, shared by the embedded server and a cluster API node: refuse new work, let the queue drain
 // until the deadline, give the last answers a moment to be written, close every connection, then the rest.
 import type { FastifyInstance } from 'fastify';
+import type { JobQueue } from '../jobs/types.js';
 
 /** After the drain deadline, how long the last answers (the 503s of jobs cut off, a result being written) may take. */
 const ANSWER_GRACE_MS = 1000;
 
 export async function drainThenClose(
   app: FastifyInstance,
-  /** InProcessQueue or BullMqQueue: stop admitting, let admitted jobs finish until the deadline, cancel the rest. */
-  queue: { drain(deadlineMs: number): Promise<void> },
+  queue: Pick<JobQueue, 'drain'>,
   drainMs: number,
   close: () => Promise<void>,
 ): Promise<void> {
