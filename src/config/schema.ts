@@ -254,6 +254,11 @@ function fileSchema(ctx: SchemaContext) {
         .object({ storePrompts: z.boolean().default(false) })
         .strict()
         .prefault({}),
+      /** GET /metrics (Prometheus): with auth on it needs a valid key unless `public` is true. */
+      metrics: z
+        .object({ public: z.boolean().default(false) })
+        .strict()
+        .prefault({}),
       /** The data dir's disk (read by src/server/disk.ts and the image sweeper). */
       storage: z
         .object({

@@ -19,6 +19,7 @@ import {
 import { closeReason, connectionLimits, guardConnections, markClosing, serverTimeouts, tagRequest } from './connections.js';
 import type { ServerDeps } from './deps.js';
 import { JobCancelledError, shuttingDown } from './dispatch.js';
+import { rejectionReason } from './metrics.js';
 import { registerEditRoutes } from './routes/edits.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerGenerationRoutes } from './routes/generations.js';
@@ -46,10 +47,20 @@ function newRequestId(): string {
   return `req_${randomBytes(12).toString('hex')}`;
 }
 
-/** Paths that never need an API key: health, docs, and signed image files (the signature is the credential). */
-function isPublicPath(url: string): boolean {
+/**
+ * Paths that never need an API key: health, docs, signed image files (the signature is the credential), and /metrics
+ * when metrics.public is set (otherwise any valid key reads it; admin-only once admin keys exist).
+ */
+function isPublicPath(url: string, metricsPublic: boolean): boolean {
   const path = url.split('?')[0];
-  return path === '/healthz' || path === '/readyz' || path === '/openapi.json' || path === '/' || path.startsWith('/v1/images/files/');
+  return (
+    (metricsPublic && path === '/metrics') ||
+    path === '/healthz' ||
+    path === '/readyz' ||
+    path === '/openapi.json' ||
+    path === '/' ||
+    path.startsWith('/v1/images/files/')
+  );
 }
 
 /** Headers every response carries, whichever path sends it. */
@@ -142,6 +153,12 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     });
   });
 
+  // Route pattern labels only ('404' for unknown paths), so a scanner's URLs never become label values.
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.is404 ? '404' : (req.routeOptions.url ?? '404');
+    deps.metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
+  });
+
   app.setErrorHandler((err: FastifyError | ApiError, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof JobCancelledError || connectionGone(req, reply)) {
       // The client left: nothing can be sent (the 499 is logged when the response closes).
@@ -150,6 +167,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       return;
     }
     const apiErr = toApiError(err, req);
+    const rejected = rejectionReason(apiErr);
+    if (rejected) deps.metrics.reject(rejected);
     if (apiErr.status === 503) req.log.info({ code: apiErr.code }, apiErr.message);
     else if (apiErr.status >= 500) req.log.error({ err }, 'request failed');
     sendError(reply, apiErr);
@@ -159,6 +178,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     sendError(reply, invalidUrl(req.method, req.url.split('?')[0]));
   });
 
+  app.get('/metrics', async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()));
   registerMetaRoutes(app, deps);
   registerFileRoutes(app, deps);
   registerGenerationRoutes(app, deps);
@@ -194,7 +214,7 @@ function logIfClientLeaves(req: FastifyRequest, reply: FastifyReply, shuttingDow
 }
 
 async function authenticate(deps: ServerDeps, req: FastifyRequest): Promise<void> {
-  if (deps.config.auth.mode !== 'keys' || isPublicPath(req.url)) return;
+  if (deps.config.auth.mode !== 'keys' || isPublicPath(req.url, deps.config.metrics.public)) return;
   const header = req.headers.authorization;
   const m = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
   if (!m) throw missingApiKey();

@@ -6,6 +6,7 @@ import type { JobQueue } from '../jobs/types.js';
 import type { ImageStore } from '../storage/types.js';
 import type { ModelCatalog } from './catalog.js';
 import type { DiskGuard } from './disk.js';
+import type { ServerMetrics } from './metrics.js';
 import type { ModerationHook } from './moderation.js';
 
 export interface ServerDeps {
@@ -20,6 +21,8 @@ export interface ServerDeps {
   disk: DiskGuard;
   /** Writes usage rows with retries; counts the ones it had to drop (records.ts UsageRecorder). */
   usage: UsageSink;
+  /** GET /metrics: this server's own prom-client registry (metrics.ts). */
+  metrics: ServerMetrics;
   /** Clock in epoch ms (tests move it to expire URLs). */
   now: () => number;
   /** Extra readiness checks beyond "every model has a ready worker" (e.g. the token counter built). */

@@ -4,6 +4,7 @@ import { statfs as nodeStatfs } from 'node:fs/promises';
 import type { FastifyReply } from 'fastify';
 import { type ApiError, serviceUnavailable } from '../contract/errors.js';
 import type { EncodedImage, ImageStore, PutOptions, StoredImage } from '../storage/types.js';
+import { tagRejection } from './metrics.js';
 
 /** What statfs tells us (node:fs's StatFs has more); bigint-free numbers as Node returns them by default. */
 export interface FsSpace {
@@ -72,10 +73,8 @@ export class DiskGuard {
   async admit(): Promise<void> {
     const s = await this.state();
     if (!s.low) return;
-    throw serviceUnavailable(
-      `The server is low on disk space (${s.freeBytes} bytes free, ${s.reserveBytes} reserved); retry later.`,
-      DISK_LOW_RETRY_AFTER_SECONDS,
-    );
+    const message = `The server is low on disk space (${s.freeBytes} bytes free, ${s.reserveBytes} reserved); retry later.`;
+    throw tagRejection(serviceUnavailable(message, DISK_LOW_RETRY_AFTER_SECONDS), 'disk_full');
   }
 
   /** Forget the cached probe (a write just failed for want of space): the next check looks again. */
@@ -133,5 +132,8 @@ export function guardStore(store: ImageStore, guard: DiskGuard): ImageStore {
 
 function storageFault(err: unknown): ApiError {
   const code = (err as { code: string }).code;
-  return serviceUnavailable(`The image could not be stored (${code}); retry later.`, DISK_LOW_RETRY_AFTER_SECONDS);
+  return tagRejection(
+    serviceUnavailable(`The image could not be stored (${code}); retry later.`, DISK_LOW_RETRY_AFTER_SECONDS),
+    'disk_full',
+  );
 }

@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, queueFull, serverError, serviceUnavailable } from '../contract/errors.js';
 import { type EncodedImage, type JobEvent, type JobSpec, QueueClosedError, QueueFullError, QueueUnavailableError } from '../jobs/types.js';
 import type { ServerDeps } from './deps.js';
+import { tagRejection } from './metrics.js';
 
 export type JobResult = Extract<JobEvent, { type: 'result' }>;
 
@@ -55,7 +56,7 @@ export async function runThroughQueue(
   signal: AbortSignal,
   onPartial?: (p: { index: number; image: EncodedImage }) => Promise<void> | void,
 ): Promise<JobResult> {
-  return followJob(deps, await submitJob(deps, spec, signal), signal, onPartial);
+  return followJob(deps, { id: await submitJob(deps, spec, signal), model: spec.model }, signal, onPartial);
 }
 
 /**
@@ -67,7 +68,10 @@ export async function submitJob(deps: ServerDeps, spec: JobSpec, signal: AbortSi
   try {
     return (await deps.queue.submit(spec)).id;
   } catch (err) {
-    if (err instanceof QueueFullError) throw queueFull(err.retryAfterSeconds);
+    if (err instanceof QueueFullError) {
+      deps.metrics.observeEnd(spec.model, 'rejected', 0);
+      throw tagRejection(queueFull(err.retryAfterSeconds), 'queue_full');
+    }
     if (err instanceof QueueClosedError) throw shuttingDown();
     if (err instanceof QueueUnavailableError)
       throw serviceUnavailable(`${err.message.replace(/^./, (c) => c.toUpperCase())}.`, err.retryAfterSeconds);
@@ -75,23 +79,27 @@ export async function submitJob(deps: ServerDeps, spec: JobSpec, signal: AbortSi
   }
 }
 
-/** Reads a submitted job's events until its result (see runThroughQueue). */
+/** Reads a submitted job's events until its result (see runThroughQueue); a job that fails is timed in the metrics. */
 export async function followJob(
   deps: ServerDeps,
-  id: string,
+  { id, model }: { id: string; model: string },
   signal: AbortSignal,
   onPartial?: (p: { index: number; image: EncodedImage }) => Promise<void> | void,
 ): Promise<JobResult> {
   const cancel = () => void deps.queue.cancel(id);
   signal.addEventListener('abort', cancel, { once: true });
   if (signal.aborted) cancel(); // it left while the job was being admitted
+  const started = performance.now();
   try {
     for await (const event of deps.queue.events(id)) {
       if (event.type === 'partial') await onPartial?.(event);
       else if (event.type === 'result') {
         if (signal.aborted) throw new JobCancelledError('the client left before the result');
         return event;
-      } else if (event.type === 'error') throw failure(event, signal);
+      } else if (event.type === 'error') {
+        deps.metrics.observeEnd(model, event.kind === 'cancelled' ? 'cancelled' : 'failed', (performance.now() - started) / 1000);
+        throw failure(event, signal);
+      }
     }
     throw serverError('The job ended without a result.');
   } finally {

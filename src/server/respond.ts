@@ -9,7 +9,7 @@ import type { ServedModel } from './catalog.js';
 import { deliver } from './delivery.js';
 import type { ServerDeps } from './deps.js';
 import { admitWrites } from './disk.js';
-import { clientAbortSignal, followJob, JobCancelledError, runThroughQueue, submitJob } from './dispatch.js';
+import { clientAbortSignal, followJob, JobCancelledError, type JobResult, runThroughQueue, submitJob } from './dispatch.js';
 import { type JobPlan, partialSteps } from './plan.js';
 import { recordUsage } from './records.js';
 import { SseStream } from './sse.js';
@@ -65,6 +65,13 @@ function jobSpec(req: FastifyRequest, job: ImageJob, previewSteps: number[]): Jo
   };
 }
 
+/** The result's timings and image count into the metrics (served model, size and quality only). */
+function observeResult(deps: ServerDeps, job: ImageJob, result: JobResult): void {
+  const { resolved } = job.parsed;
+  const labels = { model: job.served.local.name, size: resolved.size, quality: resolved.quality, steps: job.plan.effectiveSteps };
+  deps.metrics.observeResult(labels, result.images.length, result.timings);
+}
+
 function b64(image: EncodedImage): string {
   return Buffer.from(image.bytes.buffer, image.bytes.byteOffset, image.bytes.byteLength).toString('base64');
 }
@@ -72,6 +79,7 @@ function b64(image: EncodedImage): string {
 async function answerJson(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, job: ImageJob): Promise<unknown> {
   const { parsed } = job;
   const result = await runThroughQueue(deps, jobSpec(req, job, []), clientAbortSignal(req, reply));
+  observeResult(deps, job, result);
   const data = await Promise.all(
     result.images.map(async (image) => ({
       ...(await deliver(deps, req, image, parsed.response_format)),
@@ -134,9 +142,10 @@ async function answerStream(
   });
   let partials = 0;
   try {
-    const result = await followJob(deps, id, controller.signal, ({ image }) => {
+    const result = await followJob(deps, { id, model: job.served.local.name }, controller.signal, ({ image }) => {
       sse.send(partialImageEvent(job.kind, { ...fields(image), partial_image_index: partials++ }));
     });
+    observeResult(deps, job, result);
     const usage = job.usage?.(partials, false) ?? NO_USAGE;
     for (const image of result.images) sse.send(completedEvent(job.kind, { ...fields(image), usage }));
     // A stream the client closed before its last event is not a delivered answer, so it is not billed.

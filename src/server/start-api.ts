@@ -14,6 +14,7 @@ import type { ModelCatalog } from './catalog.js';
 import { ClusterModels } from './cluster-models.js';
 import type { ServerDeps } from './deps.js';
 import { DiskGuard, guardStore } from './disk.js';
+import { ServerMetrics } from './metrics.js';
 import { createWordFilter } from './moderation.js';
 import { UsageRecorder } from './records.js';
 import { drainThenClose } from './shutdown.js';
@@ -72,6 +73,7 @@ export async function createApiNode(config: Readonly<Config>, opts: StartOptions
     db,
     disk,
     usage,
+    metrics: new ServerMetrics({ queue, disk, usage }),
     moderation: opts.moderation ?? createWordFilter(config.moderation.categories, config.moderation.lowCategories),
     urlSecret: sharedUrlSecret(config),
     now,

@@ -14,6 +14,7 @@ import { runJob } from '../worker/run-job.js';
 import { buildServer } from './app.js';
 import { ModelCatalog } from './catalog.js';
 import { DiskGuard, type DiskGuardOptions, guardStore } from './disk.js';
+import { ServerMetrics } from './metrics.js';
 import { createWordFilter, type ModerationHook } from './moderation.js';
 import { UsageRecorder } from './records.js';
 import { drainThenClose } from './shutdown.js';
@@ -98,6 +99,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     db,
     disk,
     usage,
+    metrics: new ServerMetrics({ queue, disk, usage }),
     moderation: opts.moderation ?? createWordFilter(config.moderation.categories, config.moderation.lowCategories),
     urlSecret: sharedUrlSecret(config),
     now,

@@ -103,6 +103,7 @@ describe('bad values fail closed, naming the file, the key and what is allowed',
     ['a model without a path', { models: [{ name: 'm' }] }, 'models[0].path: expected a string, got nothing'],
     ['no models', { models: [] }, 'models: expected at least 1 item(s), got 0'],
     ['a string for a boolean', { records: { storePrompts: 'yes' } }, 'records.storePrompts: expected true or false, got "yes"'],
+    ['a string for metrics.public', { metrics: { public: 'yes' } }, 'metrics.public: expected true or false, got "yes"'],
     ['a section that is not an object', { limits: [] }, 'limits: expected an object, got []'],
     ['a non-http public URL', { publicBaseUrl: 'ftp://x' }, 'publicBaseUrl: expected an http(s) URL, got "ftp://x"'],
     ['a file that is not an object', [1], 'expected an object, got [1]'],
@@ -125,6 +126,11 @@ describe('bad values fail closed, naming the file, the key and what is allowed',
   it.each(cases)('%s', (_, content, message) => {
     const path = file(content);
     expect(problems({ config: path })).toEqual([expect.stringContaining(`${path}: ${message}`)]);
+  });
+
+  it('keeps /metrics behind auth unless metrics.public is set', () => {
+    expect(loadConfig({}, {}).metrics.public).toBe(false);
+    expect(loadConfig({ config: file({ metrics: { public: true } }) }, {}).metrics.public).toBe(true);
   });
 
   it('lists every problem, not just the first', () => {

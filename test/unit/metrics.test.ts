@@ -1,0 +1,142 @@
+// GET /metrics on the real embedded server (tiny fixture, app.inject): the exposition is parsed with a real Prometheus
+// text parser after real requests, and who may read it follows auth and metrics.public.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
+import { openSqliteDb } from '../../src/db/index.js';
+import { createEmbeddedServer, type EmbeddedServer } from '../../src/server/start.js';
+
+interface Sample {
+  value?: string;
+  labels?: Record<string, string>;
+}
+interface Family {
+  name: string;
+  type: string;
+  metrics: Sample[];
+}
+// The package ships CommonJS without types.
+const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => Family[];
+
+const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
+const dirs: string[] = [];
+
+/** A server on the tiny fixture with auth on, a queue that holds one job waiting, and `extra` config; and a key. */
+async function serverWith(extra: Record<string, unknown>): Promise<{ server: EmbeddedServer; key: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'easel-metrics-'));
+  dirs.push(dir);
+  const file = join(dir, 'easel.json');
+  const models = [{ name: 'tiny', path: FIXTURE, family: 'gpt-image' }];
+  writeFileSync(file, JSON.stringify({ models, queue: { maxWaiting: 1 }, auth: { mode: 'keys' }, dataDir: 'data', ...extra }));
+  const config = loadConfig({ config: file, port: 0 }, { EASEL_THREADS: '1' });
+  const db = openSqliteDb({ path: join(config.dataDir, 'easel.sqlite') });
+  const key = (await db.createApiKey('test')).key;
+  await db.close();
+  return { server: await createEmbeddedServer(config, { waitForWarmUp: true }), key };
+}
+
+let server: EmbeddedServer;
+let key: string;
+
+beforeAll(async () => {
+  ({ server, key } = await serverWith({}));
+});
+
+afterAll(async () => {
+  await server?.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function generate(body: Record<string, unknown>) {
+  return server.app.inject({
+    method: 'POST',
+    url: '/v1/images/generations',
+    payload: { model: 'tiny', size: '1024x1024', quality: 'low', ...body },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+  });
+}
+
+async function scrape(): Promise<Family[]> {
+  const res = await server.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${key}` } });
+  expect(res.statusCode).toBe(200);
+  expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+  return parsePrometheus(res.body);
+}
+
+/** The value of the sample of `name` whose labels include `labels` (0 when there is none yet). */
+function sampleValue(families: Family[], name: string, labels: Record<string, string> = {}): number {
+  const family = families.find((f) => f.name === name);
+  const sample = family?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  return Number(sample?.value ?? 0);
+}
+
+describe('GET /metrics', () => {
+  it('counts one generated image under its served model, size and quality, and never labels the prompt', async () => {
+    const labels = { model: 'tiny', size: '1024x1024', quality: 'low' };
+    const before = sampleValue(await scrape(), 'easel_images_generated_total', labels);
+    const prompt = 'a uniquely worded lighthouse prompt';
+    expect((await generate({ prompt })).statusCode).toBe(200);
+    const after = await scrape();
+    expect(sampleValue(after, 'easel_images_generated_total', labels)).toBe(before + 1);
+    const labelValues = after.flatMap((f) => f.metrics.flatMap((m) => Object.values(m.labels ?? {})));
+    expect(labelValues.some((v) => v.includes('lighthouse'))).toBe(false);
+    expect(labelValues).not.toContain(key);
+    const stages = after.find((f) => f.name === 'easel_stage_seconds');
+    expect(stages?.type).toBe('HISTOGRAM');
+  });
+
+  it('counts requests by route pattern, method and status, unknown paths as 404', async () => {
+    const before = await scrape();
+    const route = { route: '/v1/images/generations', method: 'POST', status: '400' };
+    expect((await generate({ prompt: 'x', n: 0 })).statusCode).toBe(400);
+    const lost = await server.app.inject({ method: 'GET', url: '/no/such/path-123', headers: { authorization: `Bearer ${key}` } });
+    expect(lost.statusCode).toBe(404);
+    const after = await scrape();
+    expect(sampleValue(after, 'easel_http_requests_total', route)).toBe(sampleValue(before, 'easel_http_requests_total', route) + 1);
+    const unknown = { route: '404', method: 'GET', status: '404' };
+    expect(sampleValue(after, 'easel_http_requests_total', unknown)).toBe(sampleValue(before, 'easel_http_requests_total', unknown) + 1);
+    const routes = after.find((f) => f.name === 'easel_http_requests_total')?.metrics.map((m) => m.labels?.route);
+    expect(routes).not.toContain('/no/such/path-123');
+  });
+
+  it('counts a full queue’s 429 under easel_rejected_total{reason="queue_full"}', async () => {
+    const reason = { reason: 'queue_full' };
+    const before = sampleValue(await scrape(), 'easel_rejected_total', reason);
+    const slow = () => generate({ prompt: 'busy', num_inference_steps: 100 }).then((r) => r.statusCode);
+    const statuses = await Promise.all([slow(), slow(), slow(), slow()]);
+    const refused = statuses.filter((s) => s === 429).length;
+    expect(refused).toBeGreaterThanOrEqual(1);
+    expect(sampleValue(await scrape(), 'easel_rejected_total', reason)).toBe(before + refused);
+  });
+
+  it('shows the default process metrics, the workers and the data dir’s free space', async () => {
+    const families = await scrape();
+    const names = families.map((f) => f.name);
+    expect(names).toEqual(expect.arrayContaining(['process_cpu_seconds_total', 'nodejs_heap_size_used_bytes']));
+    expect(sampleValue(families, 'easel_workers', { model: 'tiny' })).toBe(1);
+    expect(sampleValue(families, 'easel_data_dir_free_bytes')).toBeGreaterThan(0);
+    expect(sampleValue(families, 'easel_usage_write_failures_total')).toBe(0);
+    expect(names).toEqual(expect.arrayContaining(['easel_queue_waiting', 'easel_queue_running']));
+  });
+
+  it('needs a valid key when auth is on', async () => {
+    expect((await server.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
+    const wrong = { authorization: 'Bearer esk-not-a-key' };
+    expect((await server.app.inject({ method: 'GET', url: '/metrics', headers: wrong })).statusCode).toBe(401);
+  });
+
+  it('is open with metrics.public, while the API still needs a key', async () => {
+    const open = await serverWith({ metrics: { public: true } });
+    try {
+      const res = await open.server.app.inject({ method: 'GET', url: '/metrics' });
+      expect(res.statusCode).toBe(200);
+      expect(parsePrometheus(res.body).map((f) => f.name)).toContain('easel_http_requests_total');
+      expect((await open.server.app.inject({ method: 'GET', url: '/v1/models' })).statusCode).toBe(401);
+    } finally {
+      await open.server.close();
+    }
+  });
+});
