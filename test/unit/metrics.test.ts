@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { openSqliteDb } from '../../src/db/index.js';
-import { createEmbeddedServer, type EmbeddedServer } from '../../src/server/start.js';
+import { createEmbeddedServer, type EmbeddedServer, type StartOptions } from '../../src/server/start.js';
 
 interface Sample {
   value?: string;
@@ -25,7 +25,7 @@ const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
 const dirs: string[] = [];
 
 /** A server on the tiny fixture with auth on, a queue that holds one job waiting, and `extra` config; and a key. */
-async function serverWith(extra: Record<string, unknown>): Promise<{ server: EmbeddedServer; key: string }> {
+async function serverWith(extra: Record<string, unknown>, opts: StartOptions = {}): Promise<{ server: EmbeddedServer; key: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'easel-metrics-'));
   dirs.push(dir);
   const file = join(dir, 'easel.json');
@@ -35,7 +35,7 @@ async function serverWith(extra: Record<string, unknown>): Promise<{ server: Emb
   const db = openSqliteDb({ path: join(config.dataDir, 'easel.sqlite') });
   const key = (await db.createApiKey('test')).key;
   await db.close();
-  return { server: await createEmbeddedServer(config, { waitForWarmUp: true }), key };
+  return { server: await createEmbeddedServer(config, { ...opts, waitForWarmUp: true }), key };
 }
 
 let server: EmbeddedServer;
@@ -112,6 +112,18 @@ describe('GET /metrics', () => {
     expect(sampleValue(await scrape(), 'easel_rejected_total', reason)).toBe(before + refused);
   });
 
+  it('counts a flagged prompt under moderation and an oversized body under too_large', async () => {
+    const before = await scrape();
+    const flagged = await generate({ prompt: 'a gore scene' });
+    expect(flagged.json().error.code).toBe('moderation_blocked');
+    const big = await generate({ prompt: 'x'.repeat(3 * 1024 * 1024) });
+    expect(big.statusCode).toBe(413);
+    const after = await scrape();
+    for (const reason of ['moderation', 'too_large']) {
+      expect(sampleValue(after, 'easel_rejected_total', { reason })).toBe(sampleValue(before, 'easel_rejected_total', { reason }) + 1);
+    }
+  });
+
   it('shows the default process metrics, the workers and the data dir’s free space', async () => {
     const families = await scrape();
     const names = families.map((f) => f.name);
@@ -128,13 +140,20 @@ describe('GET /metrics', () => {
     expect((await server.app.inject({ method: 'GET', url: '/metrics', headers: wrong })).statusCode).toBe(401);
   });
 
-  it('is open with metrics.public, while the API still needs a key', async () => {
-    const open = await serverWith({ metrics: { public: true } });
+  it('is open with metrics.public, while the API still needs a key; a full disk counts as disk_full', async () => {
+    // A data dir with 4 KiB free against the default 64 MiB reserve: every job is refused with a 503.
+    const open = await serverWith({ metrics: { public: true } }, { io: { statfs: async () => ({ bavail: 1, bsize: 4096 }) } });
     try {
+      expect((await open.server.app.inject({ method: 'GET', url: '/v1/models' })).statusCode).toBe(401);
+      const headers = { 'content-type': 'application/json', authorization: `Bearer ${open.key}` };
+      const payload = { model: 'tiny', prompt: 'x' };
+      const refused = await open.server.app.inject({ method: 'POST', url: '/v1/images/generations', payload, headers });
+      expect(refused.statusCode).toBe(503);
       const res = await open.server.app.inject({ method: 'GET', url: '/metrics' });
       expect(res.statusCode).toBe(200);
-      expect(parsePrometheus(res.body).map((f) => f.name)).toContain('easel_http_requests_total');
-      expect((await open.server.app.inject({ method: 'GET', url: '/v1/models' })).statusCode).toBe(401);
+      const families = parsePrometheus(res.body);
+      expect(sampleValue(families, 'easel_rejected_total', { reason: 'disk_full' })).toBe(1);
+      expect(sampleValue(families, 'easel_data_dir_free_bytes')).toBe(4096);
     } finally {
       await open.server.close();
     }
