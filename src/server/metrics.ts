@@ -3,7 +3,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { ApiError } from '../contract/errors.js';
 import type { JobQueue, JobTimings } from '../jobs/types.js';
-import type { DiskGuard } from './disk.js';
 
 /** Why a request was refused, as easel_rejected_total{reason} counts it. */
 export type RejectReason = 'queue_full' | 'rate_limited' | 'moderation' | 'too_large' | 'disk_full';
@@ -11,7 +10,8 @@ export type JobOutcome = 'ok' | 'cancelled' | 'failed' | 'rejected';
 
 export interface MetricsSources {
   queue: JobQueue;
-  disk: DiskGuard;
+  /** disk.ts's DiskGuard (structural: disk.ts imports this module to tag its refusals). */
+  disk: { state(): Promise<{ freeBytes: number | null }> };
   /** Usage rows dropped after retries (records.ts UsageRecorder). */
   usage: { readonly dropped: number };
 }
