@@ -10,6 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sqliteMigrations } from '../../src/db/migrations/sqlite.js';
 import { hashApiKey, openSqliteDb, type SqliteDb } from '../../src/db/sqlite.js';
 import type { UsageRecord } from '../../src/db/types.js';
+import { dbContract } from '../contract/db.js';
 
 let root: string;
 let dbPath: string;
@@ -201,3 +202,5 @@ describe('SqliteDb usage records', () => {
     expect(await again.listUsage()).toEqual([{ ...usage({ keyId: k.id }), prompt: null }]);
   });
 });
+
+dbContract('SQLite', async (now) => openSqliteDb({ path: ':memory:', now }));

@@ -1,0 +1,43 @@
+// Postgres schema migrations, the same tables as ./sqlite.ts in Postgres's dialect, applied in array order by
+// src/db/postgres.ts under an advisory lock and recorded in `schema_migrations`. Append only, as for SQLite.
+
+import type { Migration } from './sqlite.js';
+
+export const postgresMigrations: readonly Migration[] = Object.freeze([
+  {
+    id: '001_init',
+    sql: `
+CREATE TABLE api_keys (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL,
+  key_hash      TEXT NOT NULL UNIQUE,
+  created_at    BIGINT NOT NULL,
+  last_used_at  BIGINT,
+  revoked_at    BIGINT
+);
+
+CREATE TABLE usage_records (
+  id             BIGSERIAL PRIMARY KEY,
+  request_id     TEXT NOT NULL,
+  key_id         TEXT REFERENCES api_keys(id),
+  endpoint       TEXT NOT NULL,
+  model          TEXT NOT NULL,
+  served_model   TEXT NOT NULL,
+  size           TEXT NOT NULL,
+  n              INTEGER NOT NULL,
+  quality        TEXT,
+  input_tokens   INTEGER NOT NULL,
+  output_tokens  INTEGER NOT NULL,
+  end_user       TEXT,
+  duration_ms    INTEGER NOT NULL,
+  status         INTEGER NOT NULL,
+  prompt         TEXT,
+  created_at     BIGINT NOT NULL
+);
+
+CREATE INDEX usage_records_created_at ON usage_records (created_at);
+CREATE INDEX usage_records_request_id ON usage_records (request_id);
+CREATE INDEX usage_records_key_id ON usage_records (key_id);
+`,
+  },
+]);

@@ -1,0 +1,108 @@
+// The Db contract: one suite that every implementation (embedded SQLite, Postgres) must pass. Each test gets a fresh,
+// migrated, empty database from `make`, with a clock the test controls; the suite closes it afterwards.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Db, UsageRecord } from '../../src/db/types.js';
+
+export type DbFactory = (now: () => number) => Promise<Db>;
+
+function usage(createdAt: number, over: Partial<UsageRecord> = {}): UsageRecord {
+  return {
+    requestId: `req_${createdAt}`,
+    keyId: null,
+    endpoint: '/v1/images/generations',
+    model: 'gpt-image-1',
+    servedModel: 'easel-default',
+    size: '1024x1024',
+    n: 2,
+    quality: 'low',
+    inputTokens: 12,
+    outputTokens: 544,
+    user: 'user-42',
+    durationMs: 1234,
+    status: 200,
+    prompt: null,
+    createdAt,
+    ...over,
+  };
+}
+
+export function dbContract(name: string, make: DbFactory): void {
+  describe(`Db contract: ${name}`, () => {
+    let clock = 1_700_000_000_000;
+    let db: Db | undefined;
+    const open = async () => {
+      db = await make(() => clock);
+      return db;
+    };
+    afterEach(async () => {
+      await db?.close();
+      db = undefined;
+    });
+
+    it('creates keys that verify, stamps last use, and revokes them once', async () => {
+      const d = await open();
+      const k = await d.createApiKey('ci');
+      expect(k.key).toMatch(/^esk-/);
+      expect(k.createdAt).toBe(clock);
+      clock += 1000;
+      expect(await d.verifyApiKey(k.key)).toEqual({ id: k.id, name: 'ci' });
+      expect(await d.verifyApiKey(`${k.key}x`)).toBeUndefined();
+      expect(await d.verifyApiKey('not-a-key')).toBeUndefined();
+      const [info] = await d.listApiKeys();
+      expect(info).toEqual({ id: k.id, name: 'ci', createdAt: clock - 1000, lastUsedAt: clock, revokedAt: null });
+      clock += 1000;
+      expect(await d.revokeApiKey(k.id)).toBe(true);
+      expect(await d.revokeApiKey(k.id)).toBe(false);
+      expect(await d.revokeApiKey('key_unknown')).toBe(false);
+      expect(await d.verifyApiKey(k.key)).toBeUndefined();
+      expect((await d.listApiKeys())[0]?.revokedAt).toBe(clock);
+    });
+
+    it('rejects empty or overlong key names and lists keys oldest first', async () => {
+      const d = await open();
+      await expect(d.createApiKey('  ')).rejects.toThrow(TypeError);
+      await expect(d.createApiKey('x'.repeat(201))).rejects.toThrow(TypeError);
+      const a = await d.createApiKey('a');
+      clock += 1;
+      const b = await d.createApiKey('b');
+      expect((await d.listApiKeys()).map((k) => k.id)).toEqual([a.id, b.id]);
+    });
+
+    it('round-trips usage rows, optional fields as null, newest first', async () => {
+      const d = await open();
+      const k = await d.createApiKey('u');
+      await d.recordUsage(usage(100, { keyId: k.id, prompt: 'a red fox', durationMs: 12.6 }));
+      const bare = usage(200);
+      delete bare.keyId;
+      delete bare.quality;
+      delete bare.user;
+      delete bare.prompt;
+      await d.recordUsage(bare);
+      const rows = await d.listUsage();
+      expect(rows).toEqual([
+        { ...usage(200), keyId: null, quality: null, user: null, prompt: null },
+        { ...usage(100), keyId: k.id, prompt: 'a red fox', durationMs: 13 },
+      ]);
+    });
+
+    it('keeps repeated request ids; limit, since and insertion order break ties', async () => {
+      const d = await open();
+      for (let i = 0; i < 5; i++) await d.recordUsage(usage(1000 + (i >> 1), { requestId: 'same', n: i + 1 }));
+      const all = await d.listUsage();
+      expect(all.map((r) => r.n)).toEqual([5, 4, 3, 2, 1]);
+      expect((await d.listUsage({ limit: 2 })).map((r) => r.n)).toEqual([5, 4]);
+      expect((await d.listUsage({ limit: 0 })).length).toBe(0);
+      expect((await d.listUsage({ limit: -3 })).length).toBe(0);
+      expect((await d.listUsage({ since: 1001 })).map((r) => r.n)).toEqual([5, 4, 3]);
+      expect((await d.listUsage({ since: 5000 })).length).toBe(0);
+    });
+
+    it('migrate on a current schema is a no-op that keeps the data', async () => {
+      const d = await open();
+      const k = await d.createApiKey('m');
+      await d.migrate();
+      await d.migrate();
+      expect((await d.verifyApiKey(k.key))?.id).toBe(k.id);
+    });
+  });
+}

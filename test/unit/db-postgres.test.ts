@@ -1,0 +1,63 @@
+// The Db contract and Postgres-only behaviour (hashed storage, nodes migrating at once, failing closed on a bad
+// database) against a real throwaway Postgres cluster started by test/helpers/postgres.ts.
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashApiKey, openDb, openPostgresDb, PostgresDb, postgresMigrations } from '../../src/db/index.js';
+import { dbContract } from '../contract/db.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+
+let server: TestPostgres;
+beforeAll(async () => {
+  server = await startPostgres();
+}, 60_000);
+afterAll(async () => {
+  await server?.stop();
+});
+
+dbContract('Postgres', async (now) => openPostgresDb({ url: await server.newDatabase(), now }));
+
+describe('PostgresDb', () => {
+  it('stores only the hash of a key', async () => {
+    const url = await server.newDatabase();
+    const db = await openPostgresDb({ url });
+    const k = await db.createApiKey('h');
+    await db.close();
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const r = await c.query('SELECT key_hash FROM api_keys');
+    await c.end();
+    expect(r.rows).toEqual([{ key_hash: hashApiKey(k.key) }]);
+    expect(JSON.stringify(r.rows)).not.toContain(k.key);
+  });
+
+  it('several nodes migrating at once apply each migration once', async () => {
+    const url = await server.newDatabase();
+    const dbs = await Promise.all(Array.from({ length: 4 }, () => openPostgresDb({ url })));
+    expect(await dbs[0]?.appliedMigrations()).toEqual(postgresMigrations.map((m) => m.id));
+    await Promise.all(dbs.map((d) => d.close()));
+  });
+
+  it('a failing migration changes nothing; a newer database is refused', async () => {
+    const url = await server.newDatabase();
+    const broken = [...postgresMigrations, { id: '999_broken', sql: 'CREATE TABLE ok_part (x INTEGER); THIS IS NOT SQL;' }];
+    await expect(openPostgresDb({ url, migrations: broken })).rejects.toThrow(/cannot use database/);
+    const extra = [...postgresMigrations, { id: '999_future', sql: 'CREATE TABLE future (x INTEGER);' }];
+    await (await openPostgresDb({ url, migrations: extra })).close();
+    await expect(openPostgresDb({ url })).rejects.toThrow(/newer version/);
+    const plain = new PostgresDb({ url });
+    expect(await plain.appliedMigrations()).toEqual(extra.map((m) => m.id));
+    await plain.close();
+  });
+
+  it('bad credentials or an unreachable server fail at open, naming the database without its password', async () => {
+    const wrong = server.url('postgres', 'wrong-password');
+    const err = await openDb({ url: wrong, dataDir: '/nonexistent' }).catch((e: Error) => e);
+    expect(String(err)).toMatch(/cannot use database postgres:\/\/easel:\*\*\*@127\.0\.0\.1/);
+    expect(String(err)).not.toContain('wrong-password');
+    await expect(openDb({ url: 'postgres://easel@127.0.0.1:1/x', dataDir: '/nonexistent' })).rejects.toThrow(/127\.0\.0\.1:1/);
+  });
+
+  it('openDb refuses a URL that is not Postgres', async () => {
+    await expect(openDb({ url: 'mysql://x', dataDir: '/nonexistent' })).rejects.toThrow(/postgres:\/\//);
+  });
+});
