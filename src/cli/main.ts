@@ -1,10 +1,9 @@
 // The `easel` command: serve | generate | models list/pull | keys create/list/revoke.
 // Each subcommand builds what it needs from the Config; nothing here knows HTTP or tensors beyond the calls it makes.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultModelPath, loadConfig } from '../config/config.js';
-import { openSqliteDb } from '../db/index.js';
+import { openDb } from '../db/index.js';
 import type { RgbaImage } from '../engine/index.js';
 import { type ModelInfo, readModelInfo } from '../engine/models/info.js';
 import { EDIT_STRENGTH, INPAINT_STRENGTH, planSize, presetFor, stepsForStrength } from '../engine/plan.js';
@@ -79,6 +78,7 @@ program
   .option('--model <path>', 'serve this model folder as the default model')
   .option('--public-url <url>', 'absolute base URL for `url` responses')
   .option('--queue <url>', 'run as a cluster API node on this Redis: redis://host:port[/db] (README "Run a cluster")')
+  .option('--db <url>', 'keys and usage in this Postgres: postgres://user:password@host[:port]/database (default: SQLite in the data dir)')
   .action(async (opts) => {
     const config = loadConfig({
       config: opts.config,
@@ -88,6 +88,7 @@ program
       model: opts.model,
       publicBaseUrl: opts.publicUrl,
       queue: opts.queue,
+      db: opts.db,
     });
     // With queue.url this process is a cluster API node: no engine here (not even ONNX Runtime, so the engine is
     // imported only by the commands that run it), jobs go to the workers through Redis.
@@ -274,23 +275,26 @@ registerModelsCommands(program);
 registerConfigCommands(program);
 
 const keys = program.command('keys').description('API keys (used when auth.mode is "keys")');
-keys.option('--data-dir <dir>', 'data directory of the server', 'data');
+keys.option('--data-dir <dir>', 'data directory of the server (default ./data)');
+keys.option('--config <file>', 'JSON config file of the server');
+keys.option('--db <url>', "the server's Postgres (db.url), if it uses one");
 function keysDb(cmd: Command) {
-  const dataDir = loadConfig({ dataDir: cmd.parent?.opts().dataDir }).dataDir;
-  return openSqliteDb({ path: join(dataDir, 'easel.sqlite') });
+  const o = cmd.parent?.opts() ?? {};
+  const config = loadConfig({ config: o.config, dataDir: o.dataDir, db: o.db });
+  return openDb({ url: config.db.url, dataDir: config.dataDir });
 }
 keys
   .command('create')
   .argument('<name>', 'a label for the key')
   .action(async function (this: Command, name: string) {
-    const db = keysDb(this);
+    const db = await keysDb(this);
     const k = await db.createApiKey(name);
     await db.close();
     process.stdout.write(`${k.key}\n`);
     process.stderr.write(`created key ${k.id} (${name}); it is shown only once\n`);
   });
 keys.command('list').action(async function (this: Command) {
-  const db = keysDb(this);
+  const db = await keysDb(this);
   for (const k of await db.listApiKeys()) {
     process.stdout.write(`${k.id}\t${k.name}\t${k.revokedAt ? 'revoked' : 'active'}\n`);
   }
@@ -300,7 +304,7 @@ keys
   .command('revoke')
   .argument('<id>', 'key id (from keys list)')
   .action(async function (this: Command, id: string) {
-    const db = keysDb(this);
+    const db = await keysDb(this);
     const ok = await db.revokeApiKey(id);
     await db.close();
     if (!ok) this.error(`no active key with id ${id}`);

@@ -39,6 +39,8 @@ export interface ConfigFlags {
   model?: string;
   /** queue.url: the cluster's Redis. */
   queue?: string;
+  /** db.url: a Postgres for keys and usage. */
+  db?: string;
 }
 
 const FLAG_NAMES: { readonly [K in keyof Required<ConfigFlags>]: string } = {
@@ -49,9 +51,10 @@ const FLAG_NAMES: { readonly [K in keyof Required<ConfigFlags>]: string } = {
   publicBaseUrl: '--public-url',
   model: '--model',
   queue: '--queue',
+  db: '--db',
 };
 
-/** The setting each flag sets (its own name, but for --queue). */
+/** The setting each flag sets (its own name, but for --queue and --db). */
 const FLAG_SETTINGS: { readonly [K in keyof Required<ConfigFlags>]: Setting } = {
   config: 'config',
   host: 'host',
@@ -60,6 +63,7 @@ const FLAG_SETTINGS: { readonly [K in keyof Required<ConfigFlags>]: Setting } = 
   publicBaseUrl: 'publicBaseUrl',
   model: 'model',
   queue: 'queue.url',
+  db: 'db.url',
 };
 
 function readFlags(flags: ConfigFlags, problems: string[]): Partial<SettingValues> {
@@ -122,6 +126,7 @@ function applySettings(cfg: Config, s: Partial<SettingValues>): void {
   if (s['engine.provider'] !== undefined) cfg.engine.provider = s['engine.provider'];
   if (s['engine.threads'] !== undefined) cfg.engine.threads = s['engine.threads'];
   if (s['queue.url'] !== undefined) cfg.queue.url = s['queue.url'];
+  if (s['db.url'] !== undefined) cfg.db.url = s['db.url'];
   if (s.model !== undefined) serveModel(cfg, s.model);
 }
 
@@ -153,5 +158,6 @@ export function loadConfig(flags: ConfigFlags = {}, env: NodeJS.ProcessEnv = pro
 /** The config as `easel config print` shows it: secrets replaced by "<redacted>". */
 export function redactConfig(cfg: Readonly<Config>): Readonly<Config> {
   const queue = cfg.queue.url === undefined ? cfg.queue : { ...cfg.queue, url: String(withoutPassword(cfg.queue.url)) };
-  return { ...cfg, queue, ...(cfg.urlSecret === undefined ? {} : { urlSecret: '<redacted>' }) };
+  const db = cfg.db.url === undefined ? cfg.db : { ...cfg.db, url: String(withoutPassword(cfg.db.url)) };
+  return { ...cfg, queue, db, ...(cfg.urlSecret === undefined ? {} : { urlSecret: '<redacted>' }) };
 }

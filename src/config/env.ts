@@ -23,6 +23,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'EASEL_THREADS', setting: 'engine.threads', doc: 'engine.threads' },
   { name: 'EASEL_URL_SECRET', setting: 'urlSecret', doc: 'urlSecret' },
   { name: 'EASEL_QUEUE', setting: 'queue.url', doc: "queue.url: the cluster's Redis (like --queue)" },
+  { name: 'EASEL_DB', setting: 'db.url', doc: 'db.url: a Postgres for keys and usage (like --db)' },
 ];
 
 /** Text → the value the setting's schema checks: enum names case-insensitively, integers as numbers. */

@@ -25,6 +25,14 @@ const positiveInt = z.int().positive();
 
 const REDIS_RULE = 'expected a redis:// or rediss:// URL (redis://[user:password@]host[:port][/db])';
 
+const POSTGRES_RULE = 'expected a postgres:// or postgresql:// URL (postgres://user:password@host[:port]/database)';
+
+function isPostgresUrl(text: string): boolean {
+  if (!URL.canParse(text)) return false;
+  const u = new URL(text);
+  return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '';
+}
+
 function isRedisUrl(text: string): boolean {
   if (!URL.canParse(text)) return false;
   const u = new URL(text);
@@ -58,6 +66,8 @@ export const SETTINGS = {
   urlSecret: z.string({ error: SECRET_RULE }).min(16, { error: SECRET_RULE }),
   /** The cluster's Redis (BullMQ): set, `serve` runs an API node; `worker` needs it. */
   'queue.url': z.string().refine(isRedisUrl, { error: (iss) => `${REDIS_RULE}, got ${show(withoutPassword(iss.input))}` }),
+  /** Shared Postgres for keys and usage; absent: the embedded SQLite file under dataDir. */
+  'db.url': z.string().refine(isPostgresUrl, { error: (iss) => `${POSTGRES_RULE}, got ${show(withoutPassword(iss.input))}` }),
 } as const;
 export type Setting = keyof typeof SETTINGS;
 export type SettingValues = { [K in Setting]: z.output<(typeof SETTINGS)[K]> };
@@ -224,6 +234,13 @@ function fileSchema(ctx: SchemaContext) {
           url: SETTINGS['queue.url'].optional(),
           /** A worker's BullMQ job lock; absent: fitted to its models' step times (src/worker/main.ts). */
           lockSeconds: z.number().min(1).max(600).optional(),
+        })
+        .strict()
+        .prefault({}),
+      db: z
+        .object({
+          /** Postgres shared by every API node (README "Configuration"); absent: <dataDir>/easel.sqlite. */
+          url: SETTINGS['db.url'].optional(),
         })
         .strict()
         .prefault({}),

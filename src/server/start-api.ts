@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
 import { warmTokenCounter } from '../contract/usage.js';
-import { openSqliteDb } from '../db/index.js';
+import { openDb } from '../db/index.js';
 import { BullMqQueue } from '../jobs/bullmq.js';
 import { createFsImageStore, startSweeper } from '../storage/index.js';
 import { buildServer } from './app.js';
@@ -54,7 +54,7 @@ export async function createApiNode(config: Readonly<Config>, opts: StartOptions
     fs: opts.io?.storeFs,
   });
   const disk = new DiskGuard({ paths: [config.dataDir, imagesDir], reserveBytes: config.storage.reserveBytes, statfs: opts.io?.statfs });
-  const db = openSqliteDb({ path: join(config.dataDir, 'easel.sqlite'), now });
+  const db = await openDb({ url: config.db.url, dataDir: config.dataDir, now });
   const usage = new UsageRecorder(db, () => app.log, { retryDelaysMs: opts.io?.usageRetryDelaysMs });
   let countersWarm = false;
   const counters = warmTokenCounter().then(() => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
 import { warmTokenCounter } from '../contract/usage.js';
-import { openSqliteDb } from '../db/index.js';
+import { openDb } from '../db/index.js';
 import { InProcessQueue } from '../jobs/in-process.js';
 import { createFsImageStore, type StoreFs, startSweeper } from '../storage/index.js';
 import { EnginePool } from '../worker/engine-pool.js';
@@ -64,7 +64,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     fs: opts.io?.storeFs,
   });
   const disk = new DiskGuard({ paths: [config.dataDir, imagesDir], reserveBytes: config.storage.reserveBytes, statfs: opts.io?.statfs });
-  const db = openSqliteDb({ path: join(config.dataDir, 'easel.sqlite'), now });
+  const db = await openDb({ url: config.db.url, dataDir: config.dataDir, now });
   let engines: EnginePool;
   try {
     engines = await EnginePool.load(config.models, {

@@ -522,3 +522,29 @@ describe('server: connection deadlines, connection cap and drain', () => {
     expect(problems({ config: path })[0]).toContain(message);
   });
 });
+
+describe('db.url (Postgres for keys and usage)', () => {
+  const rule = 'expected a postgres:// or postgresql:// URL (postgres://user:password@host[:port]/database)';
+
+  it('is absent by default (SQLite), and comes from the file, EASEL_DB, then --db', () => {
+    expect(loadConfig({}, {}).db.url).toBeUndefined();
+    const path = file({ db: { url: 'postgres://file/easel' } });
+    expect(loadConfig({ config: path }, {}).db.url).toBe('postgres://file/easel');
+    expect(loadConfig({ config: path }, { EASEL_DB: 'postgresql://env/easel' }).db.url).toBe('postgresql://env/easel');
+    expect(loadConfig({ config: path, db: 'postgres://flag/easel' }, { EASEL_DB: 'postgres://env/easel' }).db.url).toBe(
+      'postgres://flag/easel',
+    );
+  });
+
+  it('refuses anything but a Postgres URL, never showing its password', () => {
+    expect(problems({}, { EASEL_DB: 'mysql://u:hunter2@host/x' })).toEqual([`EASEL_DB: ${rule}, got "mysql://u:***@host/x"`]);
+    expect(problems({ db: 'easel.sqlite' })).toEqual([`--db: ${rule}, got "easel.sqlite"`]);
+    expect(problems({ config: file({ db: { url: 'postgres://h/x', pool: 3 } }) }).join('\n')).toMatch(/db/);
+  });
+
+  it('config print hides its password', () => {
+    const cfg = loadConfig({ db: 'postgres://u:hunter2@h/x' }, {});
+    expect(printedConfig(cfg)).not.toContain('hunter2');
+    expect(printedConfig(cfg)).toContain('postgres://u:***@h/x');
+  });
+});
