@@ -1,9 +1,13 @@
 // The Db contract and Postgres-only behaviour (hashed storage, nodes migrating at once, failing closed on a bad
 // database) against a real throwaway Postgres cluster started by test/helpers/postgres.ts.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey, openDb, openPostgresDb, PostgresDb, postgresMigrations } from '../../src/db/index.js';
 import { dbContract } from '../contract/db.js';
+import { easel } from '../helpers/cli.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 let server: TestPostgres;
@@ -60,4 +64,39 @@ describe('PostgresDb', () => {
   it('openDb refuses a URL that is not Postgres', async () => {
     await expect(openDb({ url: 'mysql://x', dataDir: '/nonexistent' })).rejects.toThrow(/postgres:\/\//);
   });
+});
+
+describe('easel with --db', () => {
+  it('keys create, list and revoke use the Postgres named by --db (or EASEL_DB), not the data dir', async () => {
+    const url = await server.newDatabase();
+    const dir = await mkdtemp(join(tmpdir(), 'easel-pgcli-'));
+    try {
+      const created = await easel(['keys', 'create', 'ci', '--db', url, '--data-dir', dir]);
+      expect(created.code, created.stderr).toBe(0);
+      const id = /created key (key_\w+)/.exec(created.stderr)?.[1];
+      const db = await openPostgresDb({ url });
+      expect((await db.verifyApiKey(created.stdout.trim()))?.id).toBe(id);
+      await db.close();
+      const listed = await easel(['keys', 'list', '--data-dir', dir], { EASEL_DB: url });
+      expect(listed.stdout).toBe(`${id}\tci\tactive\n`);
+      expect((await easel(['keys', 'revoke', String(id), '--db', url])).code).toBe(0);
+      expect((await easel(['keys', 'list', '--db', url])).stdout).toBe(`${id}\tci\trevoked\n`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('easel serve with bad credentials exits 1 at start, naming the database and the reason', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'easel-pgcli-'));
+    try {
+      const r = await easel(['serve', '--port', '0', '--data-dir', dir, '--db', server.url('postgres', 'wrong-password')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /cannot use database postgres:\/\/easel:\*\*\*@127\.0\.0\.1:\d+\/postgres: .*password authentication failed/,
+      );
+      expect(r.stderr).not.toContain('wrong-password');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
