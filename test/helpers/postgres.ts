@@ -43,10 +43,20 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** Debian's postgresql package creates the `postgres` user; a bare install of the binaries may not have it. */
+async function ensurePostgresUser(): Promise<void> {
+  const exists = await run('id', ['-u', 'postgres']).then(
+    () => true,
+    () => false,
+  );
+  if (!exists) await run('useradd', ['-r', '-M', '-s', '/usr/sbin/nologin', 'postgres']);
+}
+
 export async function startPostgres(): Promise<TestPostgres> {
   const bin = postgresBinDir();
   if (!bin) throw new Error('Postgres is not installed (no /usr/lib/postgresql/*/bin/initdb); .ci/run installs it');
   const asRoot = process.getuid?.() === 0;
+  if (asRoot) await ensurePostgresUser();
   const exec = (file: string, args: string[]) =>
     asRoot ? run('runuser', ['-u', 'postgres', '--', join(bin, file), ...args]) : run(join(bin, file), args);
   const dir = await mkdtemp(join(tmpdir(), 'easel-pg-'));
