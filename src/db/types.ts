@@ -1,5 +1,5 @@
 // The Db seam: API keys (stored hashed) and per-request usage records, behind one interface so the embedded
-// SQLite default and a Postgres implementation (later issue) are interchangeable. All times are epoch milliseconds.
+// SQLite default and Postgres (src/db/postgres.ts) are interchangeable. All times are epoch milliseconds.
 
 /** One request's accounting row. Optional fields come back from `listUsage` as null. */
 export interface UsageRecord {
