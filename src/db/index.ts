@@ -5,5 +5,6 @@ export { postgresMigrations } from './migrations/postgres.js';
 export { type Migration, sqliteMigrations } from './migrations/sqlite.js';
 export { isPostgresUrl, type OpenDbOptions, openDb } from './open.js';
 export { openPostgresDb, PostgresDb, type PostgresDbOptions, redactDbUrl } from './postgres.js';
-export { hashApiKey, openSqliteDb, SqliteDb, type SqliteDbOptions } from './sqlite.js';
+export { hashApiKey } from './rows.js';
+export { openSqliteDb, SqliteDb, type SqliteDbOptions } from './sqlite.js';
 export * from './types.js';

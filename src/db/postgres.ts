@@ -1,12 +1,23 @@
 // Networked Db on Postgres through a `pg` pool, for several API nodes sharing keys and usage. Same semantics as
 // ./sqlite.ts (hashed keys, nullable usage fields, newest-first listUsage); migrations run under an advisory lock.
 
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { postgresMigrations } from './migrations/postgres.js';
 import type { Migration } from './migrations/sqlite.js';
-import { hashApiKey } from './sqlite.js';
-import { API_KEY_PREFIX, type ApiKeyInfo, type CreatedApiKey, type Db, type ListUsageOptions, type UsageRecord } from './types.js';
+import {
+  hashApiKey,
+  type KeyRow,
+  looksLikeApiKey,
+  mintApiKey,
+  rowToKeyInfo,
+  rowToUsage,
+  sortMigrations,
+  USAGE_COLUMNS,
+  type UsageRow,
+  usageQueryBounds,
+  usageValues,
+} from './rows.js';
+import type { ApiKeyInfo, CreatedApiKey, Db, ListUsageOptions, UsageRecord } from './types.js';
 
 export interface PostgresDbOptions {
   /** postgres://user:password@host:port/database */
@@ -18,10 +29,6 @@ export interface PostgresDbOptions {
   maxConnections?: number;
 }
 
-const MAX_KEY_LENGTH = 256;
-const MAX_NAME_LENGTH = 200;
-const DEFAULT_USAGE_LIMIT = 100;
-const MAX_USAGE_LIMIT = 10_000;
 /** Arbitrary constant key for pg_advisory_xact_lock: every Easel node migrating the same database takes it. */
 const MIGRATION_LOCK = 7_415_032_019;
 
@@ -44,44 +51,6 @@ export function redactDbUrl(url: string): string {
   }
 }
 
-interface UsageRow {
-  request_id: string;
-  key_id: string | null;
-  endpoint: string;
-  model: string;
-  served_model: string;
-  size: string;
-  n: number;
-  quality: string | null;
-  input_tokens: number;
-  output_tokens: number;
-  end_user: string | null;
-  duration_ms: number;
-  status: number;
-  prompt: string | null;
-  created_at: number;
-}
-
-function rowToUsage(r: UsageRow): UsageRecord {
-  return {
-    requestId: r.request_id,
-    keyId: r.key_id,
-    endpoint: r.endpoint,
-    model: r.model,
-    servedModel: r.served_model,
-    size: r.size,
-    n: r.n,
-    quality: r.quality,
-    inputTokens: r.input_tokens,
-    outputTokens: r.output_tokens,
-    user: r.end_user,
-    durationMs: r.duration_ms,
-    status: r.status,
-    prompt: r.prompt,
-    createdAt: r.created_at,
-  };
-}
-
 export class PostgresDb implements Db {
   private readonly pool: pg.Pool;
   private readonly now: () => number;
@@ -90,7 +59,7 @@ export class PostgresDb implements Db {
 
   constructor(opts: PostgresDbOptions) {
     this.now = opts.now ?? Date.now;
-    this.migrations = [...(opts.migrations ?? postgresMigrations)].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.migrations = sortMigrations(opts.migrations ?? postgresMigrations);
     this.pool = new pg.Pool({ connectionString: opts.url, max: opts.maxConnections ?? 10, types, connectionTimeoutMillis: 10_000 });
     // An idle client losing its connection must not crash the process; the next query gets a fresh one.
     this.pool.on('error', () => {});
@@ -130,23 +99,14 @@ export class PostgresDb implements Db {
   }
 
   async createApiKey(name: string): Promise<CreatedApiKey> {
-    if (typeof name !== 'string' || name.trim().length === 0 || name.length > MAX_NAME_LENGTH) {
-      throw new TypeError(`API key name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters`);
-    }
-    const id = 'key_' + randomBytes(8).toString('hex');
-    const key = API_KEY_PREFIX + randomBytes(32).toString('base64url');
+    const { id, key, keyHash } = mintApiKey(name);
     const createdAt = this.now();
-    await this.pool.query('INSERT INTO api_keys (id, name, key_hash, created_at) VALUES ($1, $2, $3, $4)', [
-      id,
-      name,
-      hashApiKey(key),
-      createdAt,
-    ]);
+    await this.pool.query('INSERT INTO api_keys (id, name, key_hash, created_at) VALUES ($1, $2, $3, $4)', [id, name, keyHash, createdAt]);
     return { id, key, name, createdAt };
   }
 
   async verifyApiKey(key: string): Promise<{ id: string; name: string } | undefined> {
-    if (typeof key !== 'string' || !key.startsWith(API_KEY_PREFIX) || key.length > MAX_KEY_LENGTH) return undefined;
+    if (!looksLikeApiKey(key)) return undefined;
     const r = await this.pool.query<{ id: string; name: string }>(
       'UPDATE api_keys SET last_used_at = $1 WHERE key_hash = $2 AND revoked_at IS NULL RETURNING id, name',
       [this.now(), hashApiKey(key)],
@@ -162,55 +122,19 @@ export class PostgresDb implements Db {
   }
 
   async listApiKeys(): Promise<ApiKeyInfo[]> {
-    const r = await this.pool.query<{
-      id: string;
-      name: string;
-      created_at: number;
-      last_used_at: number | null;
-      revoked_at: number | null;
-    }>('SELECT id, name, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at, id');
-    return r.rows.map((row) => ({
-      id: row.id,
-      name: row.name,
-      createdAt: row.created_at,
-      lastUsedAt: row.last_used_at,
-      revokedAt: row.revoked_at,
-    }));
+    const r = await this.pool.query<KeyRow>('SELECT id, name, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at, id');
+    return r.rows.map(rowToKeyInfo);
   }
 
   async recordUsage(r: UsageRecord): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO usage_records (request_id, key_id, endpoint, model, served_model, size, n, quality,
-         input_tokens, output_tokens, end_user, duration_ms, status, prompt, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-      [
-        r.requestId,
-        r.keyId ?? null,
-        r.endpoint,
-        r.model,
-        r.servedModel,
-        r.size,
-        r.n,
-        r.quality ?? null,
-        r.inputTokens,
-        r.outputTokens,
-        r.user ?? null,
-        Math.round(r.durationMs),
-        r.status,
-        r.prompt ?? null,
-        r.createdAt,
-      ],
-    );
+    const params = USAGE_COLUMNS.map((_, i) => `$${i + 1}`).join(', ');
+    await this.pool.query(`INSERT INTO usage_records (${USAGE_COLUMNS.join(', ')}) VALUES (${params})`, usageValues(r));
   }
 
   async listUsage(opts: ListUsageOptions = {}): Promise<UsageRecord[]> {
-    const rawLimit = opts.limit !== undefined && Number.isFinite(opts.limit) ? opts.limit : DEFAULT_USAGE_LIMIT;
-    const limit = Math.min(MAX_USAGE_LIMIT, Math.max(0, Math.floor(rawLimit)));
-    const since = opts.since !== undefined && Number.isFinite(opts.since) ? opts.since : Number.MIN_SAFE_INTEGER;
+    const { limit, since } = usageQueryBounds(opts);
     const r = await this.pool.query<UsageRow>(
-      `SELECT request_id, key_id, endpoint, model, served_model, size, n, quality, input_tokens, output_tokens,
-         end_user, duration_ms, status, prompt, created_at
-       FROM usage_records WHERE created_at >= $1 ORDER BY created_at DESC, id DESC LIMIT $2`,
+      `SELECT ${USAGE_COLUMNS.join(', ')} FROM usage_records WHERE created_at >= $1 ORDER BY created_at DESC, id DESC LIMIT $2`,
       [since, limit],
     );
     return r.rows.map(rowToUsage);

@@ -1,12 +1,24 @@
 // Embedded default Db on better-sqlite3: one file under the data dir, WAL mode, migrations from ./migrations/sqlite.ts.
 // API keys are stored only as SHA-256 hashes and found by hash lookup; all queries are prepared statements.
 
-import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Migration, sqliteMigrations } from './migrations/sqlite.js';
-import { API_KEY_PREFIX, type ApiKeyInfo, type CreatedApiKey, type Db, type ListUsageOptions, type UsageRecord } from './types.js';
+import {
+  hashApiKey,
+  type KeyRow,
+  looksLikeApiKey,
+  mintApiKey,
+  rowToKeyInfo,
+  rowToUsage,
+  sortMigrations,
+  USAGE_COLUMNS,
+  type UsageRow,
+  usageQueryBounds,
+  usageValues,
+} from './rows.js';
+import type { ApiKeyInfo, CreatedApiKey, Db, ListUsageOptions, UsageRecord } from './types.js';
 
 export interface SqliteDbOptions {
   /** Database file; its parent directory is created if missing. ':memory:' for a throwaway database. */
@@ -20,11 +32,6 @@ export interface SqliteDbOptions {
   /** Migrations to apply; tests only. Default: sqliteMigrations. */
   migrations?: readonly Migration[];
 }
-
-const MAX_KEY_LENGTH = 256;
-const MAX_NAME_LENGTH = 200;
-const DEFAULT_USAGE_LIMIT = 100;
-const MAX_USAGE_LIMIT = 10_000;
 
 /**
  * The database holds key hashes, usage and maybe prompts: owner-only (0600) like url-secret. It is created that way
@@ -43,56 +50,6 @@ function makePrivate(path: string): void {
   }
 }
 
-export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
-}
-
-interface UsageRow {
-  request_id: string;
-  key_id: string | null;
-  endpoint: string;
-  model: string;
-  served_model: string;
-  size: string;
-  n: number;
-  quality: string | null;
-  input_tokens: number;
-  output_tokens: number;
-  end_user: string | null;
-  duration_ms: number;
-  status: number;
-  prompt: string | null;
-  created_at: number;
-}
-
-interface KeyRow {
-  id: string;
-  name: string;
-  created_at: number;
-  last_used_at: number | null;
-  revoked_at: number | null;
-}
-
-function rowToUsage(r: UsageRow): UsageRecord {
-  return {
-    requestId: r.request_id,
-    keyId: r.key_id,
-    endpoint: r.endpoint,
-    model: r.model,
-    servedModel: r.served_model,
-    size: r.size,
-    n: r.n,
-    quality: r.quality,
-    inputTokens: r.input_tokens,
-    outputTokens: r.output_tokens,
-    user: r.end_user,
-    durationMs: r.duration_ms,
-    status: r.status,
-    prompt: r.prompt,
-    createdAt: r.created_at,
-  };
-}
-
 export class SqliteDb implements Db {
   readonly path: string;
   private readonly db: Database.Database;
@@ -103,7 +60,7 @@ export class SqliteDb implements Db {
   constructor(opts: SqliteDbOptions) {
     this.path = opts.path;
     this.now = opts.now ?? Date.now;
-    this.migrations = [...(opts.migrations ?? sqliteMigrations)].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    this.migrations = sortMigrations(opts.migrations ?? sqliteMigrations);
     if (opts.path !== ':memory:' && opts.path !== '') {
       mkdirSync(dirname(opts.path), { recursive: true });
       makePrivate(opts.path);
@@ -172,16 +129,9 @@ export class SqliteDb implements Db {
       touchKey: d.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?'),
       revokeKey: d.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       listKeys: d.prepare('SELECT id, name, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at, id'),
-      insertUsage: d.prepare(
-        `INSERT INTO usage_records (request_id, key_id, endpoint, model, served_model, size, n, quality,
-           input_tokens, output_tokens, end_user, duration_ms, status, prompt, created_at)
-         VALUES (@requestId, @keyId, @endpoint, @model, @servedModel, @size, @n, @quality,
-           @inputTokens, @outputTokens, @user, @durationMs, @status, @prompt, @createdAt)`,
-      ),
+      insertUsage: d.prepare(`INSERT INTO usage_records (${USAGE_COLUMNS.join(', ')}) VALUES (${USAGE_COLUMNS.map(() => '?').join(', ')})`),
       listUsage: d.prepare(
-        `SELECT request_id, key_id, endpoint, model, served_model, size, n, quality, input_tokens, output_tokens,
-           end_user, duration_ms, status, prompt, created_at
-         FROM usage_records WHERE created_at >= ? ORDER BY created_at DESC, id DESC LIMIT ?`,
+        `SELECT ${USAGE_COLUMNS.join(', ')} FROM usage_records WHERE created_at >= ? ORDER BY created_at DESC, id DESC LIMIT ?`,
       ),
     };
   }
@@ -192,18 +142,14 @@ export class SqliteDb implements Db {
   }
 
   async createApiKey(name: string): Promise<CreatedApiKey> {
-    if (typeof name !== 'string' || name.trim().length === 0 || name.length > MAX_NAME_LENGTH) {
-      throw new TypeError(`API key name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters`);
-    }
-    const id = 'key_' + randomBytes(8).toString('hex');
-    const key = API_KEY_PREFIX + randomBytes(32).toString('base64url');
+    const { id, key, keyHash } = mintApiKey(name);
     const createdAt = this.now();
-    this.s.insertKey.run(id, name, hashApiKey(key), createdAt);
+    this.s.insertKey.run(id, name, keyHash, createdAt);
     return { id, key, name, createdAt };
   }
 
   async verifyApiKey(key: string): Promise<{ id: string; name: string } | undefined> {
-    if (typeof key !== 'string' || !key.startsWith(API_KEY_PREFIX) || key.length > MAX_KEY_LENGTH) return undefined;
+    if (!looksLikeApiKey(key)) return undefined;
     const row = this.s.findKey.get(hashApiKey(key)) as { id: string; name: string } | undefined;
     if (!row) return undefined;
     this.s.touchKey.run(this.now(), row.id);
@@ -216,39 +162,15 @@ export class SqliteDb implements Db {
   }
 
   async listApiKeys(): Promise<ApiKeyInfo[]> {
-    return (this.s.listKeys.all() as KeyRow[]).map((r) => ({
-      id: r.id,
-      name: r.name,
-      createdAt: r.created_at,
-      lastUsedAt: r.last_used_at,
-      revokedAt: r.revoked_at,
-    }));
+    return (this.s.listKeys.all() as KeyRow[]).map(rowToKeyInfo);
   }
 
   async recordUsage(r: UsageRecord): Promise<void> {
-    this.s.insertUsage.run({
-      requestId: r.requestId,
-      keyId: r.keyId ?? null,
-      endpoint: r.endpoint,
-      model: r.model,
-      servedModel: r.servedModel,
-      size: r.size,
-      n: r.n,
-      quality: r.quality ?? null,
-      inputTokens: r.inputTokens,
-      outputTokens: r.outputTokens,
-      user: r.user ?? null,
-      durationMs: Math.round(r.durationMs),
-      status: r.status,
-      prompt: r.prompt ?? null,
-      createdAt: r.createdAt,
-    });
+    this.s.insertUsage.run(...usageValues(r));
   }
 
   async listUsage(opts: ListUsageOptions = {}): Promise<UsageRecord[]> {
-    const rawLimit = opts.limit !== undefined && Number.isFinite(opts.limit) ? opts.limit : DEFAULT_USAGE_LIMIT;
-    const limit = Math.min(MAX_USAGE_LIMIT, Math.max(0, Math.floor(rawLimit)));
-    const since = opts.since !== undefined && Number.isFinite(opts.since) ? opts.since : Number.MIN_SAFE_INTEGER;
+    const { limit, since } = usageQueryBounds(opts);
     return (this.s.listUsage.all(since, limit) as UsageRow[]).map(rowToUsage);
   }
 

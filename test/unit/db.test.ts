@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sqliteMigrations } from '../../src/db/migrations/sqlite.js';
-import { hashApiKey, openSqliteDb, type SqliteDb } from '../../src/db/sqlite.js';
+import { hashApiKey } from '../../src/db/rows.js';
+import { openSqliteDb, type SqliteDb } from '../../src/db/sqlite.js';
 import type { UsageRecord } from '../../src/db/types.js';
 import { dbContract } from '../contract/db.js';
 

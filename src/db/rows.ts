@@ -1,0 +1,129 @@
+// What the SQLite and Postgres Dbs share, so both keep exactly the same semantics: API key minting, hashing and the
+// cheap pre-check, the usage-list bounds, the row shapes of both tables and their mapping to the seam's types.
+import { createHash, randomBytes } from 'node:crypto';
+import { API_KEY_PREFIX, type ApiKeyInfo, type ListUsageOptions, type UsageRecord } from './types.js';
+
+const MAX_KEY_LENGTH = 256;
+const MAX_NAME_LENGTH = 200;
+const DEFAULT_USAGE_LIMIT = 100;
+const MAX_USAGE_LIMIT = 10_000;
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+/** A new key for `name` (checked): its id, the secret shown once, and the hash that is stored. */
+export function mintApiKey(name: string): { id: string; key: string; keyHash: string } {
+  if (typeof name !== 'string' || name.trim().length === 0 || name.length > MAX_NAME_LENGTH) {
+    throw new TypeError(`API key name must be a non-empty string of at most ${MAX_NAME_LENGTH} characters`);
+  }
+  const key = API_KEY_PREFIX + randomBytes(32).toString('base64url');
+  return { id: 'key_' + randomBytes(8).toString('hex'), key, keyHash: hashApiKey(key) };
+}
+
+/** Whether `key` could be one of ours at all (before any lookup). */
+export function looksLikeApiKey(key: unknown): key is string {
+  return typeof key === 'string' && key.startsWith(API_KEY_PREFIX) && key.length <= MAX_KEY_LENGTH;
+}
+
+/** listUsage's bounds: limit default 100, capped at 10000; since defaults to the beginning. */
+export function usageQueryBounds(opts: ListUsageOptions): { limit: number; since: number } {
+  const rawLimit = opts.limit !== undefined && Number.isFinite(opts.limit) ? opts.limit : DEFAULT_USAGE_LIMIT;
+  const limit = Math.min(MAX_USAGE_LIMIT, Math.max(0, Math.floor(rawLimit)));
+  const since = opts.since !== undefined && Number.isFinite(opts.since) ? opts.since : Number.MIN_SAFE_INTEGER;
+  return { limit, since };
+}
+
+/** Columns of usage_records in insert order, and a record's values for them (nulls where optional). */
+export const USAGE_COLUMNS = [
+  'request_id',
+  'key_id',
+  'endpoint',
+  'model',
+  'served_model',
+  'size',
+  'n',
+  'quality',
+  'input_tokens',
+  'output_tokens',
+  'end_user',
+  'duration_ms',
+  'status',
+  'prompt',
+  'created_at',
+] as const;
+
+export function usageValues(r: UsageRecord): Array<string | number | null> {
+  return [
+    r.requestId,
+    r.keyId ?? null,
+    r.endpoint,
+    r.model,
+    r.servedModel,
+    r.size,
+    r.n,
+    r.quality ?? null,
+    r.inputTokens,
+    r.outputTokens,
+    r.user ?? null,
+    Math.round(r.durationMs),
+    r.status,
+    r.prompt ?? null,
+    r.createdAt,
+  ];
+}
+
+export interface UsageRow {
+  request_id: string;
+  key_id: string | null;
+  endpoint: string;
+  model: string;
+  served_model: string;
+  size: string;
+  n: number;
+  quality: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  end_user: string | null;
+  duration_ms: number;
+  status: number;
+  prompt: string | null;
+  created_at: number;
+}
+
+export function rowToUsage(r: UsageRow): UsageRecord {
+  return {
+    requestId: r.request_id,
+    keyId: r.key_id,
+    endpoint: r.endpoint,
+    model: r.model,
+    servedModel: r.served_model,
+    size: r.size,
+    n: r.n,
+    quality: r.quality,
+    inputTokens: r.input_tokens,
+    outputTokens: r.output_tokens,
+    user: r.end_user,
+    durationMs: r.duration_ms,
+    status: r.status,
+    prompt: r.prompt,
+    createdAt: r.created_at,
+  };
+}
+
+export interface KeyRow {
+  id: string;
+  name: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export function rowToKeyInfo(r: KeyRow): ApiKeyInfo {
+  return { id: r.id, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at };
+}
+
+/** Migrations in id order (both dialects name them so that this is the order they apply in). */
+export function sortMigrations<M extends { id: string }>(ms: readonly M[]): M[] {
+  return [...ms].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
