@@ -1,6 +1,7 @@
 // The Db contract: one suite that every implementation (embedded SQLite, Postgres) must pass. Each test gets a fresh,
 // migrated, empty database from `make`, with a clock the test controls; the suite closes it afterwards.
 import { afterEach, describe, expect, it } from 'vitest';
+import { hashApiKey } from '../../src/db/rows.js';
 import type { Db, UsageRecord } from '../../src/db/types.js';
 
 export type DbFactory = (now: () => number) => Promise<Db>;
@@ -46,7 +47,12 @@ export function dbContract(name: string, make: DbFactory): void {
       expect(k.createdAt).toBe(clock);
       clock += 1000;
       expect(await d.verifyApiKey(k.key)).toEqual({ id: k.id, name: 'ci' });
+      expect(k.key).toMatch(/^esk-[A-Za-z0-9_-]{43}$/);
       expect(await d.verifyApiKey(`${k.key}x`)).toBeUndefined();
+      expect(await d.verifyApiKey(k.key.slice(0, -1))).toBeUndefined();
+      expect(await d.verifyApiKey(hashApiKey(k.key))).toBeUndefined(); // the stored hash is no credential
+      expect(await d.verifyApiKey('')).toBeUndefined();
+      expect(await d.verifyApiKey(undefined as never)).toBeUndefined();
       expect(await d.verifyApiKey('not-a-key')).toBeUndefined();
       const [info] = await d.listApiKeys();
       expect(info).toEqual({ id: k.id, name: 'ci', createdAt: clock - 1000, lastUsedAt: clock, revokedAt: null });

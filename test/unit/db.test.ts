@@ -101,40 +101,9 @@ describe('SqliteDb migrations', () => {
   });
 });
 
+// Key and usage semantics common to every Db are in the contract suite (test/contract/db.ts) at the bottom; these
+// tests are about the SQLite file itself.
 describe('SqliteDb API keys', () => {
-  it('creates, verifies and revokes keys', async () => {
-    const db = openDb();
-    const a = await db.createApiKey('ci');
-    clock += 1;
-    const b = await db.createApiKey('laptop');
-    expect(a.key).toMatch(/^esk-[A-Za-z0-9_-]{43}$/);
-    expect(a.key).not.toBe(b.key);
-    expect(a).toMatchObject({ name: 'ci', createdAt: 1_700_000_000_000 });
-
-    expect(await db.listApiKeys()).toEqual([
-      { id: a.id, name: 'ci', createdAt: 1_700_000_000_000, lastUsedAt: null, revokedAt: null },
-      { id: b.id, name: 'laptop', createdAt: 1_700_000_000_001, lastUsedAt: null, revokedAt: null },
-    ]);
-
-    clock += 1000;
-    expect(await db.verifyApiKey(a.key)).toEqual({ id: a.id, name: 'ci' });
-    expect((await db.listApiKeys())[0].lastUsedAt).toBe(clock);
-
-    expect(await db.verifyApiKey(a.key + 'x')).toBeUndefined();
-    expect(await db.verifyApiKey(a.key.slice(0, -1))).toBeUndefined();
-    expect(await db.verifyApiKey('')).toBeUndefined();
-    expect(await db.verifyApiKey(hashApiKey(a.key))).toBeUndefined();
-    expect(await db.verifyApiKey(undefined as never)).toBeUndefined();
-
-    clock += 1000;
-    expect(await db.revokeApiKey(a.id)).toBe(true);
-    expect(await db.revokeApiKey(a.id)).toBe(false);
-    expect(await db.revokeApiKey('key_unknown')).toBe(false);
-    expect(await db.verifyApiKey(a.key)).toBeUndefined();
-    expect(await db.verifyApiKey(b.key)).toEqual({ id: b.id, name: 'laptop' });
-    expect((await db.listApiKeys()).find((k) => k.id === a.id)?.revokedAt).toBe(clock);
-  });
-
   it('never stores the plaintext key', async () => {
     const db = openDb();
     const k = await db.createApiKey('secret-holder');
@@ -150,49 +119,9 @@ describe('SqliteDb API keys', () => {
       if (existsSync(f)) expect((await readFile(f)).includes(Buffer.from(k.key.slice(4)))).toBe(false);
     }
   });
-
-  it('rejects empty names', async () => {
-    const db = openDb();
-    await expect(db.createApiKey('')).rejects.toThrow();
-    await expect(db.createApiKey('   ')).rejects.toThrow();
-    expect(await db.listApiKeys()).toEqual([]);
-  });
 });
 
 describe('SqliteDb usage records', () => {
-  it('round-trips records with and without prompt, newest first', async () => {
-    const db = openDb();
-    const key = await db.createApiKey('k');
-    const withPrompt = usage({ requestId: 'req_a', keyId: key.id, prompt: 'a red fox, watercolor', createdAt: clock });
-    const without = usage({
-      requestId: 'req_b',
-      model: 'dall-e-3',
-      size: '1792x1024',
-      n: 1,
-      quality: undefined,
-      user: undefined,
-      createdAt: clock + 10,
-    });
-    await db.recordUsage(withPrompt);
-    await db.recordUsage(without);
-
-    const rows = await db.listUsage();
-    expect(rows).toEqual([
-      { ...without, keyId: null, quality: null, user: null, prompt: null },
-      { ...withPrompt, quality: 'low', user: 'user-42' },
-    ]);
-    expect(await db.listUsage({ limit: 1 })).toEqual([rows[0]]);
-    expect(await db.listUsage({ since: clock + 5 })).toEqual([rows[0]]);
-    expect(await db.listUsage({ since: clock + 11 })).toEqual([]);
-  });
-
-  it('keeps records with the same request id (client-supplied ids may repeat)', async () => {
-    const db = openDb();
-    await db.recordUsage(usage({ requestId: 'dup' }));
-    await db.recordUsage(usage({ requestId: 'dup', status: 429 }));
-    expect((await db.listUsage()).map((r) => r.status).sort()).toEqual([200, 429]);
-  });
-
   it('keeps keys and usage across reopen', async () => {
     const db = openDb();
     const k = await db.createApiKey('persist');
