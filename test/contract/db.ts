@@ -6,7 +6,8 @@ import type { Db, UsageRecord } from '../../src/db/types.js';
 
 export type DbFactory = (now: () => number) => Promise<Db>;
 
-function usage(createdAt: number, over: Partial<UsageRecord> = {}): UsageRecord {
+/** A usage record at `createdAt`, every field set; `over` replaces some. */
+export function usage(createdAt: number, over: Partial<UsageRecord> = {}): UsageRecord {
   return {
     requestId: `req_${createdAt}`,
     keyId: null,

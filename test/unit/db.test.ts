@@ -10,8 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { sqliteMigrations } from '../../src/db/migrations/sqlite.js';
 import { hashApiKey } from '../../src/db/rows.js';
 import { openSqliteDb, type SqliteDb } from '../../src/db/sqlite.js';
-import type { UsageRecord } from '../../src/db/types.js';
-import { dbContract } from '../contract/db.js';
+import { dbContract, usage } from '../contract/db.js';
 
 let root: string;
 let dbPath: string;
@@ -34,25 +33,6 @@ afterEach(async () => {
   for (const db of open.splice(0)) await db.close();
   await rm(root, { recursive: true, force: true });
 });
-
-function usage(over: Partial<UsageRecord> = {}): UsageRecord {
-  return {
-    requestId: 'req_1',
-    endpoint: '/v1/images/generations',
-    model: 'gpt-image-1',
-    servedModel: 'easel-default',
-    size: '1024x1024',
-    n: 2,
-    quality: 'low',
-    inputTokens: 12,
-    outputTokens: 544,
-    user: 'user-42',
-    durationMs: 1234,
-    status: 200,
-    createdAt: clock,
-    ...over,
-  };
-}
 
 describe('SqliteDb migrations', () => {
   it('creates the file and parent dirs, uses WAL, and records migrations', async () => {
@@ -125,11 +105,11 @@ describe('SqliteDb usage records', () => {
   it('keeps keys and usage across reopen', async () => {
     const db = openDb();
     const k = await db.createApiKey('persist');
-    await db.recordUsage(usage({ keyId: k.id, prompt: null }));
+    await db.recordUsage(usage(clock, { keyId: k.id, prompt: null }));
     await db.close();
     const again = openDb();
     expect((await again.verifyApiKey(k.key))?.name).toBe('persist');
-    expect(await again.listUsage()).toEqual([{ ...usage({ keyId: k.id }), prompt: null }]);
+    expect(await again.listUsage()).toEqual([usage(clock, { keyId: k.id, prompt: null })]);
   });
 });
 
