@@ -283,23 +283,37 @@ function keysDb(cmd: Command) {
   const config = loadConfig({ config: o.config, dataDir: o.dataDir, db: o.db });
   return openDb({ url: config.db.url, dataDir: config.dataDir });
 }
+function positiveInt(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return n;
+  };
+}
 keys
   .command('create')
   .argument('<name>', 'a label for the key')
-  .action(async function (this: Command, name: string) {
+  .option('--admin', 'an admin key: may also read the Usage API (GET /v1/organization/usage/images)')
+  .option('--rpm <n>', "this key's own limit in requests per minute", positiveInt('--rpm'))
+  .option('--tpm <n>', "this key's own limit in tokens per minute", positiveInt('--tpm'))
+  .action(async function (this: Command, name: string, o: { admin?: boolean; rpm?: number; tpm?: number }) {
     const db = await keysDb(this);
-    const k = await db.createApiKey(name);
+    const k = await db.createApiKey(name, { admin: o.admin === true, ...(o.rpm ? { rpm: o.rpm } : {}), ...(o.tpm ? { tpm: o.tpm } : {}) });
     await db.close();
     process.stdout.write(`${k.key}\n`);
-    process.stderr.write(`created key ${k.id} (${name}); it is shown only once\n`);
+    process.stderr.write(`created ${k.admin ? 'admin ' : ''}key ${k.id} (${name}); it is shown only once\n`);
   });
-keys.command('list').action(async function (this: Command) {
-  const db = await keysDb(this);
-  for (const k of await db.listApiKeys()) {
-    process.stdout.write(`${k.id}\t${k.name}\t${k.revokedAt ? 'revoked' : 'active'}\n`);
-  }
-  await db.close();
-});
+keys
+  .command('list')
+  .description('one line per key: id, name, active|revoked, admin|standard, rpm, tpm (- when the key has no limit of its own)')
+  .action(async function (this: Command) {
+    const db = await keysDb(this);
+    for (const k of await db.listApiKeys()) {
+      const cols = [k.id, k.name, k.revokedAt ? 'revoked' : 'active', k.admin ? 'admin' : 'standard', k.rpm ?? '-', k.tpm ?? '-'];
+      process.stdout.write(`${cols.join('\t')}\n`);
+    }
+    await db.close();
+  });
 keys
   .command('revoke')
   .argument('<id>', 'key id (from keys list)')

@@ -6,18 +6,22 @@ import { postgresMigrations } from './migrations/postgres.js';
 import type { Migration } from './migrations/sqlite.js';
 import {
   hashApiKey,
+  KEY_COLUMNS,
   type KeyRow,
+  keyOptions,
   looksLikeApiKey,
   mintApiKey,
   rowToKeyInfo,
   rowToUsage,
+  rowToVerifiedKey,
   sortMigrations,
   USAGE_COLUMNS,
   type UsageRow,
   usageQueryBounds,
   usageValues,
+  VERIFIED_KEY_COLUMNS,
 } from './rows.js';
-import type { ApiKeyInfo, CreatedApiKey, Db, ListUsageOptions, UsageRecord } from './types.js';
+import type { ApiKeyInfo, CreateApiKeyOptions, CreatedApiKey, Db, ListUsageOptions, UsageRecord, VerifiedApiKey } from './types.js';
 
 export interface PostgresDbOptions {
   /** postgres://user:password@host:port/database */
@@ -98,21 +102,30 @@ export class PostgresDb implements Db {
     }
   }
 
-  async createApiKey(name: string): Promise<CreatedApiKey> {
+  async createApiKey(name: string, opts?: CreateApiKeyOptions): Promise<CreatedApiKey> {
+    const o = keyOptions(opts);
     const { id, key, keyHash } = mintApiKey(name);
     const createdAt = this.now();
-    await this.pool.query('INSERT INTO api_keys (id, name, key_hash, created_at) VALUES ($1, $2, $3, $4)', [id, name, keyHash, createdAt]);
-    return { id, key, name, createdAt };
+    await this.pool.query('INSERT INTO api_keys (id, name, key_hash, admin, rpm, tpm, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+      id,
+      name,
+      keyHash,
+      o.admin,
+      o.rpm,
+      o.tpm,
+      createdAt,
+    ]);
+    return { id, key, name, ...o, createdAt };
   }
 
-  async verifyApiKey(key: string): Promise<{ id: string; name: string } | undefined> {
+  async verifyApiKey(key: string): Promise<VerifiedApiKey | undefined> {
     if (!looksLikeApiKey(key)) return undefined;
-    const r = await this.pool.query<{ id: string; name: string }>(
-      'UPDATE api_keys SET last_used_at = $1 WHERE key_hash = $2 AND revoked_at IS NULL RETURNING id, name',
+    const r = await this.pool.query<KeyRow>(
+      `UPDATE api_keys SET last_used_at = $1 WHERE key_hash = $2 AND revoked_at IS NULL RETURNING ${VERIFIED_KEY_COLUMNS}`,
       [this.now(), hashApiKey(key)],
     );
     const row = r.rows[0];
-    return row ? { id: row.id, name: row.name } : undefined;
+    return row ? rowToVerifiedKey(row) : undefined;
   }
 
   async revokeApiKey(id: string): Promise<boolean> {
@@ -122,7 +135,7 @@ export class PostgresDb implements Db {
   }
 
   async listApiKeys(): Promise<ApiKeyInfo[]> {
-    const r = await this.pool.query<KeyRow>('SELECT id, name, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at, id');
+    const r = await this.pool.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, id`);
     return r.rows.map(rowToKeyInfo);
   }
 

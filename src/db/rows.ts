@@ -1,7 +1,14 @@
 // What the SQLite and Postgres Dbs share, so both keep exactly the same semantics: API key minting, hashing and the
 // cheap pre-check, the usage-list bounds, the row shapes of both tables and their mapping to the seam's types.
 import { createHash, randomBytes } from 'node:crypto';
-import { API_KEY_PREFIX, type ApiKeyInfo, type ListUsageOptions, type UsageRecord } from './types.js';
+import {
+  API_KEY_PREFIX,
+  type ApiKeyInfo,
+  type CreateApiKeyOptions,
+  type ListUsageOptions,
+  type UsageRecord,
+  type VerifiedApiKey,
+} from './types.js';
 
 const MAX_KEY_LENGTH = 256;
 const MAX_NAME_LENGTH = 200;
@@ -19,6 +26,17 @@ export function mintApiKey(name: string): { id: string; key: string; keyHash: st
   }
   const key = API_KEY_PREFIX + randomBytes(32).toString('base64url');
   return { id: 'key_' + randomBytes(8).toString('hex'), key, keyHash: hashApiKey(key) };
+}
+
+/** A key's checked admin flag and limits: rpm/tpm must be positive integers (at most 2^31-1) when given. */
+export function keyOptions(opts: CreateApiKeyOptions = {}): { admin: boolean; rpm: number | null; tpm: number | null } {
+  const limit = (name: 'rpm' | 'tpm'): number | null => {
+    const v = opts[name];
+    if (v === undefined) return null;
+    if (!Number.isInteger(v) || v < 1 || v > 2_147_483_647) throw new TypeError(`${name} must be a positive integer`);
+    return v;
+  };
+  return { admin: opts.admin === true, rpm: limit('rpm'), tpm: limit('tpm') };
 }
 
 /** Whether `key` could be one of ours at all (before any lookup). */
@@ -111,16 +129,28 @@ export function rowToUsage(r: UsageRow): UsageRecord {
   };
 }
 
+/** api_keys columns as both dialects return them (admin: SQLite 0/1, Postgres boolean). */
 export interface KeyRow {
   id: string;
   name: string;
+  admin: number | boolean;
+  rpm: number | null;
+  tpm: number | null;
   created_at: number;
   last_used_at: number | null;
   revoked_at: number | null;
 }
 
+export const KEY_COLUMNS = 'id, name, admin, rpm, tpm, created_at, last_used_at, revoked_at';
+/** What verifyApiKey reads. */
+export const VERIFIED_KEY_COLUMNS = 'id, name, admin, rpm, tpm';
+
+export function rowToVerifiedKey(r: Pick<KeyRow, 'id' | 'name' | 'admin' | 'rpm' | 'tpm'>): VerifiedApiKey {
+  return { id: r.id, name: r.name, admin: r.admin === true || r.admin === 1, rpm: r.rpm, tpm: r.tpm };
+}
+
 export function rowToKeyInfo(r: KeyRow): ApiKeyInfo {
-  return { id: r.id, name: r.name, createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at };
+  return { ...rowToVerifiedKey(r), createdAt: r.created_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at };
 }
 
 /** Migrations in id order (both dialects name them so that this is the order they apply in). */

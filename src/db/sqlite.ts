@@ -7,18 +7,22 @@ import Database from 'better-sqlite3';
 import { type Migration, sqliteMigrations } from './migrations/sqlite.js';
 import {
   hashApiKey,
+  KEY_COLUMNS,
   type KeyRow,
+  keyOptions,
   looksLikeApiKey,
   mintApiKey,
   rowToKeyInfo,
   rowToUsage,
+  rowToVerifiedKey,
   sortMigrations,
   USAGE_COLUMNS,
   type UsageRow,
   usageQueryBounds,
   usageValues,
+  VERIFIED_KEY_COLUMNS,
 } from './rows.js';
-import type { ApiKeyInfo, CreatedApiKey, Db, ListUsageOptions, UsageRecord } from './types.js';
+import type { ApiKeyInfo, CreateApiKeyOptions, CreatedApiKey, Db, ListUsageOptions, UsageRecord, VerifiedApiKey } from './types.js';
 
 export interface SqliteDbOptions {
   /** Database file; its parent directory is created if missing. ':memory:' for a throwaway database. */
@@ -124,11 +128,11 @@ export class SqliteDb implements Db {
   private prepareAll() {
     const d = this.db;
     return {
-      insertKey: d.prepare('INSERT INTO api_keys (id, name, key_hash, created_at) VALUES (?, ?, ?, ?)'),
-      findKey: d.prepare('SELECT id, name FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL'),
+      insertKey: d.prepare('INSERT INTO api_keys (id, name, key_hash, admin, rpm, tpm, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      findKey: d.prepare(`SELECT ${VERIFIED_KEY_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL`),
       touchKey: d.prepare('UPDATE api_keys SET last_used_at = ? WHERE id = ?'),
       revokeKey: d.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
-      listKeys: d.prepare('SELECT id, name, created_at, last_used_at, revoked_at FROM api_keys ORDER BY created_at, id'),
+      listKeys: d.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, id`),
       insertUsage: d.prepare(`INSERT INTO usage_records (${USAGE_COLUMNS.join(', ')}) VALUES (${USAGE_COLUMNS.map(() => '?').join(', ')})`),
       listUsage: d.prepare(
         `SELECT ${USAGE_COLUMNS.join(', ')} FROM usage_records WHERE created_at >= ? ORDER BY created_at DESC, id DESC LIMIT ?`,
@@ -141,19 +145,20 @@ export class SqliteDb implements Db {
     return this.stmts;
   }
 
-  async createApiKey(name: string): Promise<CreatedApiKey> {
+  async createApiKey(name: string, opts?: CreateApiKeyOptions): Promise<CreatedApiKey> {
+    const o = keyOptions(opts);
     const { id, key, keyHash } = mintApiKey(name);
     const createdAt = this.now();
-    this.s.insertKey.run(id, name, keyHash, createdAt);
-    return { id, key, name, createdAt };
+    this.s.insertKey.run(id, name, keyHash, o.admin ? 1 : 0, o.rpm, o.tpm, createdAt);
+    return { id, key, name, ...o, createdAt };
   }
 
-  async verifyApiKey(key: string): Promise<{ id: string; name: string } | undefined> {
+  async verifyApiKey(key: string): Promise<VerifiedApiKey | undefined> {
     if (!looksLikeApiKey(key)) return undefined;
-    const row = this.s.findKey.get(hashApiKey(key)) as { id: string; name: string } | undefined;
+    const row = this.s.findKey.get(hashApiKey(key)) as KeyRow | undefined;
     if (!row) return undefined;
     this.s.touchKey.run(this.now(), row.id);
-    return { id: row.id, name: row.name };
+    return rowToVerifiedKey(row);
   }
 
   async revokeApiKey(id: string): Promise<boolean> {

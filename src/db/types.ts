@@ -31,15 +31,39 @@ export interface CreatedApiKey {
   /** The secret key ('esk-' + random). Shown once: only its hash is stored. */
   key: string;
   name: string;
+  admin: boolean;
+  rpm: number | null;
+  tpm: number | null;
   createdAt: number;
 }
 
 export interface ApiKeyInfo {
   id: string;
   name: string;
+  /** May read the organization Usage API (`easel keys create NAME --admin`). */
+  admin: boolean;
+  /** Per-key limits (requests, tokens per minute); null when the key has none of its own. */
+  rpm: number | null;
+  tpm: number | null;
   createdAt: number;
   lastUsedAt: number | null;
   revokedAt: number | null;
+}
+
+export interface CreateApiKeyOptions {
+  admin?: boolean;
+  /** Positive integers; omitted means no per-key limit. */
+  rpm?: number;
+  tpm?: number;
+}
+
+/** What a valid, unrevoked key resolves to on each request. */
+export interface VerifiedApiKey {
+  id: string;
+  name: string;
+  admin: boolean;
+  rpm: number | null;
+  tpm: number | null;
 }
 
 export interface ListUsageOptions {
@@ -56,9 +80,10 @@ export interface ListUsageOptions {
 export interface Db {
   /** Applies pending migrations; a no-op when the schema is current. */
   migrate(): Promise<void>;
-  createApiKey(name: string): Promise<CreatedApiKey>;
-  /** The key's id and name if it exists and is not revoked (and stamps last_used_at), else undefined. */
-  verifyApiKey(key: string): Promise<{ id: string; name: string } | undefined>;
+  /** Throws TypeError for an empty or overlong name, or an rpm/tpm that is not a positive integer. */
+  createApiKey(name: string, opts?: CreateApiKeyOptions): Promise<CreatedApiKey>;
+  /** The key's id, name, admin flag and limits if it exists and is not revoked (and stamps last_used_at), else undefined. */
+  verifyApiKey(key: string): Promise<VerifiedApiKey | undefined>;
   /** True if the key was active and is now revoked; false if unknown or already revoked. */
   revokeApiKey(id: string): Promise<boolean>;
   listApiKeys(): Promise<ApiKeyInfo[]>;

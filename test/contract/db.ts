@@ -47,7 +47,7 @@ export function dbContract(name: string, make: DbFactory): void {
       expect(k.key).toMatch(/^esk-/);
       expect(k.createdAt).toBe(clock);
       clock += 1000;
-      expect(await d.verifyApiKey(k.key)).toEqual({ id: k.id, name: 'ci' });
+      expect(await d.verifyApiKey(k.key)).toEqual({ id: k.id, name: 'ci', admin: false, rpm: null, tpm: null });
       expect(k.key).toMatch(/^esk-[A-Za-z0-9_-]{43}$/);
       expect(await d.verifyApiKey(`${k.key}x`)).toBeUndefined();
       expect(await d.verifyApiKey(k.key.slice(0, -1))).toBeUndefined();
@@ -56,7 +56,16 @@ export function dbContract(name: string, make: DbFactory): void {
       expect(await d.verifyApiKey(undefined as never)).toBeUndefined();
       expect(await d.verifyApiKey('not-a-key')).toBeUndefined();
       const [info] = await d.listApiKeys();
-      expect(info).toEqual({ id: k.id, name: 'ci', createdAt: clock - 1000, lastUsedAt: clock, revokedAt: null });
+      expect(info).toEqual({
+        id: k.id,
+        name: 'ci',
+        admin: false,
+        rpm: null,
+        tpm: null,
+        createdAt: clock - 1000,
+        lastUsedAt: clock,
+        revokedAt: null,
+      });
       clock += 1000;
       expect(await d.revokeApiKey(k.id)).toBe(true);
       expect(await d.revokeApiKey(k.id)).toBe(false);
@@ -73,6 +82,31 @@ export function dbContract(name: string, make: DbFactory): void {
       clock += 1;
       const b = await d.createApiKey('b');
       expect((await d.listApiKeys()).map((k) => k.id)).toEqual([a.id, b.id]);
+    });
+
+    it('keeps the admin flag and per-key rpm/tpm limits; refuses limits that are not positive integers', async () => {
+      const d = await open();
+      const admin = await d.createApiKey('ops', { admin: true });
+      clock += 1;
+      const limited = await d.createApiKey('batch', { rpm: 60, tpm: 5000 });
+      clock += 1;
+      const onlyRpm = await d.createApiKey('rpm-only', { rpm: 1 });
+      expect(admin).toMatchObject({ name: 'ops', admin: true, rpm: null, tpm: null });
+      expect(limited).toMatchObject({ admin: false, rpm: 60, tpm: 5000 });
+      expect(await d.verifyApiKey(admin.key)).toEqual({ id: admin.id, name: 'ops', admin: true, rpm: null, tpm: null });
+      expect(await d.verifyApiKey(limited.key)).toEqual({ id: limited.id, name: 'batch', admin: false, rpm: 60, tpm: 5000 });
+      expect(await d.verifyApiKey(onlyRpm.key)).toMatchObject({ rpm: 1, tpm: null });
+      const listed = await d.listApiKeys();
+      expect(listed.map((k) => [k.name, k.admin, k.rpm, k.tpm])).toEqual([
+        ['ops', true, null, null],
+        ['batch', false, 60, 5000],
+        ['rpm-only', false, 1, null],
+      ]);
+      for (const bad of [0, -1, 1.5, Number.NaN, 2 ** 31]) {
+        await expect(d.createApiKey('bad', { rpm: bad })).rejects.toThrow(/rpm must be a positive integer/);
+        await expect(d.createApiKey('bad', { tpm: bad })).rejects.toThrow(/tpm must be a positive integer/);
+      }
+      expect((await d.listApiKeys()).length).toBe(3);
     });
 
     it('round-trips usage rows, optional fields as null, newest first', async () => {

@@ -78,12 +78,27 @@ describe('easel with --db', () => {
       expect((await db.verifyApiKey(created.stdout.trim()))?.id).toBe(id);
       await db.close();
       const listed = await easel(['keys', 'list', '--data-dir', dir], { EASEL_DB: url });
-      expect(listed.stdout).toBe(`${id}\tci\tactive\n`);
+      expect(listed.stdout).toBe(`${id}\tci\tactive\tstandard\t-\t-\n`);
       expect((await easel(['keys', 'revoke', String(id), '--db', url])).code).toBe(0);
-      expect((await easel(['keys', 'list', '--db', url])).stdout).toBe(`${id}\tci\trevoked\n`);
+      expect((await easel(['keys', 'list', '--db', url])).stdout).toBe(`${id}\tci\trevoked\tstandard\t-\t-\n`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  }, 60_000);
+
+  it('keys create --admin --rpm --tpm stores the flag and limits; a bad limit is refused before anything is written', async () => {
+    const url = await server.newDatabase();
+    const created = await easel(['keys', 'create', 'ops', '--admin', '--rpm', '30', '--tpm', '9000', '--db', url]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stderr).toMatch(/created admin key key_\w+ \(ops\)/);
+    const db = await openPostgresDb({ url });
+    expect(await db.verifyApiKey(created.stdout.trim())).toMatchObject({ name: 'ops', admin: true, rpm: 30, tpm: 9000 });
+    await db.close();
+    expect((await easel(['keys', 'list', '--db', url])).stdout).toMatch(/^key_\w+\tops\tactive\tadmin\t30\t9000\n$/);
+    const bad = await easel(['keys', 'create', 'x', '--rpm', '0', '--db', url]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--rpm must be a positive integer/);
+    expect((await easel(['keys', 'list', '--db', url])).stdout.split('\n').filter(Boolean)).toHaveLength(1);
   }, 60_000);
 
   it('easel serve with bad credentials exits 1 at start, naming the database and the reason', async () => {

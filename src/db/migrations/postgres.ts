@@ -40,4 +40,12 @@ CREATE INDEX usage_records_request_id ON usage_records (request_id);
 CREATE INDEX usage_records_key_id ON usage_records (key_id);
 `,
   },
+  {
+    id: '002_key_admin_limits',
+    sql: `
+ALTER TABLE api_keys ADD COLUMN admin BOOLEAN NOT NULL DEFAULT FALSE;
+ALTER TABLE api_keys ADD COLUMN rpm INTEGER;
+ALTER TABLE api_keys ADD COLUMN tpm INTEGER;
+`,
+  },
 ]);

@@ -47,4 +47,12 @@ CREATE INDEX usage_records_request_id ON usage_records (request_id);
 CREATE INDEX usage_records_key_id ON usage_records (key_id);
 `,
   },
+  {
+    id: '002_key_admin_limits',
+    sql: `
+ALTER TABLE api_keys ADD COLUMN admin INTEGER NOT NULL DEFAULT 0;  -- 1: may read the organization Usage API
+ALTER TABLE api_keys ADD COLUMN rpm INTEGER;                       -- requests per minute; NULL: no per-key limit
+ALTER TABLE api_keys ADD COLUMN tpm INTEGER;                       -- tokens per minute; NULL: no per-key limit
+`,
+  },
 ]);
