@@ -12,6 +12,7 @@ import { resolveModelPath } from '../hub/registry.js';
 import { checkMask, decodeMaskWeights, decodeRgba, inspectImage } from '../imaging/decode.js';
 import { encodeImage } from '../imaging/encode.js';
 import { formatOfFilename } from '../imaging/formats.js';
+import { startTracing, tracingSettings } from '../telemetry/otel.js';
 import { EASEL_VERSION } from '../version.js';
 import { registerConfigCommands } from './config.js';
 import { registerModelsCommands } from './models.js';
@@ -79,6 +80,7 @@ program
   .option('--public-url <url>', 'absolute base URL for `url` responses')
   .option('--queue <url>', 'run as a cluster API node on this Redis: redis://host:port[/db] (README "Run a cluster")')
   .option('--db <url>', 'keys and usage in this Postgres: postgres://user:password@host[:port]/database (default: SQLite in the data dir)')
+  .option('--metrics-port <port>', 'serve GET /metrics on this port of its own, without a key (metrics.port)', int('metrics-port'))
   .action(async (opts) => {
     const config = loadConfig({
       config: opts.config,
@@ -89,7 +91,10 @@ program
       publicBaseUrl: opts.publicUrl,
       queue: opts.queue,
       db: opts.db,
+      metricsPort: opts.metricsPort,
     });
+    // OTEL_* (docs/observability.md): spans are exported only when an exporter is configured.
+    const tracing = await startTracing(tracingSettings(process.env, config.queue.url ? 'easel-api' : 'easel'));
     // With queue.url this process is a cluster API node: no engine here (not even ONNX Runtime, so the engine is
     // imported only by the commands that run it), jobs go to the workers through Redis.
     const server = config.queue.url
@@ -100,10 +105,11 @@ program
       .map((m) => m.id)
       .join(', ');
     process.stderr.write(`easel listening on ${server.url} (models: ${names}; data: ${config.dataDir})\n`);
+    if (server.metricsUrl) process.stderr.write(`easel metrics on ${server.metricsUrl}/metrics\n`);
     onShutdownSignal(
       (signal) => {
         process.stderr.write(`easel: ${signal}: draining (up to ${config.server.drainSeconds} s); a second signal stops at once\n`);
-        return server.shutdown();
+        return server.shutdown().finally(() => tracing.shutdown());
       },
       (signal) => process.stderr.write(`easel: second ${signal}: stopping now\n`),
     );

@@ -41,6 +41,8 @@ export interface ConfigFlags {
   queue?: string;
   /** db.url: a Postgres for keys and usage. */
   db?: string;
+  /** metrics.port: GET /metrics on its own port. */
+  metricsPort?: number;
 }
 
 const FLAG_NAMES: { readonly [K in keyof Required<ConfigFlags>]: string } = {
@@ -52,6 +54,7 @@ const FLAG_NAMES: { readonly [K in keyof Required<ConfigFlags>]: string } = {
   model: '--model',
   queue: '--queue',
   db: '--db',
+  metricsPort: '--metrics-port',
 };
 
 /** The setting each flag sets (its own name, but for --queue and --db). */
@@ -64,6 +67,7 @@ const FLAG_SETTINGS: { readonly [K in keyof Required<ConfigFlags>]: Setting } = 
   model: 'model',
   queue: 'queue.url',
   db: 'db.url',
+  metricsPort: 'metrics.port',
 };
 
 function readFlags(flags: ConfigFlags, problems: string[]): Partial<SettingValues> {
@@ -127,6 +131,7 @@ function applySettings(cfg: Config, s: Partial<SettingValues>): void {
   if (s['engine.threads'] !== undefined) cfg.engine.threads = s['engine.threads'];
   if (s['queue.url'] !== undefined) cfg.queue.url = s['queue.url'];
   if (s['db.url'] !== undefined) cfg.db.url = s['db.url'];
+  if (s['metrics.port'] !== undefined) cfg.metrics.port = s['metrics.port'];
   if (s.model !== undefined) serveModel(cfg, s.model);
 }
 

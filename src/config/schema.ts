@@ -68,6 +68,8 @@ export const SETTINGS = {
   'queue.url': z.string().refine(isRedisUrl, { error: (iss) => `${REDIS_RULE}, got ${show(withoutPassword(iss.input))}` }),
   /** Shared Postgres for keys and usage; absent: the embedded SQLite file under dataDir. */
   'db.url': z.string().refine(isPostgresUrl, { error: (iss) => `${POSTGRES_RULE}, got ${show(withoutPassword(iss.input))}` }),
+  /** GET /metrics on a listener of its own (no key there), on the server's host; 0 picks a free port. */
+  'metrics.port': z.int().min(0).max(65535),
 } as const;
 export type Setting = keyof typeof SETTINGS;
 export type SettingValues = { [K in Setting]: z.output<(typeof SETTINGS)[K]> };
@@ -271,9 +273,12 @@ function fileSchema(ctx: SchemaContext) {
         .object({ storePrompts: z.boolean().default(false) })
         .strict()
         .prefault({}),
-      /** GET /metrics (Prometheus): with auth on it needs a valid key unless `public` is true. */
+      /**
+       * GET /metrics (Prometheus): with auth on it needs an admin key unless `public` is true; with `port` it moves to a
+       * listener of its own (no key), and `easel worker` serves its own there.
+       */
       metrics: z
-        .object({ public: z.boolean().default(false) })
+        .object({ public: z.boolean().default(false), port: SETTINGS['metrics.port'].optional() })
         .strict()
         .prefault({}),
       /** The data dir's disk (read by src/server/disk.ts and the image sweeper). */

@@ -3,6 +3,7 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { jobTrace } from '../telemetry/http.js';
 import { decodeJobEvent, encodeJobEvent, encodeJobSpec, fromWire, type Wire } from './codec.js';
 import { jobCost } from './cost.js';
 import { type ClusterKeys, clusterKeys, liveWorkers, queueName, readyWorkersPerModel, type WorkerRecord } from './redis-keys.js';
@@ -135,7 +136,12 @@ export class BullMqQueue implements JobQueue {
     const [w, a] = counts[[...this.queues.keys()].indexOf(job.model)];
     const id = `job_${randomUUID()}`;
     // A re-run on another worker (this one died) must draw the same image, so the seed is fixed here.
-    const spec: JobSpec = { ...job, request: { ...job.request, seed: job.request.seed ?? randomInt(2 ** 32) } };
+    const traceparent = jobTrace(job);
+    const spec: JobSpec = {
+      ...job,
+      request: { ...job.request, seed: job.request.seed ?? randomInt(2 ** 32) },
+      ...(traceparent ? { traceparent } : {}),
+    };
     await this.unlessUnreachable(() =>
       // The job's name is its cost, so Retry-After reads costs without fetching payloads.
       queue.add(String(jobCost(spec)), encodeJobSpec(spec), {
@@ -366,14 +372,17 @@ export class BullMqQueue implements JobQueue {
   async stats(): Promise<QueueStats> {
     const none = Object.fromEntries(this.opts.models.map((m) => [m, 0]));
     try {
+      const names = [...this.queues.keys()];
       const counts = await Promise.all([...this.queues.values()].map((q) => Promise.all([q.getWaitingCount(), q.getActiveCount()])));
       this.workersCache = undefined;
       const ready = readyWorkersPerModel(await this.workerRecords());
       const workers = Object.fromEntries(this.opts.models.map((m) => [m, ready[m] ?? 0]));
-      return { waiting: counts.reduce((n, [w]) => n + w, 0), running: counts.reduce((n, [, a]) => n + a, 0), workers };
+      const models = Object.fromEntries(names.map((m, i) => [m, { waiting: counts[i][0], running: counts[i][1] }]));
+      return { waiting: counts.reduce((n, [w]) => n + w, 0), running: counts.reduce((n, [, a]) => n + a, 0), models, workers };
     } catch (err) {
       if (!isConnectionError(err)) throw err;
-      return { waiting: 0, running: 0, workers: none };
+      const models = Object.fromEntries(this.opts.models.map((m) => [m, { waiting: 0, running: 0 }]));
+      return { waiting: 0, running: 0, models, workers: none };
     }
   }
 

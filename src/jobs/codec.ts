@@ -1,5 +1,6 @@
 // JobSpec and JobEvent as JSON-safe data, so they travel through Redis (BullMQ job data, event streams) unchanged:
 // the typed arrays in them (image bytes, RGBA inputs, mask weights) become tagged base64 strings and come back typed.
+import { parseTraceparent } from '../telemetry/trace-context.js';
 import type { JobEvent, JobSpec } from './types.js';
 
 /** What JSON.stringify and JSON.parse carry unchanged. */
@@ -55,7 +56,12 @@ export function fromWire(value: Wire): unknown {
 }
 
 export const encodeJobSpec = (spec: JobSpec): Wire => toWire(spec);
-export const decodeJobSpec = (wire: Wire): JobSpec => fromWire(wire) as JobSpec;
+/** A traceparent that does not parse is dropped (the worker then starts the job's trace afresh). */
+export function decodeJobSpec(wire: Wire): JobSpec {
+  const spec = fromWire(wire) as JobSpec;
+  if (spec.traceparent !== undefined && !parseTraceparent(spec.traceparent)) delete spec.traceparent;
+  return spec;
+}
 
 /** An event as one JSON string (a Redis stream field). */
 export const encodeJobEvent = (event: JobEvent): string => JSON.stringify(toWire(event));

@@ -3,6 +3,7 @@
 // and replayed to its reader, exactly as a Redis-backed queue would deliver them from another process.
 // drain() is the graceful half of shutdown: no new jobs, the admitted ones finish until a deadline; close() is the rest.
 import { randomUUID } from 'node:crypto';
+import { jobTrace } from '../telemetry/http.js';
 import { jobCost } from './cost.js';
 import {
   isTerminal,
@@ -80,9 +81,10 @@ export class InProcessQueue implements JobQueue {
     if (waiting >= this.opts.maxWaiting) {
       throw new QueueFullError(this.opts.maxWaiting, this.retryAfterSeconds(lane, job));
     }
+    const traceparent = jobTrace(job);
     const entry: Entry = {
       id: `job_${randomUUID()}`,
-      job,
+      job: traceparent ? { ...job, traceparent } : job,
       submittedAt: Date.now(),
       events: [],
       wake: [],
@@ -143,9 +145,10 @@ export class InProcessQueue implements JobQueue {
   }
 
   async stats(): Promise<QueueStats> {
-    let running = 0;
-    for (const lane of this.lanes.values()) if (lane.running) running++;
-    return { waiting: this.waitingCount(), running, workers: this.opts.workers() };
+    const models: QueueStats['models'] = {};
+    for (const [model, lane] of this.lanes) models[model] = { waiting: lane.pending.length, running: lane.running ? 1 : 0 };
+    const running = Object.values(models).reduce((n, m) => n + m.running, 0);
+    return { waiting: this.waitingCount(), running, models, workers: this.opts.workers() };
   }
 
   private waitingCount(): number {

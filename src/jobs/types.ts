@@ -30,6 +30,11 @@ export interface JobSpec {
   keyId: string | null;
   /** The HTTP request id, so logs on either side of the queue line up. */
   requestId: string;
+  /**
+   * W3C traceparent of the request's span: the worker's spans are its children and its log lines carry the trace id.
+   * The queue fills it in at submit from the request being answered (telemetry/http.ts) when the caller did not.
+   */
+  traceparent?: string;
 }
 
 export interface EncodedImage {
@@ -84,6 +89,8 @@ export type JobExecutor = (job: JobSpec, ctx: JobContext) => Promise<Extract<Job
 export interface QueueStats {
   waiting: number;
   running: number;
+  /** The same counts per local model name (every model the queue serves, zeros included). */
+  models: Record<string, { waiting: number; running: number }>;
   /** Ready workers per local model name. */
   workers: Record<string, number>;
 }

@@ -16,10 +16,11 @@ import {
   serverError,
   unsupportedMediaType,
 } from '../contract/errors.js';
+import { logBindings, traceRequest } from '../telemetry/http.js';
 import { closeReason, connectionLimits, guardConnections, markClosing, serverTimeouts, tagRequest } from './connections.js';
 import type { ServerDeps } from './deps.js';
 import { JobCancelledError, shuttingDown } from './dispatch.js';
-import { rejectionReason } from './metrics.js';
+import { checkMetricsReader, rejectionReason } from './metrics.js';
 import { registerEditRoutes } from './routes/edits.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerGenerationRoutes } from './routes/generations.js';
@@ -49,7 +50,7 @@ function newRequestId(): string {
 
 /**
  * Paths that never need an API key: health, docs, signed image files (the signature is the credential), and /metrics
- * when metrics.public is set (otherwise any valid key reads it; admin-only once admin keys exist).
+ * when metrics.public is set (otherwise it needs an admin key: checkMetricsReader).
  */
 function isPublicPath(url: string, metricsPublic: boolean): boolean {
   const path = url.split('?')[0];
@@ -80,6 +81,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     logger: deps.logger ?? false,
     genReqId: () => newRequestId(),
     requestIdHeader: false,
+    // Every log line of a request carries its request_id and trace_id (telemetry/http.ts).
+    childLoggerFactory: (logger, bindings, opts, raw) => logger.child({ ...bindings, ...logBindings(raw, String(bindings.reqId)) }, opts),
     bodyLimit: deps.config.limits.bodyBytes,
     // X-Forwarded-Host/-Proto count only from configured proxies; the Host check and url responses read the result.
     trustProxy: deps.config.server.trustProxy,
@@ -136,6 +139,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   app.addHook('onRequest', async (req, reply) => {
     stamp(reply, req.id);
+    traceRequest(req, reply);
     tagRequest(req.raw, req.id);
     logIfClientLeaves(req, reply, () => closingAll);
     if (closing && req.url.split('?')[0] !== '/healthz') return refuseWhileDraining(req, reply);
@@ -178,7 +182,10 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     sendError(reply, invalidUrl(req.method, req.url.split('?')[0]));
   });
 
-  app.get('/metrics', async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()));
+  // With metrics.port, /metrics is served on its own listener instead (start.ts, start-api.ts).
+  if (deps.config.metrics.port === undefined) {
+    app.get('/metrics', async (_req, reply) => reply.type(deps.metrics.contentType).send(await deps.metrics.text()));
+  }
   registerMetaRoutes(app, deps);
   registerFileRoutes(app, deps);
   registerGenerationRoutes(app, deps);
@@ -220,6 +227,7 @@ async function authenticate(deps: ServerDeps, req: FastifyRequest): Promise<void
   if (!m) throw missingApiKey();
   const key = await deps.db.verifyApiKey(m[1].trim());
   if (!key) throw invalidApiKey(redactApiKey(m[1].trim()));
+  if (req.url.split('?')[0] === '/metrics') checkMetricsReader(key);
   req.apiKeyId = key.id;
 }
 

@@ -1,12 +1,15 @@
 // GET /metrics in Prometheus text format: one prom-client Registry per server (tests run several in one process), the
 // default process/Node metrics and Easel's own, with low-cardinality labels only (never a prompt, key or user).
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { ApiError } from '../contract/errors.js';
+import { ApiError } from '../contract/errors.js';
 import type { JobQueue, JobTimings } from '../jobs/types.js';
+import { type JobLabels, JobMetrics, type JobOutcome, SECONDS } from '../telemetry/job-metrics.js';
+import { listenForMetrics, type MetricsListener } from '../telemetry/metrics-server.js';
+
+export type { JobOutcome };
 
 /** Why a request was refused, as easel_rejected_total{reason} counts it. */
 export type RejectReason = 'queue_full' | 'rate_limited' | 'moderation' | 'too_large' | 'disk_full';
-export type JobOutcome = 'ok' | 'cancelled' | 'failed' | 'rejected';
 
 export interface MetricsSources {
   queue: JobQueue;
@@ -25,6 +28,21 @@ export function tagRejection<E extends ApiError>(err: E, reason: RejectReason): 
   return err;
 }
 
+/**
+ * /metrics on the API port with auth on needs an admin key: a key the Db marks `admin: false` gets a 403 (OpenAI's
+ * PermissionDeniedError). A Db that does not mark keys at all (no admin keys yet) lets any valid key read it.
+ */
+export function checkMetricsReader(key: { admin?: boolean }): void {
+  if (key.admin === false) {
+    throw new ApiError({
+      status: 403,
+      message: 'Reading /metrics needs an admin API key (or metrics.public, or metrics.port for a scrape port of its own).',
+      type: 'invalid_request_error',
+      code: 'insufficient_permissions',
+    });
+  }
+}
+
 const BY_CODE: Record<string, RejectReason> = {
   rate_limit_exceeded: 'rate_limited',
   moderation_blocked: 'moderation',
@@ -38,19 +56,31 @@ export function rejectionReason(err: ApiError): RejectReason | undefined {
   return tagged.get(err) ?? (err.code ? BY_CODE[err.code] : undefined);
 }
 
-const SECONDS = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
-const STEP_SECONDS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+/** Gauges read at one scrape share one read of the queue's stats (one Redis round trip per scrape in a cluster). */
+const SCRAPE_MS = 250;
+
+/** `read` called at most once per `ms`: callers within that window share its promise. */
+function sharedFor<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
+  let last: { at: number; value: Promise<T> } | undefined;
+  return () => {
+    const now = performance.now();
+    if (!last || now - last.at > ms) {
+      const value = read();
+      last = { at: now, value };
+      value.catch(() => {
+        if (last?.value === value) last = undefined;
+      });
+    }
+    return last.value;
+  };
+}
 
 export class ServerMetrics {
   readonly registry = new Registry();
   readonly contentType = this.registry.contentType;
   private readonly requests: Counter<'route' | 'method' | 'status'>;
   private readonly requestSeconds: Histogram<'route'>;
-  private readonly waitSeconds: Histogram<'model'>;
-  private readonly jobSeconds: Histogram<'model' | 'outcome'>;
-  private readonly images: Counter<'model' | 'size' | 'quality'>;
-  private readonly stepSeconds: Histogram<'model'>;
-  private readonly stageSeconds: Histogram<'stage'>;
+  private readonly jobs: JobMetrics;
   private readonly rejected: Counter<'reason'>;
 
   constructor(sources: MetricsSources) {
@@ -69,40 +99,7 @@ export class ServerMetrics {
       buckets: SECONDS,
       registers,
     });
-    this.waitSeconds = new Histogram({
-      name: 'easel_queue_wait_seconds',
-      help: 'Time a job waited in the queue before a worker started it.',
-      labelNames: ['model'],
-      buckets: SECONDS,
-      registers,
-    });
-    this.jobSeconds = new Histogram({
-      name: 'easel_job_duration_seconds',
-      help: 'Time from submit to the end of a job, by outcome (ok, cancelled, failed, rejected).',
-      labelNames: ['model', 'outcome'],
-      buckets: SECONDS,
-      registers,
-    });
-    this.images = new Counter({
-      name: 'easel_images_generated_total',
-      help: 'Images generated, by served model, size and quality.',
-      labelNames: ['model', 'size', 'quality'],
-      registers,
-    });
-    this.stepSeconds = new Histogram({
-      name: 'easel_unet_step_seconds',
-      help: 'Mean time of one denoising step of a job.',
-      labelNames: ['model'],
-      buckets: STEP_SECONDS,
-      registers,
-    });
-    this.stageSeconds = new Histogram({
-      name: 'easel_stage_seconds',
-      help: 'Time a job spent in each stage (text_encoder, denoise, vae, encode).',
-      labelNames: ['stage'],
-      buckets: SECONDS,
-      registers,
-    });
+    this.jobs = new JobMetrics(this.registry, true);
     this.rejected = new Counter({
       name: 'easel_rejected_total',
       help: 'Requests refused, by reason (queue_full, rate_limited, moderation, too_large, disk_full).',
@@ -115,29 +112,30 @@ export class ServerMetrics {
   /** Gauges read when scraped: queue depth and workers, the data dir's free space, dropped usage rows. */
   private registerScrapeTime({ queue, disk, usage }: MetricsSources): void {
     const registers = [this.registry];
-    const stats = () => queue.stats();
+    const stats = sharedFor(SCRAPE_MS, () => queue.stats());
     new Gauge({
       name: 'easel_queue_waiting',
-      help: 'Jobs waiting in the queue.',
+      help: 'Jobs waiting in the queue, per local model.',
       labelNames: ['model'],
       registers,
       async collect() {
-        // The seam's stats are totals: they are shown under model="all".
-        this.set({ model: 'all' }, (await stats()).waiting);
+        this.reset();
+        for (const [model, m] of Object.entries((await stats()).models)) this.set({ model }, m.waiting);
       },
     });
     new Gauge({
       name: 'easel_queue_running',
-      help: 'Jobs running on a worker.',
+      help: 'Jobs running on a worker, per local model.',
       labelNames: ['model'],
       registers,
       async collect() {
-        this.set({ model: 'all' }, (await stats()).running);
+        this.reset();
+        for (const [model, m] of Object.entries((await stats()).models)) this.set({ model }, m.running);
       },
     });
     new Gauge({
       name: 'easel_workers',
-      help: 'Ready workers per model.',
+      help: 'Ready workers per local model.',
       labelNames: ['model'],
       registers,
       async collect() {
@@ -176,26 +174,27 @@ export class ServerMetrics {
     this.rejected.inc({ reason });
   }
 
-  /** A job that produced its images: its timings feed the queue, stage and step histograms. */
-  observeResult(job: { model: string; size: string; quality: string; steps: number }, images: number, t: JobTimings): void {
-    const { model } = job;
-    this.images.inc({ model, size: job.size, quality: job.quality }, images);
-    this.waitSeconds.observe({ model }, t.queueMs / 1000);
-    this.jobSeconds.observe({ model, outcome: 'ok' }, (t.queueMs + t.totalMs + t.encodeMs) / 1000);
-    if (job.steps > 0) this.stepSeconds.observe({ model }, t.denoiseMs / job.steps / 1000);
-    this.stageSeconds.observe({ stage: 'text_encoder' }, t.textEncoderMs / 1000);
-    this.stageSeconds.observe({ stage: 'denoise' }, t.denoiseMs / 1000);
-    this.stageSeconds.observe({ stage: 'vae' }, t.vaeMs / 1000);
-    this.stageSeconds.observe({ stage: 'encode' }, t.encodeMs / 1000);
+  /** A job that produced its images: its timings feed the queue, stage, step and batch histograms. */
+  observeResult(job: JobLabels & { quality: string }, images: number, t: JobTimings): void {
+    this.jobs.observeResult(job, images, t);
   }
 
   /** A job that ended without images (no timings): its time from submit as the caller measured it. */
   observeEnd(model: string, outcome: Exclude<JobOutcome, 'ok'>, seconds: number): void {
-    this.jobSeconds.observe({ model, outcome }, seconds);
+    this.jobs.observeEnd(model, outcome, seconds);
   }
 
   /** The exposition text (format 0.0.4). */
   text(): Promise<string> {
     return this.registry.metrics();
   }
+}
+
+/** The metrics listener of metrics.port, on the server's host, when it is set (a port in use stops the start). */
+export function listenForMetricsPort(
+  config: { host: string; metrics: { port?: number } },
+  metrics: ServerMetrics,
+): Promise<MetricsListener | undefined> {
+  const { port } = config.metrics;
+  return port === undefined ? Promise.resolve(undefined) : listenForMetrics(metrics, config.host, port);
 }

@@ -14,7 +14,7 @@ import type { ModelCatalog } from './catalog.js';
 import { ClusterModels } from './cluster-models.js';
 import type { ServerDeps } from './deps.js';
 import { DiskGuard, guardStore } from './disk.js';
-import { ServerMetrics } from './metrics.js';
+import { listenForMetricsPort, ServerMetrics } from './metrics.js';
 import { createWordFilter } from './moderation.js';
 import { UsageRecorder } from './records.js';
 import { drainThenClose } from './shutdown.js';
@@ -28,6 +28,10 @@ export interface ApiNode {
   /** The catalog as the workers last described it. */
   readonly models: ModelCatalog;
   queue: BullMqQueue;
+  /** What /metrics shows (also served on metrics.port when that is set). */
+  metrics: ServerMetrics;
+  /** http://host:port of the metrics listener, when metrics.port is set. */
+  metricsUrl?: string;
   /** Stops at once: this node's jobs are cancelled and every connection is closed. */
   close(): Promise<void>;
   /** SIGTERM's path, as the embedded server's: refuse new work, let this node's jobs finish within `drainMs`, close. */
@@ -35,7 +39,7 @@ export interface ApiNode {
 }
 
 /** An API node, wired but not listening (tests drive it with app.inject). Waits for Redis as long as it takes. */
-export async function createApiNode(config: Readonly<Config>, opts: StartOptions = {}): Promise<Omit<ApiNode, 'url'>> {
+export async function createApiNode(config: Readonly<Config>, opts: StartOptions = {}): Promise<Omit<ApiNode, 'url' | 'metricsUrl'>> {
   const url = config.queue.url;
   if (!url) throw new Error('an API node needs queue.url (--queue redis://HOST:PORT)');
   const now = opts.now ?? Date.now;
@@ -82,8 +86,9 @@ export async function createApiNode(config: Readonly<Config>, opts: StartOptions
   const app = await buildServer(deps);
   const sweeper = startSweeper(store, { intervalMs: config.images.sweepIntervalSeconds * 1000, now, logger: app.log });
   if (opts.waitForWarmUp) await Promise.all([counters, sweeper.initial]);
-  const node: Omit<ApiNode, 'url'> = {
+  const node: Omit<ApiNode, 'url' | 'metricsUrl'> = {
     app,
+    metrics: deps.metrics,
     get models() {
       return cluster.catalog;
     },
@@ -109,7 +114,15 @@ export async function startApiNode(config: Readonly<Config>, opts: StartOptions 
   try {
     const address = await node.app.listen({ host: config.host, port: config.port });
     const url = address.replace('[::1]', '127.0.0.1');
-    return Object.assign(node, { url });
+    const scrape = await listenForMetricsPort(config, node.metrics);
+    if (!scrape) return Object.assign(node, { url });
+    const { close, shutdown } = node;
+    return Object.assign(node, {
+      url,
+      metricsUrl: scrape.url,
+      close: () => close().finally(() => scrape.close()),
+      shutdown: (drainMs?: number) => shutdown(drainMs).finally(() => scrape.close()),
+    });
   } catch (err) {
     await node.close();
     throw err;

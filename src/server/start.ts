@@ -14,7 +14,7 @@ import { runJob } from '../worker/run-job.js';
 import { buildServer } from './app.js';
 import { ModelCatalog } from './catalog.js';
 import { DiskGuard, type DiskGuardOptions, guardStore } from './disk.js';
-import { ServerMetrics } from './metrics.js';
+import { listenForMetricsPort, ServerMetrics } from './metrics.js';
 import { createWordFilter, type ModerationHook } from './moderation.js';
 import { UsageRecorder } from './records.js';
 import { drainThenClose } from './shutdown.js';
@@ -27,6 +27,10 @@ export interface RunningServer {
   models: ModelCatalog;
   /** The embedded worker's loaded pipelines (benchmarks compare against them directly). */
   engines: EnginePool;
+  /** What /metrics shows (also served on metrics.port when that is set). */
+  metrics: ServerMetrics;
+  /** http://host:port of the metrics listener, when metrics.port is set. */
+  metricsUrl?: string;
   /** Stops listening, lets requests in progress end, cancels running jobs and closes everything (tests, errors). */
   close(): Promise<void>;
   /**
@@ -46,7 +50,7 @@ export interface StartOptions {
   io?: { statfs?: DiskGuardOptions['statfs']; storeFs?: StoreFs; usageRetryDelaysMs?: readonly number[] };
 }
 
-export interface EmbeddedServer extends Omit<RunningServer, 'url'> {
+export interface EmbeddedServer extends Omit<RunningServer, 'url' | 'metricsUrl'> {
   /** Settles when every model is warm (or warm-up failed, which is logged). */
   warm: Promise<void>;
 }
@@ -90,6 +94,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
   const counters = warmTokenCounter().then(() => {
     countersWarm = true;
   });
+  const metrics = new ServerMetrics({ queue, disk, usage });
   const app = await buildServer({
     warm: () => countersWarm,
     config,
@@ -99,7 +104,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     db,
     disk,
     usage,
-    metrics: new ServerMetrics({ queue, disk, usage }),
+    metrics,
     moderation: opts.moderation ?? createWordFilter(config.moderation.categories, config.moderation.lowCategories),
     urlSecret: sharedUrlSecret(config),
     now,
@@ -114,6 +119,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     app,
     models,
     engines,
+    metrics,
     warm,
     async close() {
       await app.close();
@@ -135,7 +141,14 @@ export async function startServer(config: Readonly<Config>, opts: StartOptions =
   const server = await createEmbeddedServer(config, opts);
   try {
     const address = await server.app.listen({ host: config.host, port: config.port });
-    return { ...server, url: address.replace('[::1]', '127.0.0.1') };
+    const scrape = await listenForMetricsPort(config, server.metrics);
+    return {
+      ...server,
+      url: address.replace('[::1]', '127.0.0.1'),
+      ...(scrape ? { metricsUrl: scrape.url } : {}),
+      close: () => server.close().finally(() => scrape?.close()),
+      shutdown: (drainMs) => server.shutdown(drainMs).finally(() => scrape?.close()),
+    };
   } catch (err) {
     await server.close();
     throw err;

@@ -8,6 +8,7 @@ import { decodeJobSpec, encodeJobEvent, toWire, type Wire } from '../jobs/codec.
 import { jobCost } from '../jobs/cost.js';
 import { type ClusterKeys, clusterKeys, queueName, type WorkerRecord } from '../jobs/redis-keys.js';
 import { isTerminal, type JobContext, type JobEvent, type JobExecutor } from '../jobs/types.js';
+import { jobLogFields } from '../telemetry/jobs.js';
 
 type Terminal = Extract<JobEvent, { type: 'result' | 'error' }>;
 
@@ -103,6 +104,8 @@ export class BullMqWorker {
     this.running.set(id, controller);
     const emit = (event: JobEvent, watch?: AbortController) => this.append(id, ['e', encodeJobEvent(event), 'a', attempt], watch);
     const spec = decodeJobSpec(job.data);
+    const fields = { jobId: id, model, attempt: job.attemptsStarted, ...jobLogFields(spec) };
+    this.opts.log?.info(fields, 'job started');
     emit({ type: 'started', worker: this.id });
     const ctx: JobContext = {
       id,
@@ -119,11 +122,13 @@ export class BullMqWorker {
     try {
       end = await this.opts.execute(spec, ctx);
     } catch (err) {
-      this.opts.log?.error({ err, jobId: id, requestId: spec.requestId }, 'job failed');
+      this.opts.log?.error({ err, ...fields }, 'job failed');
       end = { type: 'error', kind: 'failed', message: (err as Error)?.message ?? String(err) };
     } finally {
       this.running.delete(id);
     }
+    const outcome = end.type === 'result' ? 'ok' : end.kind;
+    this.opts.log?.info({ ...fields, outcome, ms: Math.round(performance.now() - started) }, 'job ended');
     if (end.type === 'result') this.measure(model, jobCost(spec), performance.now() - started);
     return toWire(end);
   }

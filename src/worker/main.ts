@@ -1,15 +1,21 @@
 // `easel worker`: an engine worker process. It loads and warms its models, fits its job lock to their step times,
 // then takes their jobs from the cluster's BullMQ queues until SIGTERM (finish the current job, take no new one).
+// With metrics.port it serves its own GET /metrics (the jobs it ran) on that port.
 import type { Config } from '../config/config.js';
 import { readModelInfo } from '../engine/models/info.js';
+import { listenForMetrics, type MetricsListener } from '../telemetry/metrics-server.js';
 import { BullMqWorker, type WorkerLogger } from './bullmq-worker.js';
 import { EnginePool } from './engine-pool.js';
+import { WorkerMetrics } from './metrics.js';
 import { runJob } from './run-job.js';
 
 export interface RunningWorker {
   worker: BullMqWorker;
   /** The lock BullMQ holds on a running job (ms). */
   lockMs: number;
+  metrics: WorkerMetrics;
+  /** http://host:port of its metrics listener, when metrics.port is set. */
+  metricsUrl?: string;
   /** SIGTERM's path: the current job finishes, no new one is taken, the models are released. */
   close(): Promise<void>;
 }
@@ -45,9 +51,12 @@ export async function startWorker(config: Readonly<Config>, opts: { url: string;
     threads: config.engine.threads,
     maxBatchSize: config.engine.maxBatchSize,
   });
-  let worker: BullMqWorker;
+  const metrics = new WorkerMetrics();
+  let worker: BullMqWorker | undefined;
+  let scrape: MetricsListener | undefined;
   let lockMs: number;
   try {
+    if (config.metrics.port !== undefined) scrape = await listenForMetrics(metrics, config.host, config.metrics.port);
     const t0 = performance.now();
     await engines.warmUp();
     const warmStepMs = (performance.now() - t0) / Math.max(1, models.length);
@@ -55,21 +64,26 @@ export async function startWorker(config: Readonly<Config>, opts: { url: string;
     worker = await BullMqWorker.start({
       url: opts.url,
       models,
-      execute: (job, ctx) => runJob(engines.pipeline(job.model), job, ctx, log, config.images.encoding),
+      execute: metrics.observing((job, ctx) => runJob(engines.pipeline(job.model), job, ctx, log, config.images.encoding)),
       lockMs,
       log,
     });
   } catch (err) {
+    await scrape?.close();
     await engines.dispose();
     throw err;
   }
-  log.info({ worker: worker.id, models: models.map((m) => m.name), lockMs }, 'worker ready');
+  const ready = worker;
+  log.info({ worker: ready.id, models: models.map((m) => m.name), lockMs, ...(scrape ? { metrics: scrape.url } : {}) }, 'worker ready');
   return {
-    worker,
+    worker: ready,
     lockMs,
+    metrics,
+    ...(scrape ? { metricsUrl: scrape.url } : {}),
     async close() {
-      await worker.close();
+      await ready.close();
       await engines.dispose();
+      await scrape?.close();
     },
   };
 }

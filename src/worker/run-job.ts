@@ -3,6 +3,7 @@
 import { AbortError, GenerateRequestError, type Pipeline } from '../engine/index.js';
 import type { EncodeSettings } from '../imaging/encode.js';
 import type { JobContext, JobEvent, JobSpec } from '../jobs/types.js';
+import { jobLogFields, recordJobSpans } from '../telemetry/jobs.js';
 import { encodeOutput, resolveAlpha } from './encode.js';
 
 type Terminal = Extract<JobEvent, { type: 'result' | 'error' }>;
@@ -11,8 +12,24 @@ export interface RunJobLogger {
   error(obj: object, msg: string): void;
 }
 
-/** `encoding`: the worker's `images.encoding` config (imaging/encode.ts's defaults when not given). */
+/**
+ * `encoding`: the worker's `images.encoding` config (imaging/encode.ts's defaults when not given). The job's spans
+ * (queue wait, job, stages) are recorded under its request's trace when tracing is on.
+ */
 export async function runJob(
+  pipeline: Pipeline,
+  job: JobSpec,
+  ctx: JobContext,
+  log?: RunJobLogger,
+  encoding?: EncodeSettings,
+): Promise<Terminal> {
+  const startedAt = Date.now();
+  const end = await generate(pipeline, job, ctx, log, encoding);
+  recordJobSpans(job, ctx.id, { submittedAt: ctx.submittedAt, startedAt, endedAt: Date.now() }, end);
+  return end;
+}
+
+async function generate(
   pipeline: Pipeline,
   job: JobSpec,
   ctx: JobContext,
@@ -43,7 +60,7 @@ export async function runJob(
   } catch (err) {
     if (err instanceof AbortError || ctx.signal.aborted) return { type: 'error', kind: 'cancelled', message: 'generation cancelled' };
     if (err instanceof GenerateRequestError) return { type: 'error', kind: 'invalid_request', message: err.message };
-    log?.error({ err, requestId: job.requestId }, 'generation failed');
+    log?.error({ err, jobId: ctx.id, ...jobLogFields(job) }, 'generation failed');
     return { type: 'error', kind: 'failed', message: (err as Error)?.message ?? String(err) };
   }
 }

@@ -57,6 +57,14 @@ export function steppingExecutor(log: string[], delayMs = 5, steps = 3): JobExec
   };
 }
 
+async function waitFor(check: () => Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 async function collect(q: JobQueue, id: string): Promise<JobEvent[]> {
   const out: JobEvent[] = [];
   for await (const e of q.events(id)) out.push(e);
@@ -107,6 +115,18 @@ export function jobQueueContract(name: string, make: QueueFactory): void {
       expect(stats).toMatchObject({ waiting: 1, running: 1 });
       await Promise.all([collect(q, first.id), collect(q, second.id)]);
       expect(await q.stats()).toMatchObject({ waiting: 0, running: 0 });
+      await q.close();
+    });
+
+    it('breaks waiting/running down per model, every served model listed', async () => {
+      const q = await make({ maxWaiting: 8, models: ['a', 'b', 'c'], execute: steppingExecutor([], 20, 10) });
+      const ids = [await q.submit(spec('a', 'a1')), await q.submit(spec('a', 'a2')), await q.submit(spec('b', 'b1'))];
+      await waitFor(async () => (await q.stats()).running === 2);
+      const stats = await q.stats();
+      expect(stats.models).toEqual({ a: { waiting: 1, running: 1 }, b: { waiting: 0, running: 1 }, c: { waiting: 0, running: 0 } });
+      expect(stats).toMatchObject({ waiting: 1, running: 2 });
+      await Promise.all(ids.map((j) => collect(q, j.id)));
+      expect((await q.stats()).models.a).toEqual({ waiting: 0, running: 0 });
       await q.close();
     });
 
