@@ -80,6 +80,10 @@ program
   .option('--public-url <url>', 'absolute base URL for `url` responses')
   .option('--queue <url>', 'run as a cluster API node on this Redis: redis://host:port[/db] (README "Run a cluster")')
   .option('--db <url>', 'keys and usage in this Postgres: postgres://user:password@host[:port]/database (default: SQLite in the data dir)')
+  .option(
+    '--store <url>',
+    'images for url responses in this S3 bucket: s3://bucket[/prefix] (default: the data dir; README "Images in S3")',
+  )
   .option('--metrics-port <port>', 'serve GET /metrics on this port of its own, without a key (metrics.port)', int('metrics-port'))
   .action(async (opts) => {
     const config = loadConfig({
@@ -91,6 +95,7 @@ program
       publicBaseUrl: opts.publicUrl,
       queue: opts.queue,
       db: opts.db,
+      store: opts.store,
       metricsPort: opts.metricsPort,
     });
     // OTEL_* (docs/observability.md): spans are exported only when an exporter is configured.

@@ -41,6 +41,8 @@ export interface ConfigFlags {
   queue?: string;
   /** db.url: a Postgres for keys and usage. */
   db?: string;
+  /** images.store: s3://BUCKET[/PREFIX]. */
+  store?: string;
   /** metrics.port: GET /metrics on its own port. */
   metricsPort?: number;
 }
@@ -54,6 +56,7 @@ const FLAG_NAMES: { readonly [K in keyof Required<ConfigFlags>]: string } = {
   model: '--model',
   queue: '--queue',
   db: '--db',
+  store: '--store',
   metricsPort: '--metrics-port',
 };
 
@@ -67,6 +70,7 @@ const FLAG_SETTINGS: { readonly [K in keyof Required<ConfigFlags>]: Setting } = 
   model: 'model',
   queue: 'queue.url',
   db: 'db.url',
+  store: 'images.store',
   metricsPort: 'metrics.port',
 };
 
@@ -131,6 +135,7 @@ function applySettings(cfg: Config, s: Partial<SettingValues>): void {
   if (s['engine.threads'] !== undefined) cfg.engine.threads = s['engine.threads'];
   if (s['queue.url'] !== undefined) cfg.queue.url = s['queue.url'];
   if (s['db.url'] !== undefined) cfg.db.url = s['db.url'];
+  if (s['images.store'] !== undefined) cfg.images.store = s['images.store'];
   if (s['metrics.port'] !== undefined) cfg.metrics.port = s['metrics.port'];
   if (s.model !== undefined) serveModel(cfg, s.model);
 }

@@ -24,6 +24,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: 'EASEL_URL_SECRET', setting: 'urlSecret', doc: 'urlSecret' },
   { name: 'EASEL_QUEUE', setting: 'queue.url', doc: "queue.url: the cluster's Redis (like --queue)" },
   { name: 'EASEL_DB', setting: 'db.url', doc: 'db.url: a Postgres for keys and usage (like --db)' },
+  { name: 'EASEL_STORE', setting: 'images.store', doc: 'images.store: an S3 bucket for url images, s3://BUCKET[/PREFIX] (like --store)' },
   { name: 'EASEL_METRICS_PORT', setting: 'metrics.port', doc: 'metrics.port: GET /metrics on its own port (like --metrics-port)' },
 ];
 

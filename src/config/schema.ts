@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { type Family, OPENAI_MODEL_FAMILIES } from '../contract/families.js';
 import type { ExecutionProvider } from '../engine/backends/onnx.js';
 import { DEFAULT_ENCODE_SETTINGS as ENCODING, JPEG_CHROMA_SUBSAMPLING, RESIZE_KERNELS } from '../imaging/encode.js';
+import { parseS3StoreUrl, S3_STORE_RULE } from '../storage/s3-url.js';
 import { show } from './errors.js';
 
 export type FamilyName = Family;
@@ -68,6 +69,8 @@ export const SETTINGS = {
   'queue.url': z.string().refine(isRedisUrl, { error: (iss) => `${REDIS_RULE}, got ${show(withoutPassword(iss.input))}` }),
   /** Shared Postgres for keys and usage; absent: the embedded SQLite file under dataDir. */
   'db.url': z.string().refine(isPostgresUrl, { error: (iss) => `${POSTGRES_RULE}, got ${show(withoutPassword(iss.input))}` }),
+  /** Images for `url` responses in an S3-compatible bucket (s3://BUCKET[/PREFIX]); absent: <dataDir>/images. */
+  'images.store': z.string().refine((t) => parseS3StoreUrl(t) !== undefined, { error: (iss) => `${S3_STORE_RULE}, got ${show(iss.input)}` }),
   /** GET /metrics on a listener of its own (no key there), on the server's host; 0 picks a free port. */
   'metrics.port': z.int().min(0).max(65535),
 } as const;
@@ -255,7 +258,30 @@ function fileSchema(ctx: SchemaContext) {
         .strict()
         .prefault({}),
       images: z
-        .object({ urlTtlSeconds: positiveInt.default(3600), sweepIntervalSeconds: positiveInt.default(300), encoding: encodingSchema })
+        .object({
+          urlTtlSeconds: positiveInt.default(3600),
+          /** Seconds between sweeps of expired images; 0: no sweeper (a bucket lifecycle rule deletes them instead). */
+          sweepIntervalSeconds: z.int().min(0).default(300),
+          encoding: encodingSchema,
+          /** README "Images in S3": s3://BUCKET[/PREFIX] (every API node serves every image); absent: <dataDir>/images. */
+          store: SETTINGS['images.store'].optional(),
+          /** 'signed': Easel's own expiring URLs, served by any API node; 'presigned': the bucket's presigned GET URL. */
+          urlMode: z.enum(['signed', 'presigned']).default('signed'),
+          /** The S3 client; credentials come from the AWS SDK's usual chain (AWS_ACCESS_KEY_ID..., AWS_PROFILE, roles). */
+          s3: z
+            .object({
+              /** An S3-compatible server (MinIO, Ceph, R2...); absent: AWS S3. */
+              endpoint: z.url({ protocol: /^https?$/ }).optional(),
+              /** Absent: AWS_REGION, else us-east-1. */
+              region: nonEmpty.optional(),
+              /** Bucket in the URL path rather than the host name (most S3-compatible servers want it). */
+              forcePathStyle: z.boolean().default(false),
+              /** Seconds to connect and per request attempt (2 attempts); an outage past it is a 503. */
+              timeoutSeconds: positiveInt.max(60).default(5),
+            })
+            .strict()
+            .prefault({}),
+        })
         .strict()
         .prefault({}),
       /** HMAC secret for signed image URLs; generated and kept in the data dir when not given. */

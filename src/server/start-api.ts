@@ -8,7 +8,7 @@ import type { Config } from '../config/config.js';
 import { warmTokenCounter } from '../contract/usage.js';
 import { openDb } from '../db/index.js';
 import { BullMqQueue } from '../jobs/bullmq.js';
-import { createFsImageStore, startSweeper } from '../storage/index.js';
+import { openImageStore, startSweeper } from '../storage/index.js';
 import { buildServer } from './app.js';
 import type { ModelCatalog } from './catalog.js';
 import { ClusterModels } from './cluster-models.js';
@@ -51,13 +51,16 @@ export async function createApiNode(config: Readonly<Config>, opts: StartOptions
   });
   await cluster.start();
   const imagesDir = join(config.dataDir, 'images');
-  const store = createFsImageStore({
+  // images.store s3://... is checked here (bucket, credentials, a test write): a store that fails stops the start.
+  const { store, kind: storeKind } = await openImageStore({
+    images: config.images,
     dir: imagesDir,
     now,
     orphanGraceMs: config.storage.leftoverGraceSeconds * 1000,
     fs: opts.io?.storeFs,
   });
-  const disk = new DiskGuard({ paths: [config.dataDir, imagesDir], reserveBytes: config.storage.reserveBytes, statfs: opts.io?.statfs });
+  const diskPaths = storeKind === 'fs' ? [config.dataDir, imagesDir] : [config.dataDir];
+  const disk = new DiskGuard({ paths: diskPaths, reserveBytes: config.storage.reserveBytes, statfs: opts.io?.statfs });
   const db = await openDb({ url: config.db.url, dataDir: config.dataDir, now });
   const usage = new UsageRecorder(db, () => app.log, { retryDelaysMs: opts.io?.usageRetryDelaysMs });
   let countersWarm = false;
@@ -73,7 +76,7 @@ export async function createApiNode(config: Readonly<Config>, opts: StartOptions
       return cluster.catalog;
     },
     queue,
-    store: guardStore(store, disk),
+    store: storeKind === 'fs' ? guardStore(store, disk) : store,
     db,
     disk,
     usage,

@@ -8,7 +8,7 @@ import type { Config } from '../config/config.js';
 import { warmTokenCounter } from '../contract/usage.js';
 import { openDb } from '../db/index.js';
 import { InProcessQueue } from '../jobs/in-process.js';
-import { createFsImageStore, type StoreFs, startSweeper } from '../storage/index.js';
+import { openImageStore, type StoreFs, startSweeper } from '../storage/index.js';
 import { EnginePool } from '../worker/engine-pool.js';
 import { runJob } from '../worker/run-job.js';
 import { buildServer } from './app.js';
@@ -61,13 +61,16 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
   mkdirSync(config.dataDir, { recursive: true });
   const models = ModelCatalog.fromConfig(config);
   const imagesDir = join(config.dataDir, 'images');
-  const store = createFsImageStore({
+  // images.store s3://... is checked here (bucket, credentials, a test write): a store that fails stops the start.
+  const { store, kind: storeKind } = await openImageStore({
+    images: config.images,
     dir: imagesDir,
     now,
     orphanGraceMs: config.storage.leftoverGraceSeconds * 1000,
     fs: opts.io?.storeFs,
   });
-  const disk = new DiskGuard({ paths: [config.dataDir, imagesDir], reserveBytes: config.storage.reserveBytes, statfs: opts.io?.statfs });
+  const diskPaths = storeKind === 'fs' ? [config.dataDir, imagesDir] : [config.dataDir];
+  const disk = new DiskGuard({ paths: diskPaths, reserveBytes: config.storage.reserveBytes, statfs: opts.io?.statfs });
   const db = await openDb({ url: config.db.url, dataDir: config.dataDir, now });
   let engines: EnginePool;
   try {
@@ -100,7 +103,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     config,
     models,
     queue,
-    store: guardStore(store, disk),
+    store: storeKind === 'fs' ? guardStore(store, disk) : store,
     db,
     disk,
     usage,

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import * as nodeFs from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { IMAGE_EXTENSIONS, IMAGE_FORMATS } from '../imaging/formats.js';
 import {
   type EncodedImage,
@@ -13,6 +14,7 @@ import {
   isImageExt,
   isImageId,
   newImageId,
+  type OpenedImage,
   type PutOptions,
   type StoredImage,
   type StoredImageWithBytes,
@@ -182,11 +184,11 @@ export class FsImageStore implements ImageStore {
     return parseSidecar(text, id);
   }
 
-  async get(id: string): Promise<StoredImageWithBytes | undefined> {
+  async get(id: string, ext?: string): Promise<StoredImageWithBytes | undefined> {
     this.checkOpen();
     if (!isImageId(id)) return undefined; // never build a path from an untrusted string
     const meta = await this.readMeta(id);
-    if (!meta || meta.expiresAt <= this.now()) return undefined;
+    if (!meta || meta.expiresAt <= this.now() || (ext !== undefined && ext !== meta.ext)) return undefined;
     let bytes: Buffer;
     try {
       bytes = await this.fs.readFile(this.imagePath(id, meta.ext));
@@ -195,6 +197,14 @@ export class FsImageStore implements ImageStore {
       throw err;
     }
     return { ...meta, bytes };
+  }
+
+  /** The image read whole (they are small, and a local read does not stall) and handed out as a stream. */
+  async open(id: string, ext?: string): Promise<OpenedImage | undefined> {
+    const img = await this.get(id, ext);
+    if (!img) return undefined;
+    const { bytes, ...meta } = img;
+    return { ...meta, body: Readable.from([bytes]) };
   }
 
   async delete(id: string): Promise<void> {

@@ -2,6 +2,9 @@
 // Import from here rather than from the individual files.
 
 export { createFsImageStore, DEFAULT_LEFTOVER_GRACE_MS, FsImageStore, type FsImageStoreOptions, type StoreFs } from './fs-store.js';
+export { type ImagesSettings, MAX_PRESIGN_SECONDS, type OpenedStore, type OpenImageStoreOptions, openImageStore } from './open.js';
+export type { S3ImageStore, S3ImageStoreOptions } from './s3.js';
+export { parseS3StoreUrl, S3_STORE_RULE, type S3Location } from './s3-url.js';
 export {
   imageFilePath,
   type SignImageUrlParams,

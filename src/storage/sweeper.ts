@@ -1,5 +1,5 @@
-// TTL sweeper: deletes expired images and crash leftovers from an ImageStore at start, then on a timer, so `url`
-// responses do not fill the disk. The timer is unref'd (never keeps the process alive); a failing sweep is logged, never thrown.
+// TTL sweeper: deletes expired images and crash leftovers from an ImageStore at start, then on a timer, so `url` responses
+// fill neither disk nor bucket. The timer is unref'd (never keeps the process alive); a failing sweep is logged, never thrown.
 
 import type { ImageStore } from './types.js';
 
@@ -10,6 +10,7 @@ export interface SweeperLogger {
 }
 
 export interface SweeperOptions {
+  /** 0: no sweeping at all (an S3 bucket's lifecycle rule deletes expired images instead). */
   intervalMs: number;
   /** Clock in epoch milliseconds, passed to `store.sweep`. Default Date.now. */
   now?: () => number;
@@ -31,7 +32,8 @@ const consoleLogger: SweeperLogger = {
 
 export function startSweeper(store: ImageStore, opts: SweeperOptions): Sweeper {
   const { intervalMs } = opts;
-  if (!Number.isFinite(intervalMs) || intervalMs <= 0) throw new RangeError('startSweeper: intervalMs must be > 0');
+  if (!Number.isFinite(intervalMs) || intervalMs < 0) throw new RangeError('startSweeper: intervalMs must be >= 0');
+  if (intervalMs === 0) return { initial: Promise.resolve(0), sweepNow: () => Promise.resolve(0), stop: async () => undefined };
   const now = opts.now ?? Date.now;
   const logger = opts.logger ?? consoleLogger;
   let inFlight: Promise<number> | undefined;

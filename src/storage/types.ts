@@ -1,7 +1,8 @@
 // The ImageStore seam: where encoded images live between generation and a client fetching a `url` response.
-// The filesystem store is the default; an S3-compatible store (later issue) implements the same interface.
+// The filesystem store is the default; the S3-compatible store (s3.ts) implements the same interface.
 
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { formatOfExtension, formatOfMime, IMAGE_EXTENSIONS, type ImageExtension, type ImageMimeType } from '../imaging/formats.js';
 
 export type ImageContentType = ImageMimeType;
@@ -30,6 +31,9 @@ export interface StoredImage {
 /** What `get` returns: the metadata plus the encoded bytes. */
 export type StoredImageWithBytes = StoredImage & EncodedImage;
 
+/** What `open` returns: the metadata and a stream of the encoded bytes (byteLength of them), to pipe to a client. */
+export type OpenedImage = StoredImage & { body: Readable };
+
 export interface PutOptions {
   /** Lifetime in seconds; must be a positive finite number. */
   ttlSeconds: number;
@@ -37,13 +41,40 @@ export interface PutOptions {
 
 export interface ImageStore {
   put(img: EncodedImage, opts: PutOptions): Promise<StoredImage>;
-  /** The image, or undefined when unknown, expired, or when `id` is not a valid image id. */
-  get(id: string): Promise<StoredImageWithBytes | undefined>;
+  /**
+   * The image, or undefined when unknown, expired, or when `id` (or `ext`) is not valid. `ext`, when the caller knows
+   * it (an image URL names it), saves a store that keys objects by extension a lookup; another extension is undefined.
+   */
+  get(id: string, ext?: string): Promise<StoredImageWithBytes | undefined>;
+  /**
+   * As `get`, but the bytes come as a stream (the files route pipes it to the client without holding the image).
+   * Both stores have it; it is optional so that wrappers (server/disk.ts guardStore) may leave it out, callers then use `get`.
+   */
+  open?(id: string, ext?: string): Promise<OpenedImage | undefined>;
   /** Deletes if present; unknown or invalid ids are a no-op. */
   delete(id: string): Promise<void>;
   /** Deletes every image expired at `now` (ms, default: the store's clock); returns how many were deleted. */
   sweep(now?: number): Promise<number>;
   close(): Promise<void>;
+  /** Checks at start that the store can be written (a missing bucket or bad credentials throw, naming what failed). */
+  check?(): Promise<void>;
+  /** A URL the client fetches from the store itself, valid until the image expires (images.urlMode "presigned"). */
+  presign?(img: StoredImage): Promise<string>;
+}
+
+/** How long a client is told to wait (Retry-After) when the store cannot be reached. */
+export const STORE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * The store could not be reached or answered with a fault (timeout, refused connection, 5xx, throttling) after its
+ * bounded retries: the server answers 503 with Retry-After. Not thrown for an image that simply is not there.
+ */
+export class StoreUnavailableError extends Error {
+  readonly retryAfterSeconds = STORE_RETRY_AFTER_SECONDS;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
 }
 
 /** Ids are 16 random bytes in base64url: 22 characters of [A-Za-z0-9_-]. */

@@ -70,7 +70,13 @@ describe('defaults', () => {
     expect(cfg.engine).toEqual({ provider: 'cpu', threads: 2, maxBatchSize: 8 });
     expect(cfg.moderation.lowCategories).toEqual([]);
     expect(Object.keys(cfg.moderation.categories)).toContain('sexual/minors');
-    expect(cfg.images).toEqual({ urlTtlSeconds: 3600, sweepIntervalSeconds: 300, encoding: DEFAULT_ENCODE_SETTINGS });
+    expect(cfg.images).toEqual({
+      urlTtlSeconds: 3600,
+      sweepIntervalSeconds: 300,
+      encoding: DEFAULT_ENCODE_SETTINGS,
+      urlMode: 'signed',
+      s3: { forcePathStyle: false, timeoutSeconds: 5 },
+    });
   });
 
   it('defaultModel is the first model; OpenAI names not aliased in the file point at it', () => {
@@ -546,5 +552,64 @@ describe('db.url (Postgres for keys and usage)', () => {
     const cfg = loadConfig({ db: 'postgres://u:hunter2@h/x' }, {});
     expect(printedConfig(cfg)).not.toContain('hunter2');
     expect(printedConfig(cfg)).toContain('postgres://u:***@h/x');
+  });
+});
+
+describe('images.store (S3 for url images), images.s3 and images.urlMode', () => {
+  const rule =
+    "expected s3://BUCKET[/PREFIX]: a bucket name of 3-63 lowercase letters, digits, dots and hyphens, and a prefix of letters, digits and ! - _ . * ' ( ) /";
+
+  it('is absent by default (the data dir), and comes from the file, EASEL_STORE, then --store', () => {
+    expect(loadConfig({}, {}).images.store).toBeUndefined();
+    const path = file({ images: { store: 's3://file-bucket' } });
+    expect(loadConfig({ config: path }, {}).images.store).toBe('s3://file-bucket');
+    expect(loadConfig({ config: path }, { EASEL_STORE: 's3://env-bucket/a/b' }).images.store).toBe('s3://env-bucket/a/b');
+    expect(loadConfig({ config: path, store: 's3://flag.bucket/p/' }, { EASEL_STORE: 's3://env-bucket' }).images.store).toBe(
+      's3://flag.bucket/p/',
+    );
+    expect(ENV_VARS.find((v) => v.name === 'EASEL_STORE')?.setting).toBe('images.store');
+  });
+
+  it('refuses what is not an s3:// bucket URL, naming where it came from', () => {
+    expect(problems({ store: '/var/easel/images' })).toEqual([`--store: ${rule}, got "/var/easel/images"`]);
+    expect(problems({}, { EASEL_STORE: 's3://Upper_Case' })).toEqual([`EASEL_STORE: ${rule}, got "s3://Upper_Case"`]);
+    for (const bad of [
+      's3://ab',
+      's3://a..b',
+      's3://bucket/../up',
+      's3://bucket/a b',
+      'https://bucket.s3.amazonaws.com',
+      's3://bucket?x=1',
+    ]) {
+      expect(problems({ store: bad })).toEqual([`--store: ${rule}, got ${JSON.stringify(bad)}`]);
+    }
+    const path = file({ images: { store: 'minio://x' } });
+    expect(problems({ config: path })).toEqual([`${path}: images.store: ${rule}, got "minio://x"`]);
+  });
+
+  it('images.s3 and images.urlMode: defaults, values and strict keys', () => {
+    const cfg = loadConfig(
+      {
+        config: file({
+          images: {
+            store: 's3://b-1/imgs',
+            urlMode: 'presigned',
+            s3: { endpoint: 'http://127.0.0.1:9000', region: 'eu-west-3', forcePathStyle: true, timeoutSeconds: 2 },
+          },
+        }),
+      },
+      {},
+    );
+    expect(cfg.images.urlMode).toBe('presigned');
+    expect(cfg.images.s3).toEqual({ endpoint: 'http://127.0.0.1:9000', region: 'eu-west-3', forcePathStyle: true, timeoutSeconds: 2 });
+    const bad = file({ images: { urlMode: 'public', s3: { endpoint: 'ftp://x', timeoutSeconds: 0, accessKeyId: 'AKIA' } } });
+    const found = problems({ config: bad }).join('\n');
+    for (const key of ['images.urlMode', 'images.s3.endpoint', 'images.s3.timeoutSeconds', 'images.s3']) expect(found).toContain(key);
+    expect(found).toMatch(/accessKeyId/); // credentials never go in the file: the AWS SDK's chain provides them
+  });
+
+  it('sweepIntervalSeconds may be 0 (no sweeper), never negative', () => {
+    expect(loadConfig({ config: file({ images: { sweepIntervalSeconds: 0 } }) }, {}).images.sweepIntervalSeconds).toBe(0);
+    expect(problems({ config: file({ images: { sweepIntervalSeconds: -1 } }) }).join('\n')).toContain('images.sweepIntervalSeconds');
   });
 });

@@ -15,6 +15,7 @@ import { FsImageStore, type StoreFs } from '../../src/storage/fs-store.js';
 import { signImageUrl, verifyImageUrl } from '../../src/storage/signing.js';
 import { startSweeper } from '../../src/storage/sweeper.js';
 import { IMAGE_ID_PATTERN, isImageId, newImageId } from '../../src/storage/types.js';
+import { imageStoreContract } from '../contract/image-store.js';
 
 const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
 const JPEG = Buffer.from('ffd8ffe000104a464946', 'hex');
@@ -517,3 +518,20 @@ describe('UsageRecorder', () => {
     expect(log.lines.at(-1)).toMatchObject({ level: 'error', obj: { usageRecord: { requestId: 'req_after_close' } } });
   });
 });
+
+describe('startSweeper with interval 0', () => {
+  it('never sweeps (a bucket lifecycle rule does the work instead)', async () => {
+    const store = new FsImageStore({ dir: join(root, 'images'), now });
+    await store.put({ bytes: PNG, contentType: 'image/png' }, { ttlSeconds: 1 });
+    clock += 5_000;
+    const sweeper = startSweeper(store, { intervalMs: 0, now });
+    expect(await sweeper.initial).toBe(0);
+    expect(await sweeper.sweepNow()).toBe(0);
+    await sweeper.stop();
+    expect(await store.sweep()).toBe(1); // it was there to sweep all along
+    expect(() => startSweeper(store, { intervalMs: -1 })).toThrow(RangeError);
+  });
+});
+
+// The semantics every ImageStore shares (test/contract/image-store.ts); the tests above are about files on a disk.
+imageStoreContract('filesystem', async (clock) => new FsImageStore({ dir: join(root, 'contract-images'), now: clock }));

@@ -1,0 +1,85 @@
+// A throwaway S3-compatible server for tests: s3rver (npm) in this process on a free port, its objects in a temp dir.
+// stop()/start() take it down and back on the same port with the same objects, for outage tests. Keys: S3RVER/S3RVER.
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** The part of s3rver's API used here (it ships no types). */
+interface S3rverInstance {
+  run(): Promise<{ port: number }>;
+  close(): Promise<void>;
+  httpServer?: Server;
+}
+type S3rverCtor = new (opts: {
+  port: number;
+  address: string;
+  directory: string;
+  silent: boolean;
+  configureBuckets: { name: string }[];
+}) => S3rverInstance;
+
+const S3rver = createRequire(import.meta.url)('s3rver') as S3rverCtor;
+
+/** s3rver's one account: it checks that a request names this access key id, but not the V4 signature's secret. */
+export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+export interface TestS3 {
+  /** http://127.0.0.1:PORT, for images.s3.endpoint (with forcePathStyle). */
+  endpoint: string;
+  port: number;
+  /** Where s3rver keeps buckets and objects. */
+  dir: string;
+  /** Stops listening and cuts every open connection (what an outage looks like to clients); objects are kept. */
+  stop(): Promise<void>;
+  /** Listens again on the same port. */
+  start(): Promise<void>;
+  /** Stops and removes the temp dir. */
+  close(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  srv.close();
+  await once(srv, 'close');
+  return port;
+}
+
+/** s3rver with `buckets` created, on a free port of 127.0.0.1. */
+export async function startS3rver(buckets: readonly string[] = ['easel-test']): Promise<TestS3> {
+  const dir = mkdtempSync(join(tmpdir(), 'easel-s3rver-'));
+  const port = await freePort();
+  let server: S3rverInstance | undefined;
+  const start = async () => {
+    if (server) return;
+    const s = new S3rver({ port, address: '127.0.0.1', directory: dir, silent: true, configureBuckets: buckets.map((name) => ({ name })) });
+    await s.run();
+    server = s;
+  };
+  const stop = async () => {
+    const s = server;
+    if (!s) return;
+    server = undefined;
+    const closed = s.close();
+    s.httpServer?.closeAllConnections(); // keep-alive sockets would otherwise hold close() open
+    await closed;
+  };
+  await start();
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    port,
+    dir,
+    stop,
+    start,
+    async close() {
+      await stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
