@@ -5,23 +5,36 @@ import pg from 'pg';
 import { postgresMigrations } from './migrations/postgres.js';
 import type { Migration } from './migrations/sqlite.js';
 import {
+  type BucketRow,
   hashApiKey,
   KEY_COLUMNS,
   type KeyRow,
   keyOptions,
   looksLikeApiKey,
   mintApiKey,
+  rowToBucket,
   rowToKeyInfo,
   rowToUsage,
   rowToVerifiedKey,
   sortMigrations,
   USAGE_COLUMNS,
   type UsageRow,
+  usageBucketSql,
   usageQueryBounds,
   usageValues,
   VERIFIED_KEY_COLUMNS,
 } from './rows.js';
-import type { ApiKeyInfo, CreateApiKeyOptions, CreatedApiKey, Db, ListUsageOptions, UsageRecord, VerifiedApiKey } from './types.js';
+import type {
+  ApiKeyInfo,
+  CreateApiKeyOptions,
+  CreatedApiKey,
+  Db,
+  ListUsageOptions,
+  UsageBucketQuery,
+  UsageBucketRow,
+  UsageRecord,
+  VerifiedApiKey,
+} from './types.js';
 
 export interface PostgresDbOptions {
   /** postgres://user:password@host:port/database */
@@ -151,6 +164,12 @@ export class PostgresDb implements Db {
       [since, limit],
     );
     return r.rows.map(rowToUsage);
+  }
+
+  async usageBuckets(q: UsageBucketQuery): Promise<UsageBucketRow[]> {
+    const { sql, values } = usageBucketSql(q, (i) => `$${i}`);
+    const r = await this.pool.query<BucketRow>(sql, values);
+    return r.rows.map((row) => rowToBucket(q, row));
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,11 @@ import {
   type ApiKeyInfo,
   type CreateApiKeyOptions,
   type ListUsageOptions,
+  type UsageBucketQuery,
+  type UsageBucketRow,
+  type UsageGroupField,
   type UsageRecord,
+  type UsageSource,
   type VerifiedApiKey,
 } from './types.js';
 
@@ -69,7 +73,17 @@ export const USAGE_COLUMNS = [
   'status',
   'prompt',
   'created_at',
+  'source',
+  'images',
+  'error_code',
 ] as const;
+
+/** The Usage API's source for an endpoint path. */
+export function usageSource(endpoint: string): UsageSource {
+  if (endpoint === '/v1/images/edits') return 'image.edit';
+  if (endpoint === '/v1/images/variations') return 'image.variation';
+  return 'image.generation';
+}
 
 export function usageValues(r: UsageRecord): Array<string | number | null> {
   return [
@@ -88,6 +102,9 @@ export function usageValues(r: UsageRecord): Array<string | number | null> {
     r.status,
     r.prompt ?? null,
     r.createdAt,
+    usageSource(r.endpoint),
+    r.images,
+    r.errorCode ?? null,
   ];
 }
 
@@ -107,6 +124,9 @@ export interface UsageRow {
   status: number;
   prompt: string | null;
   created_at: number;
+  source: string | null;
+  images: number;
+  error_code: string | null;
 }
 
 export function rowToUsage(r: UsageRow): UsageRecord {
@@ -126,6 +146,75 @@ export function rowToUsage(r: UsageRow): UsageRecord {
     status: r.status,
     prompt: r.prompt,
     createdAt: r.created_at,
+    images: r.images,
+    errorCode: r.error_code,
+  };
+}
+
+/** The usage_records column behind each group_by field (OpenAI's user_id is end_user, its api_key_id key_id). */
+const GROUP_COLUMNS: Record<UsageGroupField, string> = {
+  source: 'source',
+  size: 'size',
+  model: 'model',
+  user_id: 'end_user',
+  api_key_id: 'key_id',
+};
+const GROUP_ORDER: readonly UsageGroupField[] = ['source', 'size', 'model', 'user_id', 'api_key_id'];
+
+/**
+ * The bucketing query both dialects run: portable SQL (integer division of epoch ms, SUM and COUNT, IN lists) with
+ * placeholders written by `param(i)` (SQLite '?', Postgres '$i'), and its values in placeholder order.
+ */
+export function usageBucketSql(q: UsageBucketQuery, param: (i: number) => string): { sql: string; values: Array<string | number> } {
+  const values: Array<string | number> = [];
+  const p = (v: string | number): string => {
+    values.push(v);
+    return param(values.length);
+  };
+  const grouped = GROUP_ORDER.filter((f) => q.groupBy?.includes(f));
+  const select = [
+    `CAST((created_at - ${p(Math.floor(q.startMs))}) / ${p(Math.floor(q.widthMs))} AS BIGINT) AS bucket`,
+    ...grouped.map((f) => `${GROUP_COLUMNS[f]} AS g_${f}`),
+    'SUM(images) AS images',
+    'COUNT(*) AS requests',
+  ];
+  const where = [`created_at >= ${p(Math.floor(q.startMs))}`, `created_at < ${p(Math.floor(q.endMs))}`];
+  const filters: Array<[string, readonly string[] | undefined]> = [
+    ['source', q.sources],
+    ['size', q.sizes],
+    ['model', q.models],
+    ['end_user', q.userIds],
+    ['key_id', q.apiKeyIds],
+  ];
+  for (const [column, list] of filters) {
+    if (list && list.length > 0) where.push(`${column} IN (${list.map((v) => p(v)).join(', ')})`);
+  }
+  const keys = ['bucket', ...grouped.map((f) => `g_${f}`)].join(', ');
+  const sql = `SELECT ${select.join(', ')} FROM usage_records WHERE ${where.join(' AND ')} GROUP BY ${keys} ORDER BY ${keys}`;
+  return { sql, values };
+}
+
+export interface BucketRow {
+  bucket: number;
+  images: number | null;
+  requests: number;
+  g_source?: string | null;
+  g_size?: string | null;
+  g_model?: string | null;
+  g_user_id?: string | null;
+  g_api_key_id?: string | null;
+}
+
+export function rowToBucket(q: UsageBucketQuery, r: BucketRow): UsageBucketRow {
+  return {
+    bucketStartMs: Math.floor(q.startMs) + Number(r.bucket) * Math.floor(q.widthMs),
+    source: r.g_source ?? null,
+    size: r.g_size ?? null,
+    model: r.g_model ?? null,
+    userId: r.g_user_id ?? null,
+    apiKeyId: r.g_api_key_id ?? null,
+    images: Number(r.images ?? 0),
+    requests: Number(r.requests),
   };
 }
 

@@ -6,23 +6,36 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Migration, sqliteMigrations } from './migrations/sqlite.js';
 import {
+  type BucketRow,
   hashApiKey,
   KEY_COLUMNS,
   type KeyRow,
   keyOptions,
   looksLikeApiKey,
   mintApiKey,
+  rowToBucket,
   rowToKeyInfo,
   rowToUsage,
   rowToVerifiedKey,
   sortMigrations,
   USAGE_COLUMNS,
   type UsageRow,
+  usageBucketSql,
   usageQueryBounds,
   usageValues,
   VERIFIED_KEY_COLUMNS,
 } from './rows.js';
-import type { ApiKeyInfo, CreateApiKeyOptions, CreatedApiKey, Db, ListUsageOptions, UsageRecord, VerifiedApiKey } from './types.js';
+import type {
+  ApiKeyInfo,
+  CreateApiKeyOptions,
+  CreatedApiKey,
+  Db,
+  ListUsageOptions,
+  UsageBucketQuery,
+  UsageBucketRow,
+  UsageRecord,
+  VerifiedApiKey,
+} from './types.js';
 
 export interface SqliteDbOptions {
   /** Database file; its parent directory is created if missing. ':memory:' for a throwaway database. */
@@ -177,6 +190,11 @@ export class SqliteDb implements Db {
   async listUsage(opts: ListUsageOptions = {}): Promise<UsageRecord[]> {
     const { limit, since } = usageQueryBounds(opts);
     return (this.s.listUsage.all(since, limit) as UsageRow[]).map(rowToUsage);
+  }
+
+  async usageBuckets(q: UsageBucketQuery): Promise<UsageBucketRow[]> {
+    const { sql, values } = usageBucketSql(q, () => '?');
+    return (this.db.prepare(sql).all(...values) as BucketRow[]).map((r) => rowToBucket(q, r));
   }
 
   async close(): Promise<void> {

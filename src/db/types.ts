@@ -19,8 +19,12 @@ export interface UsageRecord {
   /** OpenAI's `user` field (end-user identifier). */
   user?: string | null;
   durationMs: number;
-  /** HTTP status sent to the client. */
+  /** Images delivered to the client: 0 when the request failed or was cancelled. */
+  images: number;
+  /** HTTP status sent to the client (499 when the client left first; for a stream that failed, the error event's status). */
   status: number;
+  /** The error's `code` when the request failed (e.g. 'rate_limit_exceeded', 'client_closed_request'); null on success. */
+  errorCode?: string | null;
   /** Prompt text; only recorded when the server is configured to keep prompts. */
   prompt?: string | null;
   createdAt: number;
@@ -73,6 +77,41 @@ export interface ListUsageOptions {
   since?: number;
 }
 
+/** What the Usage API groups images usage by (OpenAI's group_by values, less project_id: Easel has one project). */
+export type UsageGroupField = 'source' | 'size' | 'model' | 'user_id' | 'api_key_id';
+export const USAGE_GROUP_FIELDS: readonly UsageGroupField[] = ['source', 'size', 'model', 'user_id', 'api_key_id'];
+
+/** OpenAI's images usage sources, from the endpoint that answered. */
+export type UsageSource = 'image.generation' | 'image.edit' | 'image.variation';
+
+/** One page of the Usage API, in epoch milliseconds: rows with startMs <= createdAt < endMs, cut into buckets. */
+export interface UsageBucketQuery {
+  startMs: number;
+  endMs: number;
+  /** Bucket i covers [startMs + i*widthMs, startMs + (i+1)*widthMs). */
+  widthMs: number;
+  /** Filters: only rows matching one of the values (omitted or empty: no filter). */
+  sources?: readonly string[];
+  sizes?: readonly string[];
+  models?: readonly string[];
+  userIds?: readonly string[];
+  apiKeyIds?: readonly string[];
+  groupBy?: readonly UsageGroupField[];
+}
+
+/** One result row: a bucket's totals for one combination of the grouped fields (null where not grouped). */
+export interface UsageBucketRow {
+  /** Start of the bucket, epoch ms. */
+  bucketStartMs: number;
+  source: string | null;
+  size: string | null;
+  model: string | null;
+  userId: string | null;
+  apiKeyId: string | null;
+  images: number;
+  requests: number;
+}
+
 /**
  * Every method is async so a networked database (Postgres) fits the same seam as the embedded SQLite file.
  * Callers await each call; the SQLite implementation answers synchronously inside the promise.
@@ -89,6 +128,11 @@ export interface Db {
   listApiKeys(): Promise<ApiKeyInfo[]>;
   recordUsage(r: UsageRecord): Promise<void>;
   listUsage(opts?: ListUsageOptions): Promise<UsageRecord[]>;
+  /**
+   * Usage totals (images delivered, requests recorded) per bucket and group, computed by the database: only buckets
+   * holding at least one matching row, ordered by bucket and then by the grouped fields.
+   */
+  usageBuckets(q: UsageBucketQuery): Promise<UsageBucketRow[]>;
   close(): Promise<void>;
 }
 

@@ -1,10 +1,14 @@
 // Hands a planned job to the queue and follows its events: partial images to a callback, the result returned,
-// failures mapped onto OpenAI errors. The job is cancelled by id when the client goes away.
+// failures mapped onto OpenAI errors. Before the queue: the cost caps and the token rate limit (a 400 or 429 while a
+// stream can still answer with its status). The job is cancelled by id when the client goes away or its deadline
+// (limits.requestDeadlineSeconds) passes; the latter is a 504 with a usage row.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, queueFull, serverError, serviceUnavailable } from '../contract/errors.js';
 import { type EncodedImage, type JobEvent, type JobSpec, QueueClosedError, QueueFullError, QueueUnavailableError } from '../jobs/types.js';
 import type { ServerDeps } from './deps.js';
 import { tagRejection } from './metrics.js';
+import { checkCostCaps, type PlannedFacts, plannedFacts } from './plan.js';
+import { recordUsage } from './records.js';
 
 export type JobResult = Extract<JobEvent, { type: 'result' }>;
 
@@ -15,6 +19,47 @@ export type JobResult = Extract<JobEvent, { type: 'result' }>;
 export class JobCancelledError extends Error {
   override readonly name = 'JobCancelledError';
 }
+
+/** An HTTP request being answered, found by its id (which every JobSpec carries) while it is open. */
+interface LiveRequest {
+  req: FastifyRequest;
+  reply: FastifyReply;
+  /** Jobs submitted for it (their ids), forgotten with it. */
+  jobs: string[];
+}
+
+const live = new Map<string, LiveRequest>();
+/** Job id → its request and plan, while it is followed (what a deadline's usage row is made of). */
+const jobRequests = new Map<string, { http: LiveRequest; facts: PlannedFacts }>();
+
+/**
+ * In onRequest: makes the request findable from its jobs' specs until its response closes, so submit can charge
+ * its tokens and a deadline can record its usage row whichever route planned it.
+ */
+export function trackRequest(req: FastifyRequest, reply: FastifyReply): void {
+  const entry: LiveRequest = { req, reply, jobs: [] };
+  live.set(req.id, entry);
+  reply.raw.once('close', () => {
+    live.delete(req.id);
+    for (const id of entry.jobs) jobRequests.delete(id);
+  });
+}
+
+/**
+ * (Easel wording) The job outlived limits.requestDeadlineSeconds and was cancelled. 504: the server gave up waiting
+ * for its engine; not retried by SDKs (x-should-retry: false), since the same request would likely run out again.
+ */
+export function deadlineExceeded(seconds: number): ApiError {
+  return new ApiError({
+    status: 504,
+    message: `The request did not finish within this server's deadline of ${seconds} seconds (limits.requestDeadlineSeconds), so it was cancelled. Ask for less work (fewer images, fewer steps, a smaller size) or retry later.`,
+    type: 'server_error',
+    code: 'deadline_exceeded',
+  });
+}
+
+/** After the deadline's cancel, how long the queue may take to report the job stopped before the client is answered anyway. */
+const CANCEL_GRACE_MS = 5000;
 
 /** Aborts when the client goes away before the response is finished. */
 export function clientAbortSignal(req: FastifyRequest, reply: FastifyReply): AbortSignal {
@@ -65,8 +110,19 @@ export async function runThroughQueue(
  */
 export async function submitJob(deps: ServerDeps, spec: JobSpec, signal: AbortSignal): Promise<string> {
   if (signal.aborted) throw new JobCancelledError('the client left before the job was queued');
+  const facts = plannedFacts(spec.request);
+  const http = live.get(spec.requestId);
+  if (facts) {
+    checkCostCaps(deps.config.limits, spec.request, facts);
+    await http?.req.chargeTokens?.(facts.outputTokens);
+  }
   try {
-    return (await deps.queue.submit(spec)).id;
+    const { id } = await deps.queue.submit(spec);
+    if (http && facts) {
+      http.jobs.push(id);
+      jobRequests.set(id, { http, facts });
+    }
+    return id;
   } catch (err) {
     if (err instanceof QueueFullError) {
       deps.metrics.observeEnd(spec.model, 'rejected', 0);
@@ -79,30 +135,105 @@ export async function submitJob(deps: ServerDeps, spec: JobSpec, signal: AbortSi
   }
 }
 
-/** Reads a submitted job's events until its result (see runThroughQueue); a job that fails is timed in the metrics. */
+/**
+ * Reads a submitted job's events until its result (see runThroughQueue); a job that fails is timed in the metrics.
+ * Past limits.requestDeadlineSeconds the job is cancelled and this throws the 504 (a result that wins the race is
+ * still returned).
+ */
 export async function followJob(
   deps: ServerDeps,
   { id, model }: { id: string; model: string },
   signal: AbortSignal,
   onPartial?: (p: { index: number; image: EncodedImage }) => Promise<void> | void,
 ): Promise<JobResult> {
-  const cancel = () => void deps.queue.cancel(id);
+  const cancel = () => void deps.queue.cancel(id).catch(() => {});
   signal.addEventListener('abort', cancel, { once: true });
   if (signal.aborted) cancel(); // it left while the job was being admitted
   const started = performance.now();
+  const deadline = startDeadline(deps.config.limits.requestDeadlineSeconds * 1000, cancel);
+  const events = deps.queue.events(id)[Symbol.asyncIterator]();
+  let ended = false;
   try {
-    for await (const event of deps.queue.events(id)) {
+    for (;;) {
+      const pending = events.next();
+      const next = await Promise.race([pending, deadline.givenUp]);
+      if (next === GIVEN_UP) {
+        pending.catch(() => {}); // the queue never answered the cancel; nobody waits for it any more
+        deps.metrics.observeEnd(model, 'cancelled', (performance.now() - started) / 1000);
+        throw await pastDeadline(deps, id, signal);
+      }
+      if (next.done) {
+        ended = true;
+        break;
+      }
+      const event = next.value;
       if (event.type === 'partial') await onPartial?.(event);
       else if (event.type === 'result') {
         if (signal.aborted) throw new JobCancelledError('the client left before the result');
         return event;
       } else if (event.type === 'error') {
         deps.metrics.observeEnd(model, event.kind === 'cancelled' ? 'cancelled' : 'failed', (performance.now() - started) / 1000);
+        if (event.kind === 'cancelled' && deadline.passed && !signal.aborted) throw await pastDeadline(deps, id, signal);
         throw failure(event, signal);
       }
     }
     throw serverError('The job ended without a result.');
   } finally {
+    // as for-await would: a reader left early (an error, a partial that failed to send) stops the queue's stream
+    if (!ended) events.return?.()?.catch(() => {});
+    deadline.stop();
     signal.removeEventListener('abort', cancel);
+    jobRequests.delete(id);
   }
+}
+
+const GIVEN_UP = Symbol('given up');
+
+/** The job's deadline: `onPassed` cancels it; `givenUp` resolves CANCEL_GRACE_MS later if the queue has not answered. */
+function startDeadline(ms: number, onPassed: () => void) {
+  let passed = false;
+  let grace: NodeJS.Timeout | undefined;
+  let giveUp!: () => void;
+  const givenUp = new Promise<typeof GIVEN_UP>((resolve) => {
+    giveUp = () => resolve(GIVEN_UP);
+  });
+  const timer = setTimeout(() => {
+    passed = true;
+    onPassed();
+    grace = setTimeout(giveUp, CANCEL_GRACE_MS);
+  }, ms);
+  return {
+    givenUp,
+    get passed() {
+      return passed;
+    },
+    stop() {
+      clearTimeout(timer);
+      clearTimeout(grace);
+    },
+  };
+}
+
+/** The deadline's answer: the 504, after its usage row (status 504, nothing billed); a client already gone gets nothing. */
+async function pastDeadline(deps: ServerDeps, jobId: string, signal: AbortSignal): Promise<Error> {
+  if (signal.aborted) return new JobCancelledError('the client left before the deadline');
+  const job = jobRequests.get(jobId);
+  if (job) {
+    const { req, reply } = job.http;
+    req.log.info({ jobId, deadlineSeconds: deps.config.limits.requestDeadlineSeconds }, 'job cancelled at its deadline');
+    const started = performance.now() - reply.elapsedTime;
+    const err = deadlineExceeded(deps.config.limits.requestDeadlineSeconds);
+    await recordUsage(
+      deps,
+      req,
+      job.facts.parsed,
+      req.routeOptions.url ?? req.url,
+      started,
+      504,
+      { input: 0, output: 0 },
+      { errorCode: err.code },
+    );
+    return err;
+  }
+  return deadlineExceeded(deps.config.limits.requestDeadlineSeconds);
 }

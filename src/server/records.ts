@@ -1,10 +1,35 @@
-// One usage record per answered image request (model, size, n, quality, tokens, user, status, duration); the
-// prompt only when records.storePrompts is on. A failing write never fails the request: it is retried, then logged whole.
+// One usage record per answered image request (model, size, n, quality, tokens, user, status, error code, images
+// delivered, duration), failed and cancelled ones included; the prompt only when records.storePrompts is on. A failing
+// write never fails the request: it is retried, then logged whole.
 import type { FastifyRequest } from 'fastify';
 import type { ParsedCommon } from '../contract/common.js';
+import { ApiError } from '../contract/errors.js';
 import type { Db, UsageRecord } from '../db/types.js';
 import type { ServerDeps } from './deps.js';
 
+/** What a request that did not deliver its images records: the status and code its client got. */
+export interface UsageFailure {
+  status: number;
+  errorCode: string | null;
+}
+
+/** The client left before its answer was delivered (nginx's 499); nothing was billed. */
+export const CLIENT_LEFT: UsageFailure = Object.freeze({ status: 499, errorCode: 'client_closed_request' });
+
+/** The status and code an error is answered with (the app's error handler sends ApiErrors as they are, others as 500). */
+export function failureOf(err: unknown): UsageFailure {
+  if (err instanceof Error && err.name === 'JobCancelledError') return CLIENT_LEFT;
+  if (err instanceof ApiError) return { status: err.status, errorCode: err.code };
+  return { status: 500, errorCode: null };
+}
+
+/** Requests that have their row: each answered request is recorded once, whichever path answers it first. */
+const recorded = new WeakSet<FastifyRequest>();
+
+/**
+ * Records the request's row, unless it already has one. `status` 200 delivered `detail.images` images (default n);
+ * any other status delivered none and names `detail.errorCode`.
+ */
 export async function recordUsage(
   deps: ServerDeps,
   req: FastifyRequest,
@@ -14,7 +39,11 @@ export async function recordUsage(
   started: number,
   status: number,
   tokens: { input: number; output: number },
+  detail: { images?: number; errorCode?: string | null } = {},
 ): Promise<void> {
+  if (recorded.has(req)) return;
+  recorded.add(req);
+  const ok = status === 200;
   await deps.usage.record({
     requestId: req.id,
     keyId: req.apiKeyId ?? null,
@@ -28,10 +57,24 @@ export async function recordUsage(
     outputTokens: tokens.output,
     user: parsed.user,
     durationMs: Math.round(performance.now() - started),
+    images: ok ? (detail.images ?? parsed.n) : 0,
     status,
+    errorCode: ok ? null : (detail.errorCode ?? null),
     prompt: deps.config.records.storePrompts ? parsed.prompt : null,
     createdAt: deps.now(),
   });
+}
+
+/** Records a request that failed (or whose client left) with what its client got; no tokens are billed. */
+export function recordFailure(
+  deps: ServerDeps,
+  req: FastifyRequest,
+  parsed: ParsedCommon,
+  endpoint: string,
+  started: number,
+  failure: UsageFailure,
+): Promise<void> {
+  return recordUsage(deps, req, parsed, endpoint, started, failure.status, { input: 0, output: 0 }, { errorCode: failure.errorCode });
 }
 
 /** Pino-compatible subset (Fastify's logger fits). */

@@ -11,7 +11,7 @@ import type { ServerDeps } from './deps.js';
 import { admitWrites } from './disk.js';
 import { clientAbortSignal, followJob, JobCancelledError, type JobResult, runThroughQueue, submitJob } from './dispatch.js';
 import { type JobPlan, partialSteps } from './plan.js';
-import { recordUsage } from './records.js';
+import { CLIENT_LEFT, failureOf, recordFailure, recordUsage } from './records.js';
 import { SseStream } from './sse.js';
 import { ignoredWords, ignoredWordsWarning } from './vocabulary.js';
 
@@ -39,9 +39,15 @@ export async function answerJob(deps: ServerDeps, req: FastifyRequest, reply: Fa
   // Every job writes (a usage row, and the store in url mode): on a disk under its reserve, a retryable 503 before any work.
   await admitWrites(deps.disk, reply);
   const headers = warningHeaders(req, job);
-  if (job.parsed.stream) return answerStream(deps, req, reply, job, headers);
-  reply.headers(headers);
-  return answerJson(deps, req, reply, job);
+  try {
+    if (job.parsed.stream) return await answerStream(deps, req, reply, job, headers);
+    reply.headers(headers);
+    return await answerJson(deps, req, reply, job);
+  } catch (err) {
+    // A failed or cancelled request has its usage row too, with the status and code its client gets.
+    await recordFailure(deps, req, job.parsed, job.endpoint, job.started, failureOf(err));
+    throw err;
+  }
 }
 
 /** x-easel-warning naming the prompt's words the model does not know (models that declare a vocabulary). */
@@ -105,10 +111,19 @@ async function answerJson(deps: ServerDeps, req: FastifyRequest, reply: FastifyR
   });
   // Billed once the whole body has been handed to the socket; a client that leaves while it is written is not billed.
   reply.raw.once('finish', () => {
-    void recordUsage(deps, req, parsed, job.endpoint, job.started, 200, {
-      input: usage?.input_tokens ?? 0,
-      output: usage?.output_tokens ?? 0,
-    });
+    void recordUsage(
+      deps,
+      req,
+      parsed,
+      job.endpoint,
+      job.started,
+      200,
+      { input: usage?.input_tokens ?? 0, output: usage?.output_tokens ?? 0 },
+      { images: data.length },
+    );
+  });
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) void recordFailure(deps, req, parsed, job.endpoint, job.started, CLIENT_LEFT);
   });
   reply.header('x-easel-seed', String(result.seed));
   return body;
@@ -149,15 +164,20 @@ async function answerStream(
     const usage = job.usage?.(partials, false) ?? NO_USAGE;
     for (const image of result.images) sse.send(completedEvent(job.kind, { ...fields(image), usage }));
     // A stream the client closed before its last event is not a delivered answer, so it is not billed.
-    if (!sse.isClosed)
-      await recordUsage(deps, req, parsed, job.endpoint, job.started, 200, { input: usage.input_tokens, output: usage.output_tokens });
+    if (!sse.isClosed) {
+      const tokens = { input: usage.input_tokens, output: usage.output_tokens };
+      await recordUsage(deps, req, parsed, job.endpoint, job.started, 200, tokens, { images: result.images.length });
+    } else await recordFailure(deps, req, parsed, job.endpoint, job.started, CLIENT_LEFT);
     sse.end();
   } catch (err) {
     if (err instanceof JobCancelledError || sse.isClosed) {
+      await recordFailure(deps, req, parsed, job.endpoint, job.started, CLIENT_LEFT);
       sse.end();
       return;
     }
     req.log.warn({ err }, 'stream failed');
+    // The stream's status line said 200; its row carries the error event's status and code.
+    await recordFailure(deps, req, parsed, job.endpoint, job.started, failureOf(err));
     sse.fail(err);
   }
 }

@@ -21,7 +21,9 @@ export function usage(createdAt: number, over: Partial<UsageRecord> = {}): Usage
     outputTokens: 544,
     user: 'user-42',
     durationMs: 1234,
+    images: 2,
     status: 200,
+    errorCode: null,
     prompt: null,
     createdAt,
     ...over,
@@ -118,10 +120,13 @@ export function dbContract(name: string, make: DbFactory): void {
       delete bare.quality;
       delete bare.user;
       delete bare.prompt;
+      delete bare.errorCode;
       await d.recordUsage(bare);
+      await d.recordUsage(usage(300, { status: 429, images: 0, errorCode: 'rate_limit_exceeded' }));
       const rows = await d.listUsage();
       expect(rows).toEqual([
-        { ...usage(200), keyId: null, quality: null, user: null, prompt: null },
+        { ...usage(300), status: 429, images: 0, errorCode: 'rate_limit_exceeded' },
+        { ...usage(200), keyId: null, quality: null, user: null, prompt: null, errorCode: null },
         { ...usage(100), keyId: k.id, prompt: 'a red fox', durationMs: 13 },
       ]);
     });
@@ -136,6 +141,65 @@ export function dbContract(name: string, make: DbFactory): void {
       expect((await d.listUsage({ limit: -3 })).length).toBe(0);
       expect((await d.listUsage({ since: 1001 })).map((r) => r.n)).toEqual([5, 4, 3]);
       expect((await d.listUsage({ since: 5000 })).length).toBe(0);
+    });
+
+    it('buckets usage in the database: totals per bucket, empty buckets absent, the range half-open', async () => {
+      const d = await open();
+      const t0 = 1_700_000_000_000;
+      await d.recordUsage(usage(t0 - 1)); // before the range
+      await d.recordUsage(usage(t0, { images: 1 }));
+      await d.recordUsage(usage(t0 + 59_999, { images: 3 }));
+      await d.recordUsage(usage(t0 + 60_000, { status: 500, images: 0, errorCode: null }));
+      await d.recordUsage(usage(t0 + 180_000, { images: 4 }));
+      await d.recordUsage(usage(t0 + 240_000)); // at endMs: excluded
+      const rows = await d.usageBuckets({ startMs: t0, endMs: t0 + 240_000, widthMs: 60_000 });
+      const blank = { source: null, size: null, model: null, userId: null, apiKeyId: null };
+      expect(rows).toEqual([
+        { bucketStartMs: t0, ...blank, images: 4, requests: 2 },
+        { bucketStartMs: t0 + 60_000, ...blank, images: 0, requests: 1 },
+        { bucketStartMs: t0 + 180_000, ...blank, images: 4, requests: 1 },
+      ]);
+      expect(await d.usageBuckets({ startMs: t0 + 1000, endMs: t0 + 2000, widthMs: 60_000 })).toEqual([]);
+    });
+
+    it('groups by source, size, model, user and key, and filters by each, nulls kept as their own group', async () => {
+      const d = await open();
+      const a = await d.createApiKey('a');
+      const b = await d.createApiKey('b');
+      const t0 = 1_700_000_000_000;
+      await d.recordUsage(usage(t0, { keyId: a.id, user: 'u1', images: 1 }));
+      await d.recordUsage(usage(t0 + 1, { keyId: a.id, user: 'u1', images: 2, size: '512x512' }));
+      await d.recordUsage(usage(t0 + 2, { keyId: b.id, user: null, images: 1, endpoint: '/v1/images/edits', model: 'dall-e-2' }));
+      await d.recordUsage(usage(t0 + 3, { keyId: b.id, user: null, images: 2, endpoint: '/v1/images/variations', model: 'dall-e-2' }));
+      const q = { startMs: t0, endMs: t0 + 86_400_000, widthMs: 86_400_000 };
+      const bySource = await d.usageBuckets({ ...q, groupBy: ['source'] });
+      expect(bySource.map((r) => [r.source, r.images, r.requests, r.model])).toEqual([
+        ['image.edit', 1, 1, null],
+        ['image.generation', 3, 2, null],
+        ['image.variation', 2, 1, null],
+      ]);
+      const byKeyUser = await d.usageBuckets({ ...q, groupBy: ['api_key_id', 'user_id'] });
+      expect(byKeyUser.map((r) => [r.apiKeyId, r.userId, r.images]).sort()).toEqual(
+        [
+          [a.id, 'u1', 3],
+          [b.id, null, 3],
+        ].sort(),
+      );
+      const byModelSize = await d.usageBuckets({ ...q, groupBy: ['model', 'size'] });
+      expect(byModelSize.map((r) => [r.model, r.size, r.requests])).toEqual([
+        ['dall-e-2', '1024x1024', 2],
+        ['gpt-image-1', '1024x1024', 1],
+        ['gpt-image-1', '512x512', 1],
+      ]);
+      const only = async (f: Partial<Parameters<Db['usageBuckets']>[0]>) =>
+        (await d.usageBuckets({ ...q, ...f })).map((r) => [r.images, r.requests]);
+      expect(await only({ sources: ['image.edit', 'image.variation'] })).toEqual([[3, 2]]);
+      expect(await only({ sizes: ['512x512'] })).toEqual([[2, 1]]);
+      expect(await only({ models: ['dall-e-2'] })).toEqual([[3, 2]]);
+      expect(await only({ userIds: ['u1'] })).toEqual([[3, 2]]);
+      expect(await only({ apiKeyIds: [b.id], sources: ['image.edit'] })).toEqual([[1, 1]]);
+      expect(await only({ models: ['nope'] })).toEqual([]);
+      expect(await only({ userIds: ["u1' OR '1'='1"] })).toEqual([]); // values are bound, never spliced into SQL
     });
 
     it('migrate on a current schema is a no-op that keeps the data', async () => {

@@ -74,6 +74,27 @@ describe('SqliteDb migrations', () => {
     expect(tables).toContain('test_extra');
   });
 
+  it('an older database upgrades in place: keys become standard without limits, old rows get their source and images', async () => {
+    const v1 = openDb({ migrations: sqliteMigrations.filter((m) => m.id === '001_init') });
+    const raw = new Database(dbPath);
+    raw.prepare("INSERT INTO api_keys (id, name, key_hash, created_at) VALUES ('key_old', 'old', 'h', 1)").run();
+    const insert = raw.prepare(
+      `INSERT INTO usage_records (request_id, endpoint, model, served_model, size, n, input_tokens, output_tokens, duration_ms, status, created_at)
+       VALUES (?, ?, 'dall-e-2', 'easel-default', '256x256', 3, 0, 0, 10, ?, ?)`,
+    );
+    insert.run('r1', '/v1/images/edits', 200, 10);
+    insert.run('r2', '/v1/images/variations', 503, 20);
+    raw.close();
+    await v1.close();
+    const db = openDb();
+    expect(await db.listApiKeys()).toMatchObject([{ id: 'key_old', admin: false, rpm: null, tpm: null }]);
+    const rows = await db.usageBuckets({ startMs: 0, endMs: 100, widthMs: 100, groupBy: ['source'] });
+    expect(rows.map((r) => [r.source, r.images, r.requests])).toEqual([
+      ['image.edit', 3, 1],
+      ['image.variation', 0, 1],
+    ]);
+  });
+
   it('refuses a database written by a newer version', async () => {
     const extra = [...sqliteMigrations, { id: '999_future', sql: 'CREATE TABLE future (x INTEGER);' }];
     openDb({ migrations: extra }).close();

@@ -435,7 +435,9 @@ const ROW: UsageRecord = {
   outputTokens: 272,
   user: 'u-1',
   durationMs: 1234,
+  images: 1,
   status: 200,
+  errorCode: null,
   prompt: null,
   createdAt: 1_700_000_000_000,
 };

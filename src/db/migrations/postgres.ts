@@ -48,4 +48,16 @@ ALTER TABLE api_keys ADD COLUMN rpm INTEGER;
 ALTER TABLE api_keys ADD COLUMN tpm INTEGER;
 `,
   },
+  {
+    id: '003_usage_outcomes',
+    sql: `
+ALTER TABLE usage_records ADD COLUMN source TEXT;
+ALTER TABLE usage_records ADD COLUMN images INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_records ADD COLUMN error_code TEXT;
+UPDATE usage_records SET
+  source = CASE endpoint WHEN '/v1/images/edits' THEN 'image.edit' WHEN '/v1/images/variations' THEN 'image.variation'
+    ELSE 'image.generation' END,
+  images = CASE WHEN status = 200 THEN n ELSE 0 END;
+`,
+  },
 ]);

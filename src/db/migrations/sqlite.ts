@@ -55,4 +55,16 @@ ALTER TABLE api_keys ADD COLUMN rpm INTEGER;                       -- requests p
 ALTER TABLE api_keys ADD COLUMN tpm INTEGER;                       -- tokens per minute; NULL: no per-key limit
 `,
   },
+  {
+    id: '003_usage_outcomes',
+    sql: `
+ALTER TABLE usage_records ADD COLUMN source TEXT;      -- image.generation | image.edit | image.variation (Usage API)
+ALTER TABLE usage_records ADD COLUMN images INTEGER NOT NULL DEFAULT 0;  -- images delivered; 0 for a failed request
+ALTER TABLE usage_records ADD COLUMN error_code TEXT;  -- the error's code when the request failed (or was cancelled)
+UPDATE usage_records SET
+  source = CASE endpoint WHEN '/v1/images/edits' THEN 'image.edit' WHEN '/v1/images/variations' THEN 'image.variation'
+    ELSE 'image.generation' END,
+  images = CASE WHEN status = 200 THEN n ELSE 0 END;
+`,
+  },
 ]);
