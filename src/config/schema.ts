@@ -337,6 +337,25 @@ function fileSchema(ctx: SchemaContext) {
           imageUrlTimeoutSeconds: positiveInt.default(10),
           /** Seconds to fetch all of a request's image URLs; then a 400 naming the URL still downloading. */
           imageUrlDeadlineSeconds: positiveInt.default(20),
+          // Cost caps and the job deadline (docs/limits.md); read by src/server/plan.ts and src/server/dispatch.ts.
+          /** Denoising steps one request may ask for (num_inference_steps, or its quality preset's steps). */
+          maxSteps: positiveInt.default(100),
+          /** n x steps x generation megapixels one request may ask for (jobs/cost.ts imageStepMegapixels). */
+          maxImageStepMegapixels: z.number().positive().default(60),
+          /** Partial images one streaming request may ask for (OpenAI allows up to 3). */
+          maxPartialImages: z.int().min(0).max(3).default(3),
+          /** Seconds a job may take from being queued to its result; then it is cancelled and answered 504. */
+          requestDeadlineSeconds: positiveInt.default(300),
+        })
+        .strict()
+        .prefault({}),
+      /** Per API key (per client IP when auth is off) per minute, replenished continuously; 0 turns a limit off. */
+      rateLimits: z
+        .object({
+          /** Image requests a key may send per minute; a key's own `rpm` (easel keys create --rpm) wins. */
+          requestsPerMinute: z.int().min(0).default(600),
+          /** Image output tokens (contract/usage.ts) a key may ask for per minute; a key's own `tpm` wins. */
+          tokensPerMinute: z.int().min(0).default(1_000_000),
         })
         .strict()
         .prefault({}),

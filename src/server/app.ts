@@ -19,8 +19,9 @@ import {
 import { logBindings, traceRequest } from '../telemetry/http.js';
 import { closeReason, connectionLimits, guardConnections, markClosing, serverTimeouts, tagRequest } from './connections.js';
 import type { ServerDeps } from './deps.js';
-import { JobCancelledError, shuttingDown } from './dispatch.js';
+import { JobCancelledError, shuttingDown, trackRequest } from './dispatch.js';
 import { checkMetricsReader, rejectionReason } from './metrics.js';
+import { MemoryRateLimitStore, RateLimiter, type RateLimitStore } from './rate-limit.js';
 import { registerEditRoutes } from './routes/edits.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerGenerationRoutes } from './routes/generations.js';
@@ -70,8 +71,14 @@ function stamp(reply: FastifyReply, id: string): void {
   reply.header('x-content-type-options', 'nosniff');
 }
 
-export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
+/** What a server is built with beyond its deps: the API node's shared rate-limit buckets (Redis); else in memory. */
+export interface BuildOptions {
+  rateLimitStore?: RateLimitStore;
+}
+
+export async function buildServer(deps: ServerDeps, opts: BuildOptions = {}): Promise<FastifyInstance> {
   const policy = browserPolicy(deps.config);
+  const limiter = new RateLimiter(opts.rateLimitStore ?? new MemoryRateLimitStore(), deps.config.rateLimits);
   const limits = connectionLimits(deps.config);
   const timeouts = serverTimeouts(limits);
   let closing = false;
@@ -145,6 +152,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     if (closing && req.url.split('?')[0] !== '/healthz') return refuseWhileDraining(req, reply);
     policy.check(req);
     await authenticate(deps, req);
+    trackRequest(req, reply);
+    await limiter.admit(req, reply); // image requests: rate limits and their headers (rate-limit.ts)
     refuseNonJson(req);
   });
 
@@ -173,7 +182,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     const apiErr = toApiError(err, req);
     const rejected = rejectionReason(apiErr);
     if (rejected) deps.metrics.reject(rejected);
-    if (apiErr.status === 503) req.log.info({ code: apiErr.code }, apiErr.message);
+    if (apiErr.status === 503 || apiErr.status === 504) req.log.info({ code: apiErr.code }, apiErr.message);
     else if (apiErr.status >= 500) req.log.error({ err }, 'request failed');
     sendError(reply, apiErr);
   });
@@ -229,6 +238,7 @@ async function authenticate(deps: ServerDeps, req: FastifyRequest): Promise<void
   if (!key) throw invalidApiKey(redactApiKey(m[1].trim()));
   if (req.url.split('?')[0] === '/metrics') checkMetricsReader(key);
   req.apiKeyId = key.id;
+  req.keyRateLimits = { rpm: key.rpm, tpm: key.tpm };
 }
 
 const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);

@@ -16,6 +16,7 @@ import type { ServerDeps } from './deps.js';
 import { DiskGuard, guardStore } from './disk.js';
 import { listenForMetricsPort, ServerMetrics } from './metrics.js';
 import { createWordFilter } from './moderation.js';
+import { RedisRateLimitStore } from './rate-limit.js';
 import { UsageRecorder } from './records.js';
 import { drainThenClose } from './shutdown.js';
 import type { StartOptions } from './start.js';
@@ -86,7 +87,9 @@ export async function createApiNode(config: Readonly<Config>, opts: StartOptions
     now,
     logger: opts.logger,
   };
-  const app = await buildServer(deps);
+  // Rate-limit buckets in the cluster's Redis, so every API node counts against the same limits.
+  const rateLimitStore = await RedisRateLimitStore.open(url);
+  const app = await buildServer(deps, { rateLimitStore });
   const sweeper = startSweeper(store, { intervalMs: config.images.sweepIntervalSeconds * 1000, now, logger: app.log });
   if (opts.waitForWarmUp) await Promise.all([counters, sweeper.initial]);
   const node: Omit<ApiNode, 'url' | 'metricsUrl'> = {
@@ -101,6 +104,7 @@ export async function createApiNode(config: Readonly<Config>, opts: StartOptions
       await app.close();
       cluster.stop();
       await queue.close();
+      await rateLimitStore.close();
       await sweeper.stop();
       await store.close();
       await usage.close();
