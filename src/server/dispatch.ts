@@ -221,10 +221,19 @@ async function pastDeadline(deps: ServerDeps, jobId: string, signal: AbortSignal
   if (job) {
     const { req, reply } = job.http;
     req.log.info({ jobId, deadlineSeconds: deps.config.limits.requestDeadlineSeconds }, 'job cancelled at its deadline');
-    await recordUsage(deps, req, job.facts.parsed, req.routeOptions.url ?? req.url, performance.now() - reply.elapsedTime, 504, {
-      input: 0,
-      output: 0,
-    });
+    const started = performance.now() - reply.elapsedTime;
+    const err = deadlineExceeded(deps.config.limits.requestDeadlineSeconds);
+    await recordUsage(
+      deps,
+      req,
+      job.facts.parsed,
+      req.routeOptions.url ?? req.url,
+      started,
+      504,
+      { input: 0, output: 0 },
+      { errorCode: err.code },
+    );
+    return err;
   }
   return deadlineExceeded(deps.config.limits.requestDeadlineSeconds);
 }
