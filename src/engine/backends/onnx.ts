@@ -1,10 +1,12 @@
 // The only file that imports onnxruntime-node: sessions, execution providers, threads, dtype conversion.
 // Everything else in the engine speaks `Tensor` (float32 + dims) and never sees an ORT type.
 
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Tensor } from '../tensor.js';
+import { fuseAttention } from './onnx-attention.js';
 
 export type ExecutionProvider = 'cpu' | 'cuda' | 'webgpu';
 
@@ -15,7 +17,20 @@ export interface BackendOptions {
   threads?: number;
   /** CUDA device id when provider is 'cuda'. */
   deviceId?: number;
+  /**
+   * ORT graph optimisation level; 'extended' by default. 'all' adds the CPU NCHWc layout, which copies every conv
+   * weight out of the memory-mapped weights file and takes seconds per model to load, for no measured gain once
+   * attention is fused (bench/sd-size.ts).
+   */
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** ORT's CPU memory arena; off by default: it keeps a request's peak allocation after the request (bench/sd-size.ts). */
+  cpuMemArena?: boolean;
+  /** Rewrite unfused attention into MultiHeadAttention (flash attention on CPU); on by default. */
+  fuseAttention?: boolean;
 }
+
+/** Graphs larger than this carry their weights inline: they are loaded by path, never read into a JS buffer. */
+const MAX_REWRITE_BYTES = 64 * 1024 * 1024;
 
 /** An input value: float tensors come as `Tensor`; integer tensors as typed arrays with dims. */
 export type FeedValue = Tensor | { readonly ints: ArrayLike<number>; readonly dims: readonly number[] };
@@ -77,15 +92,21 @@ export class OnnxModel {
     const threads = opts.threads ?? Math.max(1, availableParallelism());
     let session: ort.InferenceSession;
     try {
-      session = await ort.InferenceSession.create(path, {
+      const source = opts.fuseAttention === false ? undefined : fusedGraph(path);
+      const sessionOptions: ort.InferenceSession.SessionOptions = {
         executionProviders: providerList(opts),
         intraOpNumThreads: threads,
         interOpNumThreads: 1,
-        graphOptimizationLevel: 'all',
+        graphOptimizationLevel: opts.graphOptimizationLevel ?? 'extended',
         executionMode: 'sequential',
-        enableCpuMemArena: true,
+        enableCpuMemArena: opts.cpuMemArena ?? false,
         logSeverityLevel: 3,
-      });
+        // A graph loaded from bytes finds its external weights (weights.pb) beside the file; ORT maps them, no JS copy.
+      };
+      if (source) sessionOptions.extra = { session: { model_external_initializers_file_folder_path: dirname(path) } };
+      session = source
+        ? await ort.InferenceSession.create(source, sessionOptions)
+        : await ort.InferenceSession.create(path, sessionOptions);
     } catch (err) {
       if (err instanceof BackendError) throw err;
       const provider = opts.provider ?? 'cpu';
@@ -146,6 +167,13 @@ export class OnnxModel {
     this.session = undefined;
     await s?.release();
   }
+}
+
+/** The graph with its attention fused, or undefined when nothing was fused (or the file holds its weights inline). */
+function fusedGraph(path: string): Uint8Array | undefined {
+  if (statSync(path).size > MAX_REWRITE_BYTES) return undefined;
+  const fused = fuseAttention(readFileSync(path));
+  return fused.fused > 0 ? fused.bytes : undefined;
 }
 
 function toOrt(info: InputInfo, value: FeedValue): ort.Tensor {
