@@ -1,5 +1,6 @@
 // A throwaway S3-compatible server for tests: s3rver (npm) in this process on a free port, its objects in a temp dir.
 // stop()/start() take it down and back on the same port with the same objects, for outage tests. Keys: S3RVER/S3RVER.
+import nodeCrypto from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -23,6 +24,26 @@ type S3rverCtor = new (opts: {
 }) => S3rverInstance;
 
 const S3rver = createRequire(import.meta.url)('s3rver') as S3rverCtor;
+
+/**
+ * s3rver 3.7 encrypts ListObjectsV2 continuation tokens with single DES, which Node 20's OpenSSL 3 no longer offers:
+ * every listing that needs a second page fails with InternalError. The tokens are opaque to clients, so 'des' is
+ * swapped for AES-128-CBC (key and IV doubled to 16 bytes) in both directions. No other caller asks for 'des'.
+ */
+function letS3rverPage(): void {
+  type Cipheriv = typeof nodeCrypto.createCipheriv;
+  type Decipheriv = typeof nodeCrypto.createDecipheriv;
+  const c = nodeCrypto as { createCipheriv: Cipheriv; createDecipheriv: Decipheriv; easelDesSwapped?: true };
+  if (c.easelDesSwapped) return;
+  const cipher = c.createCipheriv;
+  const decipher = c.createDecipheriv;
+  const twice = (b: nodeCrypto.BinaryLike | nodeCrypto.KeyObject | null) => Buffer.concat([b as Buffer, b as Buffer]);
+  c.createCipheriv = ((alg: string, key: Buffer, iv: Buffer, opts?: never) =>
+    alg === 'des' ? cipher('aes-128-cbc', twice(key), twice(iv)) : cipher(alg, key, iv, opts)) as Cipheriv;
+  c.createDecipheriv = ((alg: string, key: Buffer, iv: Buffer, opts?: never) =>
+    alg === 'des' ? decipher('aes-128-cbc', twice(key), twice(iv)) : decipher(alg, key, iv, opts)) as Decipheriv;
+  c.easelDesSwapped = true;
+}
 
 /** s3rver's one account: it checks that a request names this access key id, but not the V4 signature's secret. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
@@ -53,6 +74,7 @@ async function freePort(): Promise<number> {
 
 /** s3rver with `buckets` created, on a free port of 127.0.0.1. */
 export async function startS3rver(buckets: readonly string[] = ['easel-test']): Promise<TestS3> {
+  letS3rverPage();
   const dir = mkdtempSync(join(tmpdir(), 'easel-s3rver-'));
   const port = await freePort();
   let server: S3rverInstance | undefined;
