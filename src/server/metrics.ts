@@ -56,22 +56,17 @@ export function rejectionReason(err: ApiError): RejectReason | undefined {
   return tagged.get(err) ?? (err.code ? BY_CODE[err.code] : undefined);
 }
 
-/** Gauges read at one scrape share one read of the queue's stats (one Redis round trip per scrape in a cluster). */
-const SCRAPE_MS = 250;
-
-/** `read` called at most once per `ms`: callers within that window share its promise. */
-function sharedFor<T>(ms: number, read: () => Promise<T>): () => Promise<T> {
-  let last: { at: number; value: Promise<T> } | undefined;
+/**
+ * `read` shared by the callers that come while it is in flight: the gauges of one scrape (prom-client collects them
+ * together) read the queue's stats once, one Redis round trip per scrape in a cluster.
+ */
+function sharedWhileInFlight<T>(read: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined;
   return () => {
-    const now = performance.now();
-    if (!last || now - last.at > ms) {
-      const value = read();
-      last = { at: now, value };
-      value.catch(() => {
-        if (last?.value === value) last = undefined;
-      });
-    }
-    return last.value;
+    pending ??= read().finally(() => {
+      pending = undefined;
+    });
+    return pending;
   };
 }
 
@@ -112,7 +107,7 @@ export class ServerMetrics {
   /** Gauges read when scraped: queue depth and workers, the data dir's free space, dropped usage rows. */
   private registerScrapeTime({ queue, disk, usage }: MetricsSources): void {
     const registers = [this.registry];
-    const stats = sharedFor(SCRAPE_MS, () => queue.stats());
+    const stats = sharedWhileInFlight(() => queue.stats());
     new Gauge({
       name: 'easel_queue_waiting',
       help: 'Jobs waiting in the queue, per local model.',

@@ -1,5 +1,5 @@
 // GET /metrics on the real embedded server (tiny fixture, app.inject): the exposition is parsed with a real Prometheus
-// text parser after real requests, and who may read it follows auth and metrics.public.
+// text parser after real requests, and who may read it follows auth (an admin key), metrics.public and metrics.port.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { openSqliteDb } from '../../src/db/index.js';
-import { createEmbeddedServer, type EmbeddedServer, type StartOptions } from '../../src/server/start.js';
+import { createEmbeddedServer, type EmbeddedServer, type StartOptions, startServer } from '../../src/server/start.js';
 
 interface Sample {
   value?: string;
@@ -24,25 +24,46 @@ const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-fo
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
 const dirs: string[] = [];
 
-/** A server on the tiny fixture with auth on, a queue that holds one job waiting, and `extra` config; and a key. */
-async function serverWith(extra: Record<string, unknown>, opts: StartOptions = {}): Promise<{ server: EmbeddedServer; key: string }> {
+/** The config of a server on the tiny fixture with auth on, a queue that holds one job waiting, and `extra`; and keys. */
+async function configWith(extra: Record<string, unknown>) {
   const dir = mkdtempSync(join(tmpdir(), 'easel-metrics-'));
   dirs.push(dir);
   const file = join(dir, 'easel.json');
   const models = [{ name: 'tiny', path: FIXTURE, family: 'gpt-image' }];
-  writeFileSync(file, JSON.stringify({ models, queue: { maxWaiting: 1 }, auth: { mode: 'keys' }, dataDir: 'data', ...extra }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      models,
+      queue: { maxWaiting: 1 },
+      auth: { mode: 'keys' },
+      dataDir: 'data',
+      limits: { maxSteps: 100, maxImageStepMegapixels: 1000 },
+      ...extra,
+    }),
+  );
   const config = loadConfig({ config: file, port: 0 }, { EASEL_THREADS: '1' });
   const db = openSqliteDb({ path: join(config.dataDir, 'easel.sqlite') });
-  const key = (await db.createApiKey('test')).key;
+  const key = (await db.createApiKey('ops', { admin: true })).key;
+  const standardKey = (await db.createApiKey('app')).key;
   await db.close();
-  return { server: await createEmbeddedServer(config, { ...opts, waitForWarmUp: true }), key };
+  return { config, key, standardKey };
+}
+
+/** The server of configWith, wired but not listening (app.inject); `key` is an admin key. */
+async function serverWith(
+  extra: Record<string, unknown>,
+  opts: StartOptions = {},
+): Promise<{ server: EmbeddedServer; key: string; standardKey: string }> {
+  const { config, key, standardKey } = await configWith(extra);
+  return { server: await createEmbeddedServer(config, { ...opts, waitForWarmUp: true }), key, standardKey };
 }
 
 let server: EmbeddedServer;
 let key: string;
+let standardKey: string;
 
 beforeAll(async () => {
-  ({ server, key } = await serverWith({}));
+  ({ server, key, standardKey } = await serverWith({}));
 });
 
 afterAll(async () => {
@@ -66,6 +87,19 @@ async function scrape(): Promise<Family[]> {
   return parsePrometheus(res.body);
 }
 
+/**
+ * A histogram's _count and _sum for the labels, from prom-client's own reading of the registry: the text parser folds
+ * every label set of a histogram into one sample, so it cannot tell them apart.
+ */
+async function histogram(name: string, labels: Record<string, string>): Promise<{ count: number; sum: number }> {
+  const metric = await server.metrics.registry.getSingleMetric(name)?.get();
+  // A histogram's values name their series (_bucket, _sum, _count).
+  const values = (metric?.values ?? []) as Array<{ metricName?: string; value: number; labels: Record<string, string | number> }>;
+  const value = (suffix: string) =>
+    values.find((v) => v.metricName === `${name}${suffix}` && Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
+  return { count: value('_count'), sum: value('_sum') };
+}
+
 /** The value of the sample of `name` whose labels include `labels` (0 when there is none yet). */
 function sampleValue(families: Family[], name: string, labels: Record<string, string> = {}): number {
   const family = families.find((f) => f.name === name);
@@ -86,6 +120,14 @@ describe('GET /metrics', () => {
     expect(labelValues).not.toContain(key);
     const stages = after.find((f) => f.name === 'easel_stage_seconds');
     expect(stages?.type).toBe('HISTOGRAM');
+  });
+
+  it('observes the batch a job ran: n images in one job is one batch of n', async () => {
+    const before = await histogram('easel_batch_size', { model: 'tiny' });
+    expect((await generate({ prompt: 'two squares', n: 2 })).statusCode).toBe(200);
+    const after = await histogram('easel_batch_size', { model: 'tiny' });
+    expect(after.count).toBe(before.count + 1);
+    expect(after.sum).toBe(before.sum + 2);
   });
 
   it('counts requests by route pattern, method and status, unknown paths as 404', async () => {
@@ -134,10 +176,60 @@ describe('GET /metrics', () => {
     expect(names).toEqual(expect.arrayContaining(['easel_queue_waiting', 'easel_queue_running']));
   });
 
-  it('needs a valid key when auth is on', async () => {
+  it('shows the queue per model: waiting and running jobs of the model, while they wait and run', async () => {
+    const depth = (f: Family[]) => [
+      sampleValue(f, 'easel_queue_running', { model: 'tiny' }),
+      sampleValue(f, 'easel_queue_waiting', { model: 'tiny' }),
+    ];
+    const idle = await scrape();
+    expect(idle.find((f) => f.name === 'easel_queue_waiting')?.metrics.map((m) => m.labels?.model)).toEqual(['tiny']);
+    expect(depth(idle)).toEqual([0, 0]);
+    // Two long jobs: one runs while the other waits, for as long as the first one takes.
+    const slow = () => generate({ prompt: 'busy', n: 4, num_inference_steps: 100 });
+    let done = false;
+    const jobs = Promise.all([slow(), slow()]).finally(() => {
+      done = true;
+    });
+    const seen = new Set<string>();
+    while (!done) {
+      seen.add(depth(await scrape()).join());
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await jobs;
+    expect(seen).toContain('1,1');
+    expect(depth(await scrape())).toEqual([0, 0]);
+  });
+
+  it('needs an admin key when auth is on: none or a bad one is a 401, a standard key a 403', async () => {
     expect((await server.app.inject({ method: 'GET', url: '/metrics' })).statusCode).toBe(401);
     const wrong = { authorization: 'Bearer esk-not-a-key' };
     expect((await server.app.inject({ method: 'GET', url: '/metrics', headers: wrong })).statusCode).toBe(401);
+    const standard = await server.app.inject({ method: 'GET', url: '/metrics', headers: { authorization: `Bearer ${standardKey}` } });
+    expect(standard.statusCode).toBe(403);
+    expect(standard.json().error).toMatchObject({ code: 'insufficient_permissions', type: 'invalid_request_error' });
+    // The same key still generates: only /metrics is for admins.
+    const models = await server.app.inject({ method: 'GET', url: '/v1/models', headers: { authorization: `Bearer ${standardKey}` } });
+    expect(models.statusCode).toBe(200);
+  });
+
+  it('moves to a listener of its own with metrics.port: no key there, a 404 on the API port', async () => {
+    const { config, key: admin } = await configWith({ metrics: { port: 0 } });
+    const running = await startServer(config, { waitForWarmUp: true });
+    try {
+      expect(running.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      expect(new URL(running.metricsUrl!).port).not.toBe(new URL(running.url).port);
+      const onApi = await fetch(`${running.url}/metrics`, { headers: { authorization: `Bearer ${admin}` } });
+      expect(onApi.status).toBe(404);
+      const res = await fetch(`${running.metricsUrl}/metrics`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+      expect(sampleValue(parsePrometheus(await res.text()), 'easel_workers', { model: 'tiny' })).toBe(1);
+      expect((await fetch(`${running.metricsUrl}/v1/models`)).status).toBe(404);
+    } finally {
+      await running.close();
+    }
+    // Closed with the server.
+    await expect(fetch(`${running.metricsUrl}/metrics`)).rejects.toThrow();
   });
 
   it('is open with metrics.public, while the API still needs a key; a full disk counts as disk_full', async () => {
