@@ -159,7 +159,7 @@ const GROUP_COLUMNS: Record<UsageGroupField, string> = {
   user_id: 'end_user',
   api_key_id: 'key_id',
 };
-const GROUP_ORDER: readonly UsageGroupField[] = ['source', 'size', 'model', 'user_id', 'api_key_id'];
+const GROUP_ORDER: readonly UsageGroupField[] = ['source', 'model', 'size', 'user_id', 'api_key_id'];
 
 /**
  * The bucketing query both dialects run: portable SQL (integer division of epoch ms, SUM and COUNT, IN lists) with

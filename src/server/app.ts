@@ -26,6 +26,7 @@ import { registerEditRoutes } from './routes/edits.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerGenerationRoutes } from './routes/generations.js';
 import { registerMetaRoutes } from './routes/meta.js';
+import { registerUsageRoutes } from './routes/usage.js';
 import { registerVariationRoutes } from './routes/variations.js';
 import { browserPolicy } from './security.js';
 
@@ -200,6 +201,7 @@ export async function buildServer(deps: ServerDeps, opts: BuildOptions = {}): Pr
   registerGenerationRoutes(app, deps);
   registerEditRoutes(app, deps);
   registerVariationRoutes(app, deps);
+  registerUsageRoutes(app, deps);
   return app;
 }
 
@@ -238,6 +240,7 @@ async function authenticate(deps: ServerDeps, req: FastifyRequest): Promise<void
   if (!key) throw invalidApiKey(redactApiKey(m[1].trim()));
   if (req.url.split('?')[0] === '/metrics') checkMetricsReader(key);
   req.apiKeyId = key.id;
+  req.apiKeyAdmin = key.admin;
   req.keyRateLimits = { rpm: key.rpm, tpm: key.tpm };
 }
 
