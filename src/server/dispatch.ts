@@ -1,14 +1,13 @@
 // Hands a planned job to the queue and follows its events: partial images to a callback, the result returned,
 // failures mapped onto OpenAI errors. Before the queue: the cost caps and the token rate limit (a 400 or 429 while a
 // stream can still answer with its status). The job is cancelled by id when the client goes away or its deadline
-// (limits.requestDeadlineSeconds) passes; the latter is a 504 with a usage row.
+// (limits.requestDeadlineSeconds) passes; the latter is a 504.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError, queueFull, serverError, serviceUnavailable } from '../contract/errors.js';
 import { type EncodedImage, type JobEvent, type JobSpec, QueueClosedError, QueueFullError, QueueUnavailableError } from '../jobs/types.js';
 import type { ServerDeps } from './deps.js';
 import { tagRejection } from './metrics.js';
-import { checkCostCaps, type PlannedFacts, plannedFacts } from './plan.js';
-import { recordUsage } from './records.js';
+import { checkCostCaps, plannedFacts } from './plan.js';
 
 export type JobResult = Extract<JobEvent, { type: 'result' }>;
 
@@ -20,29 +19,13 @@ export class JobCancelledError extends Error {
   override readonly name = 'JobCancelledError';
 }
 
-/** An HTTP request being answered, found by its id (which every JobSpec carries) while it is open. */
-interface LiveRequest {
-  req: FastifyRequest;
-  reply: FastifyReply;
-  /** Jobs submitted for it (their ids), forgotten with it. */
-  jobs: string[];
-}
+/** Requests being answered, by id (which every JobSpec carries): submit finds the request's token charge here. */
+const live = new Map<string, FastifyRequest>();
 
-const live = new Map<string, LiveRequest>();
-/** Job id → its request and plan, while it is followed (what a deadline's usage row is made of). */
-const jobRequests = new Map<string, { http: LiveRequest; facts: PlannedFacts }>();
-
-/**
- * In onRequest: makes the request findable from its jobs' specs until its response closes, so submit can charge
- * its tokens and a deadline can record its usage row whichever route planned it.
- */
+/** In onRequest: makes the request findable from its jobs' specs until its response closes. */
 export function trackRequest(req: FastifyRequest, reply: FastifyReply): void {
-  const entry: LiveRequest = { req, reply, jobs: [] };
-  live.set(req.id, entry);
-  reply.raw.once('close', () => {
-    live.delete(req.id);
-    for (const id of entry.jobs) jobRequests.delete(id);
-  });
+  live.set(req.id, req);
+  reply.raw.once('close', () => live.delete(req.id));
 }
 
 /**
@@ -111,18 +94,12 @@ export async function runThroughQueue(
 export async function submitJob(deps: ServerDeps, spec: JobSpec, signal: AbortSignal): Promise<string> {
   if (signal.aborted) throw new JobCancelledError('the client left before the job was queued');
   const facts = plannedFacts(spec.request);
-  const http = live.get(spec.requestId);
   if (facts) {
     checkCostCaps(deps.config.limits, spec.request, facts);
-    await http?.req.chargeTokens?.(facts.outputTokens);
+    await live.get(spec.requestId)?.chargeTokens?.(facts.outputTokens);
   }
   try {
-    const { id } = await deps.queue.submit(spec);
-    if (http && facts) {
-      http.jobs.push(id);
-      jobRequests.set(id, { http, facts });
-    }
-    return id;
+    return (await deps.queue.submit(spec)).id;
   } catch (err) {
     if (err instanceof QueueFullError) {
       deps.metrics.observeEnd(spec.model, 'rejected', 0);
@@ -160,7 +137,7 @@ export async function followJob(
       if (next === GIVEN_UP) {
         pending.catch(() => {}); // the queue never answered the cancel; nobody waits for it any more
         deps.metrics.observeEnd(model, 'cancelled', (performance.now() - started) / 1000);
-        throw await pastDeadline(deps, id, signal);
+        throw pastDeadline(deps, signal);
       }
       if (next.done) {
         ended = true;
@@ -173,7 +150,7 @@ export async function followJob(
         return event;
       } else if (event.type === 'error') {
         deps.metrics.observeEnd(model, event.kind === 'cancelled' ? 'cancelled' : 'failed', (performance.now() - started) / 1000);
-        if (event.kind === 'cancelled' && deadline.passed && !signal.aborted) throw await pastDeadline(deps, id, signal);
+        if (event.kind === 'cancelled' && deadline.passed && !signal.aborted) throw pastDeadline(deps, signal);
         throw failure(event, signal);
       }
     }
@@ -183,7 +160,6 @@ export async function followJob(
     if (!ended) events.return?.()?.catch(() => {});
     deadline.stop();
     signal.removeEventListener('abort', cancel);
-    jobRequests.delete(id);
   }
 }
 
@@ -214,26 +190,8 @@ function startDeadline(ms: number, onPassed: () => void) {
   };
 }
 
-/** The deadline's answer: the 504, after its usage row (status 504, nothing billed); a client already gone gets nothing. */
-async function pastDeadline(deps: ServerDeps, jobId: string, signal: AbortSignal): Promise<Error> {
+/** The deadline's answer: the 504 (respond.ts records it in the usage row); a client already gone gets nothing. */
+function pastDeadline(deps: ServerDeps, signal: AbortSignal): Error {
   if (signal.aborted) return new JobCancelledError('the client left before the deadline');
-  const job = jobRequests.get(jobId);
-  if (job) {
-    const { req, reply } = job.http;
-    req.log.info({ jobId, deadlineSeconds: deps.config.limits.requestDeadlineSeconds }, 'job cancelled at its deadline');
-    const started = performance.now() - reply.elapsedTime;
-    const err = deadlineExceeded(deps.config.limits.requestDeadlineSeconds);
-    await recordUsage(
-      deps,
-      req,
-      job.facts.parsed,
-      req.routeOptions.url ?? req.url,
-      started,
-      504,
-      { input: 0, output: 0 },
-      { errorCode: err.code },
-    );
-    return err;
-  }
   return deadlineExceeded(deps.config.limits.requestDeadlineSeconds);
 }
