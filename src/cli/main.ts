@@ -1,6 +1,6 @@
-// The `easel` command: serve | generate | models list/pull | keys create/list/revoke.
+// The `easel` command: serve | generate | models list/pull | keys create/list/revoke | usage.
 // Each subcommand builds what it needs from the Config; nothing here knows HTTP or tensors beyond the calls it makes.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultModelPath, loadConfig } from '../config/config.js';
 import { openDb } from '../db/index.js';
@@ -8,6 +8,8 @@ import type { RgbaImage } from '../engine/index.js';
 import { type ModelInfo, readModelInfo } from '../engine/models/info.js';
 import { EDIT_STRENGTH, INPAINT_STRENGTH, planSize, presetFor, stepsForStrength } from '../engine/plan.js';
 import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from '../engine/schedulers/names.js';
+import { HubError, looksLikeRepoRef } from '../hub/cache.js';
+import { createProgressReporter } from '../hub/progress.js';
 import { resolveModelPath } from '../hub/registry.js';
 import { checkMask, decodeMaskWeights, decodeRgba, inspectImage } from '../imaging/decode.js';
 import { encodeImage } from '../imaging/encode.js';
@@ -16,6 +18,7 @@ import { startTracing, tracingSettings } from '../telemetry/otel.js';
 import { EASEL_VERSION } from '../version.js';
 import { registerConfigCommands } from './config.js';
 import { registerModelsCommands } from './models.js';
+import { registerUsageCommand } from './usage.js';
 import { registerWorkerCommand } from './worker.js';
 
 function int(name: string) {
@@ -76,7 +79,12 @@ program
   .option('--port <port>', 'port (default 8080; 0 picks a free one)', int('port'))
   .option('--data-dir <dir>', 'images, database and URL secret (default ./data)')
   .option('--config <file>', 'JSON config file')
-  .option('--model <path>', 'serve this model folder as the default model')
+  .option(
+    '--model <path|org/name>',
+    'serve this model folder, or this hub model (org/name[@revision], pulled if not cached), as the default',
+  )
+  .option('--variant <variant>', 'with a hub --model: weights variant, e.g. fp16')
+  .option('--subfolder <dir>', 'with a hub --model: folder of the repository holding the ONNX pipeline (default: the root or onnx/)')
   .option('--public-url <url>', 'absolute base URL for `url` responses')
   .option('--queue <url>', 'run as a cluster API node on this Redis: redis://host:port[/db] (README "Run a cluster")')
   .option('--db <url>', 'keys and usage in this Postgres: postgres://user:password@host[:port]/database (default: SQLite in the data dir)')
@@ -91,7 +99,7 @@ program
       host: opts.host,
       port: opts.port,
       dataDir: opts.dataDir,
-      model: opts.model,
+      model: await hubModelArg(opts.model ?? process.env.EASEL_MODEL, opts),
       publicBaseUrl: opts.publicUrl,
       queue: opts.queue,
       db: opts.db,
@@ -119,6 +127,39 @@ program
       (signal) => process.stderr.write(`easel: second ${signal}: stopping now\n`),
     );
   });
+
+/**
+ * `--model org/name[@revision]` (or EASEL_MODEL) as the pipeline folder in the Hugging Face cache, pulled first when it
+ * is not cached and HF_HUB_OFFLINE is not set; a path or a configured model's name is passed on unchanged.
+ */
+async function hubModelArg(model: string | undefined, spec: { variant?: string; subfolder?: string }): Promise<string | undefined> {
+  if (model === undefined || existsSync(model) || !looksLikeRepoRef(model)) return model;
+  const progress = createProgressReporter(process.stderr);
+  try {
+    return await resolveModelPath(model, {
+      ...spec,
+      pull: true,
+      onProgress: (e) => progress.update(e),
+      warn: (l) => process.stderr.write(`${l}\n`),
+    });
+  } catch (err) {
+    if (err instanceof HubError) throw new Error(`--model ${model}: ${err.message}`);
+    throw err;
+  } finally {
+    progress.done();
+  }
+}
+
+/** -m for generate and edit: a folder, a shipped name or a hub model (pulled when not cached, unless offline). */
+function cliModel(model: string, variant: string | undefined): Promise<string> {
+  const progress = createProgressReporter(process.stderr);
+  return resolveModelPath(model, {
+    variant,
+    pull: true,
+    onProgress: (e) => progress.update(e),
+    warn: (l) => process.stderr.write(`${l}\n`),
+  }).finally(() => progress.done());
+}
 
 /**
  * SIGTERM or SIGINT starts `drain` and exits 0 when it ends (1 if it fails); a second signal exits 130 at once,
@@ -163,7 +204,8 @@ program
   .command('generate')
   .description('generate images from a prompt and write them to files')
   .argument('<prompt>', 'what to draw')
-  .option('-m, --model <name|path>', 'model folder, shipped model name or cached hub model', defaultModelPath())
+  .option('-m, --model <name|path>', 'model folder, shipped model name or hub model org/name[@revision]', defaultModelPath())
+  .option('--variant <variant>', 'weights variant of the model, e.g. fp16')
   .option(
     '--size <WxH>',
     "output size (default: the model's native size); generated at the closest native size, then resized",
@@ -180,8 +222,8 @@ program
   .option('--provider <p>', 'cpu | cuda | webgpu', 'cpu')
   .option('-o, --output <file>', 'output file (.png/.jpg/.webp); with -n > 1, -1, -2... are added', 'out.png')
   .action(async (prompt: string, opts) => {
-    const dir = await resolveModelPath(opts.model);
-    const info = readModelInfo(dir);
+    const dir = await cliModel(opts.model, opts.variant);
+    const info = readModelInfo(dir, { variant: opts.variant });
     const caps = info.capabilities;
     const size = opts.size ?? { width: caps.nativeWidth, height: caps.nativeHeight };
     const plan = planSize(size.width, size.height, caps);
@@ -226,7 +268,8 @@ program
   .argument('<image>', 'input image (png, jpeg or webp)')
   .argument('<prompt>', 'what the edited image should show')
   .option('--mask <file>', 'PNG with alpha, same size as the image; transparent pixels are repainted')
-  .option('-m, --model <name|path>', 'model folder, shipped model name or cached hub model', defaultModelPath())
+  .option('-m, --model <name|path>', 'model folder, shipped model name or hub model org/name[@revision]', defaultModelPath())
+  .option('--variant <variant>', 'weights variant of the model, e.g. fp16')
   .option('--size <WxH>', "generation size (default: planned from the model's native sizes at the image's aspect)", parseSizeArg)
   .option('--quality <q>', QUALITY_HELP, 'medium')
   .option('--steps <n>', 'denoising steps before strength (overrides the preset)', int('steps'))
@@ -245,8 +288,8 @@ program
     const image = await readInput(imagePath);
     const mask = opts.mask ? await readInput(opts.mask, ['png']) : undefined;
     if (mask) checkMask(mask, image);
-    const dir = await resolveModelPath(opts.model);
-    const info = readModelInfo(dir);
+    const dir = await cliModel(opts.model, opts.variant);
+    const info = readModelInfo(dir, { variant: opts.variant });
     const caps = info.capabilities;
     if (!caps.supportsImageToImage) throw new Error(`the model at ${dir} has no VAE encoder and cannot edit images`);
     const planned = planSize(image.width, image.height, caps);
@@ -284,6 +327,7 @@ program
 registerWorkerCommand(program);
 registerModelsCommands(program);
 registerConfigCommands(program);
+registerUsageCommand(program);
 
 const keys = program.command('keys').description('API keys (used when auth.mode is "keys")');
 keys.option('--data-dir <dir>', 'data directory of the server (default ./data)');

@@ -5,6 +5,7 @@ import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { type Family, OPENAI_MODEL_FAMILIES } from '../contract/families.js';
 import type { ExecutionProvider } from '../engine/backends/onnx.js';
+import { resolveCachedModel } from '../hub/cache.js';
 import { DEFAULT_ENCODE_SETTINGS as ENCODING, JPEG_CHROMA_SUBSAMPLING, RESIZE_KERNELS } from '../imaging/encode.js';
 import { parseS3StoreUrl, S3_STORE_RULE } from '../storage/s3-url.js';
 import { show } from './errors.js';
@@ -101,12 +102,40 @@ function modelEntrySchema(base: string) {
     .object({
       /** Name clients use in `model`. */
       name: nonEmpty,
-      /** Diffusers-layout ONNX folder. */
-      path: pathIn(base),
+      /** Diffusers-layout ONNX folder (this or `repo`). */
+      path: pathIn(base).optional(),
+      /** A Hugging Face repository, "org/name[@revision]", found in the hub cache at start (this or `path`). */
+      repo: nonEmpty.optional(),
+      /** Folder of the repository holding the ONNX pipeline (e.g. "onnx"); found when absent. */
+      subfolder: nonEmpty.optional(),
+      /** Weights variant, e.g. "fp16": each part's model.fp16.onnx, or an fp16/ folder. */
+      variant: nonEmpty.optional(),
       /** Which OpenAI family's request rules this name speaks. */
       family: z.enum(FAMILY_NAMES).default('gpt-image'),
     })
-    .strict();
+    .strict()
+    .transform((m, ctx) => {
+      if (m.path === undefined && m.repo === undefined) {
+        ctx.issues.push({
+          code: 'custom',
+          input: m,
+          path: ['path'],
+          message: 'expected a string, got nothing (or "repo": "org/name[@revision]")',
+        });
+        return z.NEVER;
+      }
+      if (m.path !== undefined && m.repo !== undefined) {
+        ctx.issues.push({ code: 'custom', input: m, message: 'give exactly one of "path" (a folder) or "repo" (org/name[@revision])' });
+        return z.NEVER;
+      }
+      if (m.path !== undefined) return { ...m, path: m.path };
+      try {
+        return { ...m, path: resolveCachedModel(m.repo!, { subfolder: m.subfolder, variant: m.variant }).path };
+      } catch (err) {
+        ctx.issues.push({ code: 'custom', input: m.repo, path: ['repo'], message: (err as Error).message });
+        return z.NEVER;
+      }
+    });
 }
 
 // --- server: browser safety (Host and Origin checks) and trusted proxies; read by src/server/security.ts.

@@ -28,7 +28,7 @@ export class ModelCatalog {
 
   /** Reads every configured model folder's description (throws ModelFolderError naming a broken folder). */
   static fromConfig(config: Readonly<Config>): ModelCatalog {
-    return ModelCatalog.fromInfos(config, new Map(config.models.map((m) => [m.name, readModelInfo(m.path)])));
+    return ModelCatalog.fromInfos(config, new Map(config.models.map((m) => [m.name, readModelInfo(m.path, { variant: m.variant })])));
   }
 
   /**

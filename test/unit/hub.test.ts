@@ -1,224 +1,57 @@
-// Tests for the hub client, registry and `models` CLI against a local fake of the Hugging Face hub
-// (API listing, resolve with LFS redirects to a second "CDN" origin, Range, auth), no network needed.
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+// The hub client, the cache resolution, the registry and the `models` CLI against a local hub (test/helpers/hub-server)
+// serving the tiny fixture as repositories; everything lands in temporary Hugging Face caches, no network needed.
+import { existsSync, lstatSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { registerModelsCommands } from '../../src/cli/models.js';
-import { HubError, hubSettings, isPipelineFile, type ProgressEvent, parseRepoRef, pullModel } from '../../src/hub/hf.js';
+import { ConfigError, loadConfig } from '../../src/config/config.js';
+import { readModelFolder } from '../../src/engine/models/folder.js';
+import { readModelInfo } from '../../src/engine/models/info.js';
+import { hubCacheDir, isOffline, pipelineRoot, resolveCachedModel } from '../../src/hub/cache.js';
+import { HubError, hubSettings, type ProgressEvent, parseRepoRef, pullModel, selectPipelineFiles } from '../../src/hub/hf.js';
 import { createProgressReporter } from '../../src/hub/progress.js';
-import { listModels, resolveModelPath } from '../../src/hub/registry.js';
+import { listModels, removeModel, resolveModelPath } from '../../src/hub/registry.js';
+import { commitOf, fixtureRepos, gitOid, type HubFile, type LocalHub, sha256, startLocalHub } from '../helpers/hub-server.js';
 
-// ---------------------------------------------------------------------------------------------------
-// Fake hub
-function seededBytes(n: number, seed: number): Buffer {
-  const b = Buffer.alloc(n);
-  let x = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const TINY = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
+const ROOT = 'tiny-org/tiny-sd';
+const SUB = 'tiny-org/tiny-sd-onnx';
+const { root: ROOT_FILES, subfolder: SUB_FILES } = fixtureRepos(TINY);
 
-interface FakeFile {
-  path: string;
-  content: Buffer;
-  lfs: boolean;
-}
-const SHA = 'a'.repeat(8) + '0123456789abcdef0123456789abcdef';
-const FILES: FakeFile[] = [
-  { path: '.gitattributes', content: Buffer.from('*.onnx filter=lfs\n'), lfs: false },
-  { path: 'README.md', content: Buffer.from('# tiny\n'), lfs: false },
-  { path: 'model_index.json', content: Buffer.from('{"_class_name":"StableDiffusionPipeline"}\n'), lfs: false },
-  { path: 'scheduler/scheduler_config.json', content: Buffer.from('{"_class_name":"EulerDiscreteScheduler"}\n'), lfs: false },
-  { path: 'tokenizer/vocab.json', content: Buffer.from('{"a</w>":0}\n'), lfs: false },
-  { path: 'tokenizer/merges.txt', content: Buffer.from('#version: 0.2\n'), lfs: false },
-  { path: 'unet/config.json', content: Buffer.from('{"in_channels":4}\n'), lfs: false },
-  { path: 'unet/model.onnx', content: seededBytes(150_000, 1), lfs: true },
-  { path: 'unet/model.onnx_data', content: seededBytes(400_000, 2), lfs: true },
-  { path: 'text_encoder/model.onnx', content: seededBytes(90_000, 3), lfs: true },
-  { path: 'unet/diffusion_pytorch_model.safetensors', content: seededBytes(50_000, 4), lfs: true },
-  { path: 'text_encoder/flax_model.msgpack', content: seededBytes(1000, 5), lfs: true },
-];
-const WANTED = FILES.filter(
-  (f) => !['.gitattributes', 'unet/diffusion_pytorch_model.safetensors', 'text_encoder/flax_model.msgpack'].includes(f.path),
-);
-const REPO = 'tiny-org/tiny-sd';
-
-interface Hit {
-  server: 'hub' | 'cdn';
-  url: string;
-  range?: string;
-  auth?: string;
-}
-const hub = {
-  requiredToken: undefined as string | undefined,
-  /** path -> bytes after which the first response for it is cut off */
-  dropAfter: new Map<string, number>(),
-  corrupt: new Set<string>(),
-  ignoreRange: new Set<string>(),
-  hits: [] as Hit[],
-};
-let hubServer: http.Server;
-let cdnServer: http.Server;
-let endpoint: string;
-let cdnBase: string;
-
-function serveBytes(req: http.IncomingMessage, res: http.ServerResponse, file: FakeFile): void {
-  let body = file.content;
-  if (hub.corrupt.has(file.path)) {
-    body = Buffer.from(body);
-    body[body.length >> 1] ^= 0xff;
-  }
-  const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-  let status = 200;
-  const headers: Record<string, string | number> = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
-  if (m && !hub.ignoreRange.has(file.path)) {
-    const start = Number(m[1]);
-    if (start >= body.length) {
-      res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
-      return;
-    }
-    headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
-    body = body.subarray(start);
-    status = 206;
-  }
-  headers['content-length'] = body.length;
-  res.writeHead(status, headers);
-  const cut = hub.dropAfter.get(file.path);
-  if (cut !== undefined) {
-    hub.dropAfter.delete(file.path); // first try only
-    // Give the client a moment to read what was sent before the connection goes away.
-    res.write(body.subarray(0, cut), () => setTimeout(() => res.socket?.destroy(), 50));
-    return;
-  }
-  res.end(body);
-}
-
-function hubHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const url = new URL(req.url ?? '/', 'http://x');
-  hub.hits.push({ server: 'hub', url: url.pathname + url.search, range: req.headers.range, auth: req.headers.authorization });
-  const fail = (status: number, code: string, message: string): void => {
-    res
-      .writeHead(status, { 'x-error-code': code, 'x-error-message': message, 'content-type': 'application/json' })
-      .end(JSON.stringify({ error: message }));
-  };
-  if (hub.requiredToken && req.headers.authorization !== `Bearer ${hub.requiredToken}`) {
-    fail(401, 'RepoNotFound', 'Invalid username or password.');
-    return;
-  }
-  let m = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/([^/]+)$/.exec(url.pathname);
-  if (m) {
-    if (m[1] !== REPO) {
-      fail(404, 'RepoNotFound', 'Repository not found');
-      return;
-    }
-    const rev = decodeURIComponent(m[2]);
-    if (rev !== 'main' && rev !== SHA) {
-      fail(404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
-      return;
-    }
-    const blobs = url.searchParams.get('blobs') === 'true';
-    res.writeHead(200, { 'content-type': 'application/json' }).end(
-      JSON.stringify({
-        id: REPO,
-        sha: SHA,
-        siblings: FILES.map((f) =>
-          blobs
-            ? {
-                rfilename: f.path,
-                size: f.content.length,
-                blobId: 'b'.repeat(40),
-                ...(f.lfs ? { lfs: { sha256: sha256(f.content), size: f.content.length, pointerSize: 133 } } : {}),
-              }
-            : { rfilename: f.path },
-        ),
-      }),
-    );
-    return;
-  }
-  m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
-  if (m) {
-    if (m[1] !== REPO) {
-      fail(404, 'RepoNotFound', 'Repository not found');
-      return;
-    }
-    if (m[2] !== SHA && m[2] !== 'main') {
-      fail(404, 'RevisionNotFound', 'Invalid rev id');
-      return;
-    }
-    const path = m[3].split('/').map(decodeURIComponent).join('/');
-    const file = FILES.find((f) => f.path === path);
-    if (!file) {
-      fail(404, 'EntryNotFound', 'Entry not found');
-      return;
-    }
-    // Like the real hub: LFS files redirect to a signed URL on another origin.
-    if (file.lfs) {
-      res.writeHead(302, { location: `${cdnBase}/blobs/${sha256(file.content)}?X-Amz-Signature=fake` }).end();
-      return;
-    }
-    serveBytes(req, res, file);
-    return;
-  }
-  fail(404, 'NotFound', 'no route');
-}
-
-function cdnHandler(req: http.IncomingMessage, res: http.ServerResponse): void {
-  const url = new URL(req.url ?? '/', 'http://x');
-  hub.hits.push({ server: 'cdn', url: url.pathname, range: req.headers.range, auth: req.headers.authorization });
-  const m = /^\/blobs\/([0-9a-f]{64})$/.exec(url.pathname);
-  const file = m && FILES.find((f) => f.lfs && sha256(f.content) === m[1]);
-  if (!file || url.searchParams.get('X-Amz-Signature') !== 'fake') {
-    res.writeHead(403).end();
-    return;
-  }
-  serveBytes(req, res, file);
-}
-
-async function listen(handler: http.RequestListener): Promise<[http.Server, string]> {
-  const server = http.createServer(handler);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return [server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`];
-}
-
-// ---------------------------------------------------------------------------------------------------
+let hub: LocalHub;
 let tmp: string;
-let savedEnv: Record<string, string | undefined>;
-const ENV_KEYS = ['HF_TOKEN', 'HF_ENDPOINT', 'EASEL_MODELS_DIR', 'HF_HOME', 'XDG_CACHE_HOME'];
+let n = 0;
+/** A fresh HF_HOME with its hub cache, and the env that points at both and at the local hub. */
+function freshHome() {
+  const home = join(tmp, `home-${++n}`);
+  const cacheDir = join(home, 'hub');
+  return { home, cacheDir, env: { HF_HOME: home, HF_ENDPOINT: hub.endpoint } as NodeJS.ProcessEnv };
+}
+const fast = { retryDelayMs: 5 };
+
 beforeAll(async () => {
-  savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
-  for (const k of ENV_KEYS) delete process.env[k];
-  [hubServer, endpoint] = await listen(hubHandler);
-  [cdnServer, cdnBase] = await listen(cdnHandler);
+  hub = await startLocalHub({
+    [ROOT]: { files: ROOT_FILES },
+    [SUB]: { files: SUB_FILES },
+    'tiny-org/gated': { files: ROOT_FILES, gatedFor: 'hf_ok' },
+    'tiny-org/private': { files: ROOT_FILES, privateFor: 'hf_ok' },
+    'tiny-org/pytorch-only': { files: ROOT_FILES.filter((f) => !f.path.endsWith('.onnx')) },
+  });
   tmp = await mkdtemp(join(tmpdir(), 'easel-hub-'));
 });
 afterAll(async () => {
-  for (const [k, v] of Object.entries(savedEnv))
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  await new Promise((r) => hubServer.close(r));
-  await new Promise((r) => cdnServer.close(r));
+  await hub.close();
   await rm(tmp, { recursive: true, force: true });
 });
-beforeEach(() => {
-  hub.requiredToken = undefined;
-  hub.dropAfter.clear();
-  hub.corrupt.clear();
-  hub.ignoreRange.clear();
-  hub.hits = [];
-});
+beforeEach(() => hub.reset());
 
-let n = 0;
-const freshCache = () => join(tmp, `cache-${++n}`);
-const fast = { retryDelayMs: 5 };
+const storageOf = (cacheDir: string, repo: string) => join(cacheDir, `models--${repo.replace('/', '--')}`);
+const shaOf = (repo: string) => hub.repos.get(repo)!.sha;
+const file = (files: HubFile[], path: string) => files.find((f) => f.path === path)!;
+const etagOf = (f: HubFile) => (/\.(onnx|safetensors|ckpt|bin)$/.test(f.path) ? sha256(f.content) : gitOid(f.content));
 
 async function filesUnder(dir: string, prefix = ''): Promise<string[]> {
   const out: string[] = [];
@@ -229,244 +62,378 @@ async function filesUnder(dir: string, prefix = ''): Promise<string[]> {
   return out.sort();
 }
 
-describe('settings and names', () => {
-  it('reads HF_ENDPOINT, HF_TOKEN, EASEL_MODELS_DIR / HF_HOME like huggingface_hub', () => {
-    expect(hubSettings({ HOME: '/h' })).toMatchObject({ endpoint: 'https://huggingface.co', token: undefined });
-    expect(hubSettings({}).cacheDir).toMatch(/\.cache\/huggingface\/easel$/);
-    expect(hubSettings({ HF_HOME: '/hf' }).cacheDir).toBe('/hf/easel');
-    expect(hubSettings({ HF_HOME: '/hf', EASEL_MODELS_DIR: '/m' }).cacheDir).toBe('/m');
+describe('settings, names and file selection', () => {
+  it('finds the cache, token and offline switch the way huggingface_hub does', () => {
+    expect(hubCacheDir({ HOME: '/h' })).toMatch(/\.cache\/huggingface\/hub$/);
+    expect(hubCacheDir({ XDG_CACHE_HOME: '/x' })).toBe('/x/huggingface/hub');
+    expect(hubCacheDir({ HF_HOME: '/hf' })).toBe('/hf/hub');
+    expect(hubCacheDir({ HF_HOME: '/hf', HF_HUB_CACHE: '/c' })).toBe('/c');
     expect(hubSettings({ HF_ENDPOINT: 'https://mirror.example/', HF_TOKEN: 'hf_x' })).toMatchObject({
       endpoint: 'https://mirror.example',
       token: 'hf_x',
+      offline: false,
     });
+    expect(hubSettings({}).endpoint).toBe('https://huggingface.co');
+    expect(['1', 'true', 'YES'].map((v) => isOffline({ HF_HUB_OFFLINE: v }))).toEqual([true, true, true]);
+    expect(isOffline({ HF_HUB_OFFLINE: '0' })).toBe(false);
   });
+
   it('parses org/name[@revision] and rejects unsafe names', () => {
     expect(parseRepoRef('a/b')).toEqual({ repo: 'a/b', revision: 'main' });
-    expect(parseRepoRef('a/b@v1.0')).toEqual({ repo: 'a/b', revision: 'v1.0' });
-    expect(parseRepoRef('a/b', 'refs/pr/3')).toEqual({ repo: 'a/b', revision: 'refs/pr/3' });
-    for (const bad of ['a', 'a/b/c', '../x', 'a/..', 'a/b@../../etc', 'a/b@']) expect(() => parseRepoRef(bad), bad).toThrow(HubError);
-    expect(() => parseRepoRef('a/b@x', 'y')).toThrow(/conflicting/);
+    expect(parseRepoRef('a/b@refs/pr/1')).toEqual({ repo: 'a/b', revision: 'refs/pr/1' });
+    for (const bad of ['a', 'a/b/c', '../x', 'a/b@..', 'a--b/c']) expect(() => parseRepoRef(bad), bad).toThrow(HubError);
+    expect(() => parseRepoRef('a/b@v1', 'v2')).toThrow(/conflicting revisions/);
   });
-  it('keeps only what a diffusers ONNX pipeline needs', () => {
-    expect(FILES.filter((f) => isPipelineFile(f.path)).map((f) => f.path)).toEqual(WANTED.map((f) => f.path));
-    expect(isPipelineFile('vae_decoder/model.onnx')).toBe(true);
-    expect(isPipelineFile('tokenizer_2/merges.txt')).toBe(true);
-    expect(isPipelineFile('unet/diffusion_pytorch_model.bin')).toBe(false);
-    expect(isPipelineFile('unet/fp16/model.onnx')).toBe(false);
+
+  it('keeps what an ONNX pipeline needs, one file per part, and its external data', () => {
+    const paths = [
+      'model_index.json',
+      '.gitattributes',
+      'unet/config.json',
+      'unet/model.onnx',
+      'unet/model.onnx_data',
+      'unet/model.fp16.onnx',
+      'unet/model.fp16.onnx_data',
+      'unet/diffusion_pytorch_model.safetensors',
+      'text_encoder/model.onnx',
+      'text_encoder/weights.pb',
+      'text_encoder/pytorch_model.bin',
+      'vae_decoder/model_fp16.onnx',
+      'tokenizer/vocab.json',
+      'scheduler/scheduler_config.json',
+      'sd.ckpt',
+    ];
+    expect(selectPipelineFiles(paths)).toEqual([
+      'model_index.json',
+      'unet/config.json',
+      'unet/model.onnx',
+      'unet/model.onnx_data',
+      'text_encoder/model.onnx',
+      'text_encoder/weights.pb',
+      'vae_decoder/model_fp16.onnx',
+      'tokenizer/vocab.json',
+      'scheduler/scheduler_config.json',
+    ]);
+    expect(selectPipelineFiles(paths, { variant: 'fp16' }).filter((p) => p.includes('onnx') || p.endsWith('.pb'))).toEqual([
+      'unet/model.fp16.onnx',
+      'unet/model.fp16.onnx_data',
+      'text_encoder/model.onnx',
+      'text_encoder/weights.pb',
+      'vae_decoder/model_fp16.onnx',
+    ]);
+    const folders = ['model_index.json', 'onnx/unet/model.onnx', 'onnx/fp16/unet/model.onnx', 'unet/diffusion_pytorch_model.bin'];
+    expect(selectPipelineFiles(folders)).toEqual(['model_index.json', 'onnx/unet/model.onnx']);
+    expect(selectPipelineFiles(folders, { variant: 'fp16' })).toEqual(['model_index.json', 'onnx/fp16/unet/model.onnx']);
   });
 });
 
 describe('pullModel', () => {
-  it('downloads the pipeline files, verifies them and records refs/main', async () => {
-    const cacheDir = freshCache();
+  it('writes the standard layout: refs/main, relative snapshot links into blobs, one blob per etag', async () => {
+    const { cacheDir, env } = freshHome();
     const events: ProgressEvent[] = [];
-    const result = await pullModel(REPO, { endpoint, cacheDir, token: 'hf_secret', onProgress: (e) => events.push(e), ...fast });
+    const result = await pullModel(ROOT, { env, token: 'hf_secret', onProgress: (e) => events.push(e), ...fast });
+    const storage = storageOf(cacheDir, ROOT);
+    const sha = shaOf(ROOT);
+    expect(result).toMatchObject({ repo: ROOT, revision: 'main', sha, snapshot: join(storage, 'snapshots', sha) });
+    expect(result.path).toBe(result.snapshot);
+    expect(await readFile(join(storage, 'refs', 'main'), 'utf8')).toBe(sha);
 
-    const snapshot = join(cacheDir, 'tiny-org--tiny-sd', SHA);
-    expect(result.sha).toBe(SHA);
-    expect(result.path).toBe(snapshot);
-    expect(await filesUnder(snapshot)).toEqual(WANTED.map((f) => f.path).sort());
-    for (const f of WANTED) {
-      const got = await readFile(join(snapshot, f.path));
-      expect(sha256(got), f.path).toBe(sha256(f.content));
+    const wanted = ROOT_FILES.filter((f) => !/fp16|safetensors|ckpt|gitattributes/.test(f.path));
+    expect(await filesUnder(result.snapshot)).toEqual(wanted.map((f) => f.path).sort());
+    for (const f of wanted) {
+      const link = join(result.snapshot, f.path);
+      expect(lstatSync(link).isSymbolicLink(), f.path).toBe(true);
+      expect(await readlink(link)).toBe(relative(dirname(link), join(storage, 'blobs', etagOf(f))));
+      expect(sha256(await readFile(link)), f.path).toBe(sha256(f.content));
     }
-    expect(result.skipped.sort()).toEqual([
-      '.gitattributes',
-      'text_encoder/flax_model.msgpack',
-      'unet/diffusion_pytorch_model.safetensors',
-    ]);
-    expect((await readFile(join(cacheDir, 'tiny-org--tiny-sd', 'refs', 'main'), 'utf8')).trim()).toBe(SHA);
-    expect(result.files.every((f) => f.downloaded)).toBe(true);
+    expect((await readdir(join(storage, 'blobs'))).sort()).toEqual([...new Set(wanted.map(etagOf))].sort());
+    expect(result.skipped).toEqual(expect.arrayContaining(['.gitattributes', 'unet/model.fp16.onnx', 'v1-5-pruned.ckpt']));
 
-    // The token goes to the hub, never to the CDN the LFS files redirect to; skipped files are not fetched.
+    // The token goes to the hub only, never to the CDN; skipped files are never asked for; downloads pin the commit.
     expect(hub.hits.filter((h) => h.server === 'hub').every((h) => h.auth === 'Bearer hf_secret')).toBe(true);
-    const cdnHits = hub.hits.filter((h) => h.server === 'cdn');
-    expect(cdnHits).toHaveLength(3);
-    expect(cdnHits.every((h) => h.auth === undefined)).toBe(true);
-    expect(hub.hits.some((h) => h.url.includes('safetensors') || h.url.includes('msgpack'))).toBe(false);
-    // Downloads are pinned to the commit sha the listing returned.
-    expect(hub.hits.filter((h) => h.url.includes('/resolve/')).every((h) => h.url.includes(`/resolve/${SHA}/`))).toBe(true);
+    expect(hub.hits.filter((h) => h.server === 'cdn').every((h) => h.auth === undefined)).toBe(true);
+    expect(hub.hits.some((h) => /safetensors|ckpt|fp16/.test(h.url))).toBe(false);
+    expect(hub.hits.filter((h) => h.url.includes('/resolve/')).every((h) => h.url.includes(`/resolve/${sha}/`))).toBe(true);
+    const unet = events.filter((e) => e.file === 'unet/model.onnx');
+    expect(unet.at(-1)).toEqual({
+      file: 'unet/model.onnx',
+      received: file(ROOT_FILES, 'unet/model.onnx').content.length,
+      total: unet[0].total,
+    });
 
-    // Progress ends at total for each file.
-    const onnxData = events.filter((e) => e.file === 'unet/model.onnx_data');
-    expect(onnxData.length).toBeGreaterThan(1);
-    expect(onnxData.at(-1)).toEqual({ file: 'unet/model.onnx_data', received: 400_000, total: 400_000 });
-
-    // A second pull only asks for the listing.
-    hub.hits = [];
-    const again = await pullModel(`${REPO}@main`, { endpoint, cacheDir, ...fast });
+    // A second pull reads the listing and links what is there.
+    hub.reset();
+    const again = await pullModel(`${ROOT}@main`, { env, ...fast });
     expect(again.files.some((f) => f.downloaded)).toBe(false);
-    expect(hub.hits.map((h) => h.url)).toEqual([`/api/models/${REPO}/revision/main?blobs=true`]);
+    expect(hub.hits.every((h) => h.url.startsWith('/api/'))).toBe(true);
   });
 
-  it('resumes an interrupted download with a Range request', async () => {
-    const cacheDir = freshCache();
-    const partPath = join(cacheDir, 'tiny-org--tiny-sd', SHA, 'unet', 'model.onnx_data.part');
-    hub.dropAfter.set('unet/model.onnx_data', 123_456);
-    // No retries: the pull fails and leaves the partial file behind.
-    const err = await pullModel(REPO, { endpoint, cacheDir, retries: 0 }).catch((e) => e);
-    expect(err).toBeInstanceOf(HubError);
-    expect((err as HubError).code).toBe('network');
-    expect((err as HubError).message).toMatch(/unet\/model\.onnx_data/);
-    expect((await stat(partPath)).size).toBe(123_456);
-    expect(existsSync(join(cacheDir, 'tiny-org--tiny-sd', SHA, 'unet', 'model.onnx_data'))).toBe(false);
-    expect(existsSync(join(cacheDir, 'tiny-org--tiny-sd', 'refs', 'main'))).toBe(false);
+  it('picks the fp16 files with a variant, and shares blobs with the plain pull of the same commit', async () => {
+    const { cacheDir, env } = freshHome();
+    const fp16 = await pullModel(ROOT, { env, variant: 'fp16', ...fast });
+    const parts = ['text_encoder', 'unet', 'vae_decoder', 'vae_encoder'];
+    const onnx = (await filesUnder(fp16.snapshot)).filter((p) => p.endsWith('.onnx'));
+    expect(onnx).toEqual(parts.map((p) => `${p}/model.fp16.onnx`));
+    expect(readModelFolder(fp16.path, { variant: 'fp16' }).paths.unet).toBe(join(fp16.snapshot, 'unet', 'model.fp16.onnx'));
+    expect(readModelFolder(fp16.path).paths.unet).toBe(join(fp16.snapshot, 'unet', 'model.fp16.onnx')); // the only one there
 
-    hub.hits = [];
-    await pullModel(REPO, { endpoint, cacheDir, ...fast });
-    const dataSha = sha256(FILES.find((f) => f.path === 'unet/model.onnx_data')!.content);
-    const dataHits = hub.hits.filter((h) => h.server === 'cdn' && h.url.includes(dataSha));
-    expect(dataHits.map((h) => h.range)).toEqual(['bytes=123456-']);
-    const got = await readFile(join(cacheDir, 'tiny-org--tiny-sd', SHA, 'unet', 'model.onnx_data'));
-    expect(sha256(got)).toBe(sha256(FILES.find((f) => f.path === 'unet/model.onnx_data')!.content));
-    expect(existsSync(partPath)).toBe(false);
+    const plain = await pullModel(ROOT, { env, ...fast });
+    expect(plain.files.filter((f) => f.downloaded).map((f) => f.path)).toEqual(parts.map((p) => `${p}/model.onnx`));
+    expect(readModelFolder(plain.path).paths.unet).toBe(join(plain.snapshot, 'unet', 'model.onnx'));
+    expect(readModelFolder(plain.path, { variant: 'fp16' }).paths.unet).toBe(join(plain.snapshot, 'unet', 'model.fp16.onnx'));
+    const linked = new Set(await Promise.all((await filesUnder(plain.snapshot)).map((f) => realpath(join(plain.snapshot, f)))));
+    expect((await readdir(join(storageOf(cacheDir, ROOT), 'blobs'))).length).toBe(linked.size);
+    expect(resolveCachedModel(ROOT, { variant: 'fp16' }, env).path).toBe(plain.snapshot);
+    expect(() => resolveCachedModel(ROOT, { variant: 'int8' }, env)).toThrow(/no ONNX pipeline.*int8/);
   });
 
-  it('retries within one pull, resuming from where the connection dropped', async () => {
-    const cacheDir = freshCache();
-    hub.dropAfter.set('unet/model.onnx', 70_000);
-    hub.dropAfter.set('model_index.json', 10); // a regular (non-LFS) file, served by the hub itself
-    await pullModel(REPO, { endpoint, cacheDir, ...fast });
-    const onnx = hub.hits.filter((h) => h.url.includes(sha256(FILES.find((f) => f.path === 'unet/model.onnx')!.content)));
-    expect(onnx.map((h) => h.range)).toEqual([undefined, 'bytes=70000-']);
-    const idx = hub.hits.filter((h) => h.url.endsWith('/model_index.json'));
-    expect(idx.map((h) => h.range)).toEqual([undefined, 'bytes=10-']);
-    for (const f of WANTED)
-      expect(sha256(await readFile(join(cacheDir, 'tiny-org--tiny-sd', SHA, f.path))), f.path).toBe(sha256(f.content));
+  it('finds an ONNX pipeline in onnx/ beside PyTorch weights, with model_index.json and tokenizer at the root', async () => {
+    const { env } = freshHome();
+    const result = await pullModel(SUB, { env, ...fast });
+    expect(result.path).toBe(join(result.snapshot, 'onnx'));
+    expect(result.skipped).toEqual(expect.arrayContaining(['unet/diffusion_pytorch_model.safetensors', 'vae/diffusion_pytorch_model.bin']));
+    expect(readModelInfo(result.path).capabilities).toEqual(readModelInfo(TINY).capabilities);
+    expect(readModelFolder(result.path).paths.tokenizer).toBe(join(result.snapshot, 'tokenizer'));
+    expect(resolveCachedModel(SUB, {}, env).path).toBe(result.path);
+    expect(resolveCachedModel(SUB, { subfolder: 'onnx' }, env).path).toBe(result.path);
+    expect(() => pipelineRoot(result.snapshot, { subfolder: 'nope' })).toThrow(/no ONNX pipeline.*nope\//);
   });
 
-  it('starts over when the server answers a Range request with the whole file (200)', async () => {
-    const cacheDir = freshCache();
-    hub.dropAfter.set('text_encoder/model.onnx', 30_000);
+  it('resumes a partial blob left by an earlier pull (or by huggingface_hub) with a Range request', async () => {
+    const { cacheDir, env } = freshHome();
+    const unet = file(ROOT_FILES, 'unet/model.onnx');
+    const blobs = join(storageOf(cacheDir, ROOT), 'blobs');
+    await mkdir(blobs, { recursive: true });
+    await writeFile(join(blobs, `${sha256(unet.content)}.incomplete`), unet.content.subarray(0, 1000));
+    await pullModel(ROOT, { env, ...fast });
+    const hits = hub.hits.filter((h) => h.server === 'cdn' && h.url.includes(sha256(unet.content)));
+    expect(hits.map((h) => h.range)).toEqual([`bytes=1000-${unet.content.length - 1}`]);
+    expect(sha256(await readFile(join(blobs, sha256(unet.content))))).toBe(sha256(unet.content));
+    expect((await readdir(blobs)).some((b) => b.endsWith('.incomplete'))).toBe(false);
+  });
+
+  it('retries a dropped connection from where it stopped, and starts over when a range is answered in full', async () => {
+    const { env } = freshHome();
+    const unet = file(ROOT_FILES, 'unet/model.onnx');
+    const te = file(ROOT_FILES, 'text_encoder/model.onnx');
+    hub.dropAfter.set('unet/model.onnx', 700);
+    hub.dropAfter.set('model_index.json', 10); // a regular file, served by the hub itself
+    hub.dropAfter.set('text_encoder/model.onnx', 300);
     hub.ignoreRange.add('text_encoder/model.onnx');
-    await pullModel(REPO, { endpoint, cacheDir, ...fast });
-    const hits = hub.hits.filter(
-      (h) => h.server === 'cdn' && h.url.includes(sha256(FILES.find((f) => f.path === 'text_encoder/model.onnx')!.content)),
-    );
-    expect(hits.map((h) => h.range)).toEqual([undefined, 'bytes=30000-']);
-    const got = await readFile(join(cacheDir, 'tiny-org--tiny-sd', SHA, 'text_encoder', 'model.onnx'));
-    expect(got.length).toBe(90_000);
-    expect(sha256(got)).toBe(sha256(FILES.find((f) => f.path === 'text_encoder/model.onnx')!.content));
+    const result = await pullModel(ROOT, { env, ...fast });
+    const ranges = (f: HubFile) =>
+      hub.hits
+        .filter((h) => (h.server === 'cdn' ? h.url.includes(sha256(f.content)) : h.url.endsWith(`/${f.path}`) && !f.path.endsWith('.onnx')))
+        .map((h) => h.range);
+    expect(ranges(unet)).toEqual([undefined, `bytes=700-${unet.content.length - 1}`]);
+    const index = file(ROOT_FILES, 'model_index.json');
+    expect(ranges(index)).toEqual([undefined, `bytes=10-${index.content.length - 1}`]);
+    expect(ranges(te)).toEqual([undefined, `bytes=300-${te.content.length - 1}`, undefined]);
+    for (const f of [unet, te, index]) expect(sha256(await readFile(join(result.snapshot, f.path)))).toBe(sha256(f.content));
   });
 
-  it('refuses a file whose sha256 does not match and leaves nothing in place', async () => {
-    const cacheDir = freshCache();
+  it('refuses bytes whose sha256 does not match and leaves nothing behind', async () => {
+    const { cacheDir, env } = freshHome();
     hub.corrupt.add('unet/model.onnx');
-    const err = await pullModel(REPO, { endpoint, cacheDir, ...fast }).catch((e) => e);
+    const err = await pullModel(ROOT, { env, ...fast }).catch((e) => e);
     expect(err).toBeInstanceOf(HubError);
-    expect((err as HubError).code).toBe('checksum_mismatch');
-    expect((err as HubError).message).toMatch(/unet\/model\.onnx: sha256 [0-9a-f]{64} does not match/);
-    const unet = join(cacheDir, 'tiny-org--tiny-sd', SHA, 'unet');
-    expect(existsSync(join(unet, 'model.onnx'))).toBe(false);
-    expect(existsSync(join(unet, 'model.onnx.part'))).toBe(false);
-    expect(existsSync(join(cacheDir, 'tiny-org--tiny-sd', 'refs', 'main'))).toBe(false);
-    expect(await listModels({ cacheDir, shippedDir: join(tmp, 'none') })).toEqual([]);
+    expect(err.code).toBe('checksum_mismatch');
+    expect(err.message).toMatch(/unet\/model\.onnx: sha256 [0-9a-f]{64} is not [0-9a-f]{64}; download discarded/);
+    const storage = storageOf(cacheDir, ROOT);
+    expect(
+      (await readdir(join(storage, 'blobs'))).filter((b) => b.startsWith(sha256(file(ROOT_FILES, 'unet/model.onnx').content))),
+    ).toEqual([]);
+    expect(existsSync(join(storage, 'refs', 'main'))).toBe(false);
+    expect((await listModels({ env, shippedDir: join(tmp, 'none') })).length).toBe(0);
   });
 
-  it('gives clear errors for a missing repo, a missing revision and missing auth', async () => {
-    const cacheDir = freshCache();
-    const missing = await pullModel('nobody/nothing', { endpoint, cacheDir, ...fast }).catch((e) => e);
-    expect(missing).toBeInstanceOf(HubError);
-    expect(missing.code).toBe('not_found');
-    expect(missing.message).toMatch(/repository nobody\/nothing not found at http:\/\/127\.0\.0\.1:\d+.*set HF_TOKEN/);
+  it('says what is wrong: missing repo or revision, gated, private, offline, unreachable, not an ONNX export', async () => {
+    const { env } = freshHome();
+    const fails = (ref: string, more: object = {}) => pullModel(ref, { env, ...fast, ...more }).catch((e: HubError) => e);
+    expect(await fails('nobody/nothing')).toMatchObject({
+      code: 'not_found',
+      message: expect.stringMatching(/repository nobody\/nothing not found.*set HF_TOKEN/),
+    });
+    expect(await fails(`${ROOT}@v9`)).toMatchObject({
+      code: 'not_found',
+      message: expect.stringMatching(/revision "v9" not found in tiny-org\/tiny-sd/),
+    });
+    expect(await fails('tiny-org/gated')).toMatchObject({
+      code: 'forbidden',
+      message: expect.stringMatching(/tiny-org\/gated is gated: accept its terms at http/),
+    });
+    expect((await pullModel('tiny-org/gated', { env, token: 'hf_ok', ...fast })).sha).toBe(shaOf('tiny-org/gated'));
+    expect(await fails('tiny-org/private')).toMatchObject({ message: expect.stringMatching(/If it is private, set HF_TOKEN/) });
+    expect(await fails('tiny-org/private', { token: 'hf_no' })).toBeInstanceOf(HubError);
+    expect(await fails('tiny-org/pytorch-only')).toMatchObject({
+      code: 'not_a_pipeline',
+      message: expect.stringMatching(/no unet ONNX file/),
+    });
 
-    const rev = await pullModel(`${REPO}@v9`, { endpoint, cacheDir, ...fast }).catch((e) => e);
-    expect(rev.code).toBe('not_found');
-    expect(rev.message).toMatch(/revision "v9" not found in tiny-org\/tiny-sd/);
-
-    hub.requiredToken = 'hf_right';
-    const noAuth = await pullModel(REPO, { endpoint, cacheDir, ...fast }).catch((e) => e);
-    expect(noAuth).toBeInstanceOf(HubError);
-    expect(noAuth.message).toMatch(/HF_TOKEN/);
-    const wrong = await pullModel(REPO, { endpoint, cacheDir, token: 'hf_wrong', ...fast }).catch((e) => e);
-    expect(wrong).toBeInstanceOf(HubError);
-    const ok = await pullModel(REPO, { endpoint, cacheDir, token: 'hf_right', ...fast });
-    expect(ok.sha).toBe(SHA);
-    expect(existsSync(cacheDir) && (await readdir(cacheDir))).toEqual(['tiny-org--tiny-sd']);
-  });
-
-  it('reports an unreachable endpoint after its retries', async () => {
-    const [dead, deadUrl] = await listen(() => undefined);
-    await new Promise((r) => dead.close(r));
-    const err = await pullModel(REPO, { endpoint: deadUrl, cacheDir: freshCache(), retries: 1, retryDelayMs: 1 }).catch((e) => e);
-    expect(err).toBeInstanceOf(HubError);
-    expect(err.message).toMatch(/cannot reach http:\/\/127\.0\.0\.1/);
+    hub.reset();
+    expect(await fails(ROOT, { env: { ...env, HF_HUB_OFFLINE: '1' } })).toMatchObject({ code: 'offline' });
+    expect(hub.hits).toEqual([]);
+    expect(await fails(ROOT, { endpoint: 'http://127.0.0.1:9', retries: 1, retryDelayMs: 1 })).toMatchObject({
+      code: 'network',
+      message: expect.stringMatching(/cannot reach http:\/\/127\.0\.0\.1:9/),
+    });
   });
 });
 
+/** A snapshot laid out by the cache rules alone, as Python's huggingface_hub writes one: no Easel code involved. */
+async function handMadeSnapshot(cacheDir: string, repo: string, files: HubFile[], ref = 'main'): Promise<string> {
+  const storage = storageOf(cacheDir, repo);
+  const sha = commitOf(files);
+  for (const f of files) {
+    const blob = join(storage, 'blobs', etagOf(f));
+    const pointer = join(storage, 'snapshots', sha, f.path);
+    await mkdir(dirname(blob), { recursive: true });
+    await mkdir(dirname(pointer), { recursive: true });
+    await writeFile(blob, f.content);
+    await symlink(relative(dirname(pointer), blob), pointer);
+  }
+  await mkdir(join(storage, 'refs'), { recursive: true });
+  await writeFile(join(storage, 'refs', ref), sha);
+  return join(storage, 'snapshots', sha);
+}
+
 describe('registry', () => {
-  it('lists shipped and pulled models and resolves names to folders', async () => {
-    const cacheDir = freshCache();
-    const shippedDir = join(tmp, 'shipped');
-    await mkdir(join(shippedDir, 'easel-default'), { recursive: true });
-    await writeFile(join(shippedDir, 'easel-default', 'model_index.json'), '{}');
-    await mkdir(join(shippedDir, 'not-a-model'), { recursive: true });
+  it('resolves and lists a snapshot that huggingface_hub laid out, and one in the old Easel layout', async () => {
+    const { home, cacheDir, env } = freshHome();
+    const tiny = ROOT_FILES.filter((f) => !/fp16|safetensors|ckpt/.test(f.path));
+    const snapshot = await handMadeSnapshot(cacheDir, 'acme/hand', tiny, 'v1');
+    expect(resolveCachedModel('acme/hand@v1', {}, env).path).toBe(snapshot);
+    expect(resolveCachedModel(`acme/hand@${commitOf(tiny)}`, {}, env).path).toBe(snapshot);
+    expect(readModelInfo(snapshot).capabilities).toEqual(readModelInfo(TINY).capabilities);
+    expect(() => resolveCachedModel('acme/hand', {}, env)).toThrow(
+      /acme\/hand@main is not in the Hugging Face cache .*run: easel models pull acme\/hand$/,
+    );
 
-    await pullModel(REPO, { endpoint, cacheDir, ...fast });
-    const models = await listModels({ cacheDir, shippedDir });
-    const snapshot = join(cacheDir, 'tiny-org--tiny-sd', SHA);
-    expect(models).toEqual([
-      { name: 'easel-default', source: 'shipped', path: join(shippedDir, 'easel-default'), sizeBytes: 2 },
-      {
-        name: REPO,
-        source: 'cached',
-        path: snapshot,
-        sizeBytes: WANTED.reduce((a, f) => a + f.content.length, 0),
-        repo: REPO,
-        revision: 'main',
-        sha: SHA,
-      },
+    const legacySha = 'c'.repeat(40);
+    const legacy = join(home, 'easel', 'acme--old');
+    await cp(TINY, join(legacy, legacySha), { recursive: true });
+    await mkdir(join(legacy, 'refs'));
+    await writeFile(join(legacy, 'refs', 'main'), `${legacySha}\n`);
+    const warned: string[] = [];
+    expect(await resolveModelPath('acme/old', { env, warn: (l) => warned.push(l) })).toBe(join(legacy, legacySha));
+    expect(warned).toEqual([expect.stringMatching(/acme\/old was loaded from the old cache .*easel models pull acme\/old/)]);
+
+    await pullModel(ROOT, { env, variant: 'fp16', ...fast });
+    await pullModel(ROOT, { env, ...fast });
+    const listed = await listModels({ env, shippedDir: join(tmp, 'none') });
+    expect(listed.map((m) => [m.name, m.source, m.revision, m.variants])).toEqual([
+      ['acme/hand@v1', 'cached', 'v1', []],
+      [ROOT, 'cached', 'main', ['fp16']],
+      ['acme/old', 'legacy', 'main', undefined],
     ]);
+    const blobSizes = new Map(tiny.map((f) => [etagOf(f), f.content.length]));
+    expect(listed[0].sizeBytes).toBe([...blobSizes.values()].reduce((a, b) => a + b, 0));
+  });
 
-    const opts = { cacheDir, shippedDir };
-    expect(await resolveModelPath(REPO, opts)).toBe(snapshot);
-    expect(await resolveModelPath(`${REPO}@main`, opts)).toBe(snapshot);
-    expect(await resolveModelPath(`${REPO}@${SHA}`, opts)).toBe(snapshot);
-    expect(await resolveModelPath('easel-default', opts)).toBe(join(shippedDir, 'easel-default'));
-    expect(await resolveModelPath(snapshot, opts)).toBe(snapshot);
-    await expect(resolveModelPath(`${REPO}@v2`, opts)).rejects.toThrow(/not in the model cache.*easel models pull tiny-org\/tiny-sd@v2/);
-    await expect(resolveModelPath('other/model', opts)).rejects.toThrow(/easel models pull other\/model/);
-    await expect(resolveModelPath('nope', opts)).rejects.toThrow(/no shipped model named "nope" \(shipped: easel-default\)/);
-    await expect(resolveModelPath(join(shippedDir, 'not-a-model'), opts)).rejects.toThrow(/no model_index\.json/);
-    await expect(resolveModelPath('./does/not/exist', opts)).rejects.toThrow(/does not exist/);
+  it('pulls on demand unless offline, when the error says how to pull', async () => {
+    const { env } = freshHome();
+    const offline = { ...env, HF_HUB_OFFLINE: '1' };
+    await expect(resolveModelPath(SUB, { env: offline, pull: true })).rejects.toThrow(
+      /tiny-org\/tiny-sd-onnx@main is not in the Hugging Face cache .*run: easel models pull tiny-org\/tiny-sd-onnx \(HF_HUB_OFFLINE is set/,
+    );
+    expect(hub.hits).toEqual([]);
+    await expect(resolveModelPath(SUB, { env })).rejects.toThrow(/easel models pull tiny-org\/tiny-sd-onnx/);
+    const path = await resolveModelPath(SUB, { env, pull: true });
+    expect(path).toMatch(/models--tiny-org--tiny-sd-onnx\/snapshots\/[0-9a-f]{40}\/onnx$/);
+    hub.reset();
+    expect(await resolveModelPath(SUB, { env: offline })).toBe(path);
+    expect(await resolveModelPath(TINY, { env: offline })).toBe(TINY);
+    expect(hub.hits).toEqual([]);
+  });
+
+  it('removes a snapshot as delete-cache does: its refs and the blobs no other snapshot links', async () => {
+    const { cacheDir, env } = freshHome();
+    const first = await pullModel(ROOT, { env, ...fast });
+    const repo = hub.repos.get(ROOT)!;
+    const saved = { files: repo.files, sha: repo.sha };
+    try {
+      repo.files = repo.files.map((f) => (f.path === 'README.md' ? { ...f, content: Buffer.from('# tiny-sd, second commit\n') } : f));
+      repo.sha = commitOf(repo.files);
+      const second = await pullModel(ROOT, { env, ...fast });
+      expect(second.files.filter((f) => f.downloaded).map((f) => f.path)).toEqual(['README.md']);
+      const blobs = join(storageOf(cacheDir, ROOT), 'blobs');
+      const before = (await readdir(blobs)).length;
+
+      const removed = await removeModel(`${ROOT}@${first.sha}`, { env });
+      const shared = new Set(second.files.filter((f) => f.path !== 'README.md').map((f) => f.etag));
+      expect(removed).toMatchObject({ removed: [first.sha], keptBlobs: shared.size });
+      expect(existsSync(first.snapshot)).toBe(false);
+      expect((await readdir(blobs)).length).toBe(before - 1);
+      for (const f of await filesUnder(second.snapshot)) expect(existsSync(await realpath(join(second.snapshot, f)))).toBe(true);
+      expect(resolveCachedModel(ROOT, {}, env).sha).toBe(second.sha);
+
+      await removeModel(ROOT, { env });
+      expect(existsSync(storageOf(cacheDir, ROOT))).toBe(false);
+      await expect(removeModel(ROOT, { env })).rejects.toThrow(/not in the Hugging Face cache/);
+    } finally {
+      Object.assign(repo, saved);
+    }
+  });
+
+  it('lets a config model entry name a repository, resolved in the cache at start', async () => {
+    const { cacheDir, env } = freshHome();
+    await pullModel(SUB, { env, ...fast });
+    const dir = await mkdtemp(join(tmp, 'cfg-'));
+    const write = async (models: unknown) => {
+      await writeFile(join(dir, 'easel.json'), JSON.stringify({ models }));
+      return join(dir, 'easel.json');
+    };
+    const saved = process.env.HF_HUB_CACHE;
+    process.env.HF_HUB_CACHE = cacheDir;
+    try {
+      const config = loadConfig({ config: await write([{ name: 'hub', repo: SUB }]) }, {});
+      expect(config.models[0]).toMatchObject({ name: 'hub', repo: SUB, path: resolveCachedModel(SUB, {}, env).path });
+      const uncached = () => loadConfig({ config: join(dir, 'easel.json') }, {});
+      await write([{ name: 'hub', repo: 'acme/missing@v2' }]);
+      expect(uncached).toThrow(ConfigError);
+      expect(uncached).toThrow(/models\[0\]\.repo: .*easel models pull acme\/missing@v2/s);
+      await write([{ name: 'hub', repo: SUB, path: TINY }]);
+      expect(uncached).toThrow(/exactly one of "path".*or "repo"/);
+    } finally {
+      if (saved === undefined) delete process.env.HF_HUB_CACHE;
+      else process.env.HF_HUB_CACHE = saved;
+    }
   });
 });
 
 describe('models CLI', () => {
-  function program(out: string[], progress: string[]): Command {
+  function program(out: string[], env: NodeJS.ProcessEnv): Command {
     const p = new Command('easel').exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
-    registerModelsCommands(p, { out: (s) => void out.push(s), progress: { write: (s: string) => void progress.push(s), isTTY: false } });
+    const progress = { write: (s: string) => void out.push(s), isTTY: false };
+    registerModelsCommands(p, { out: (s) => void out.push(s), progress, env });
     return p;
   }
 
-  it('pull then list', async () => {
-    const cacheDir = freshCache();
-    process.env.HF_ENDPOINT = endpoint;
-    try {
-      const out: string[] = [];
-      const progress: string[] = [];
-      await program(out, progress).parseAsync(['models', 'pull', REPO, '--cache-dir', cacheDir], { from: 'user' });
-      expect(out.join('')).toMatch(/pulled tiny-org\/tiny-sd@main \(aaaaaaaa0123\): 9 of 9 files downloaded/);
-      expect(progress.join('')).toContain('downloading unet/model.onnx_data (400 kB)\n');
-      expect(progress.join('')).toContain('done unet/model.onnx_data (400 kB)\n');
+  it('pull, list and rm', async () => {
+    const { env } = freshHome();
+    const out: string[] = [];
+    await program(out, env).parseAsync(['models', 'pull', SUB], { from: 'user' });
+    expect(out.join('')).toMatch(/downloading onnx\/unet\/model\.onnx \(\d+ kB\)\n/);
+    expect(out.join('')).toMatch(
+      /pulled tiny-org\/tiny-sd-onnx@main \([0-9a-f]{12}\): \d+ of \d+ files downloaded .*, 2 not needed for ONNX skipped\n.*\/onnx\n$/,
+    );
 
-      const listed: string[] = [];
-      await program(listed, []).parseAsync(['models', 'list', '--cache-dir', cacheDir], { from: 'user' });
-      const lines = listed.join('').trimEnd().split('\n');
-      expect(lines[0]).toMatch(/^NAME\s+SOURCE\s+PATH\s+SIZE$/);
-      expect(lines.some((l) => l.startsWith(REPO) && l.includes(' cached ') && l.includes(join(cacheDir, 'tiny-org--tiny-sd', SHA)))).toBe(
-        true,
-      );
+    const listed: string[] = [];
+    await program(listed, env).parseAsync(['models', 'list'], { from: 'user' });
+    const lines = listed.join('').trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^NAME\s+SOURCE\s+REVISION\s+SIZE\s+VARIANTS\s+PATH$/);
+    expect(lines.some((l) => l.startsWith(SUB) && / cached +main [0-9a-f]{12} +\d+ kB +- +\S+\/onnx$/.test(l))).toBe(true);
 
-      const failed = await program([], [])
-        .parseAsync(['models', 'pull', 'nobody/nothing', '--cache-dir', cacheDir], { from: 'user' })
-        .catch((e) => e);
-      expect(failed).toBeInstanceOf(CommanderError);
-      expect(failed.exitCode).toBe(1);
-      expect(failed.message).toMatch(/error: repository nobody\/nothing not found/);
-    } finally {
-      delete process.env.HF_ENDPOINT;
-    }
+    const removed: string[] = [];
+    await program(removed, env).parseAsync(['models', 'rm', SUB], { from: 'user' });
+    expect(removed.join('')).toMatch(/^removed tiny-org\/tiny-sd-onnx: 1 snapshot\(s\), \d+ kB freed\n$/);
+
+    const failed = await program([], env)
+      .parseAsync(['models', 'pull', 'nobody/nothing'], { from: 'user' })
+      .catch((e) => e);
+    expect(failed).toBeInstanceOf(CommanderError);
+    expect(failed.exitCode).toBe(1);
+    expect(failed.message).toMatch(/error: repository nobody\/nothing not found/);
   });
 });
 

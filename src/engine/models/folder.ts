@@ -1,7 +1,7 @@
 // Reads a diffusers-layout ONNX model folder: which parts it has and every constant the pipeline needs.
 // Nothing is hard-coded: scale factors, channels, sizes and the scheduler come from the folder's JSON files.
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createScheduler, registeredConfig } from '../schedulers/index.js';
 import { isSchedulerName, SCHEDULER_NAMES } from '../schedulers/names.js';
 import type { SchedulerConfig } from '../schedulers/types.js';
@@ -113,45 +113,94 @@ function num(cfg: Record<string, unknown> | undefined, key: string, fallback: nu
   return typeof v === 'number' && Number.isFinite(v) ? v : fallback;
 }
 
-export function readModelFolder(dir: string): ModelFolder {
+export interface ReadFolderOptions {
+  /** Weights variant (e.g. "fp16"): each part's model.fp16.onnx (or model_fp16.onnx) when it has one. */
+  variant?: string;
+}
+
+/**
+ * The ONNX file of one part folder: for a variant, model.<variant>.onnx or model_<variant>.onnx (diffusers' and
+ * optimum's names), else model.onnx; without one, model.onnx, or the single variant file when that is all there is.
+ */
+export function findOnnxFile(partDir: string, variant?: string, opts: { variantOnly?: boolean } = {}): string | undefined {
+  const has = (name: string) => existsSync(join(partDir, name));
+  if (variant) {
+    const named = [`model.${variant}.onnx`, `model_${variant}.onnx`].find(has);
+    if (named || opts.variantOnly) return named && join(partDir, named);
+  }
+  if (has('model.onnx')) return join(partDir, 'model.onnx');
+  if (variant || !existsSync(partDir)) return undefined;
+  const variants = readdirSync(partDir).filter((n) => /^model[._][A-Za-z0-9-]+\.onnx$/.test(n));
+  return variants.length === 1 ? join(partDir, variants[0]) : undefined;
+}
+
+/**
+ * Folders a pipeline's files are looked up in, nearest first: `dir`, then its parents up to the one with
+ * model_index.json (at most two up), so an ONNX pipeline in a repository's onnx/ (or onnx/fp16/) folder finds the
+ * model_index.json, scheduler and tokenizers kept at the repository root.
+ */
+function lookupDirs(dir: string): string[] {
+  const dirs = [dir];
+  for (let d = dir, i = 0; i < 2 && !existsSync(join(d, 'model_index.json')); i++) {
+    d = dirname(d);
+    dirs.push(d);
+  }
+  if (!existsSync(join(dirs.at(-1)!, 'model_index.json')))
+    throw new ModelFolderError(`missing model_index.json: ${join(dir, 'model_index.json')}`);
+  return dirs;
+}
+
+export function readModelFolder(dir: string, opts: ReadFolderOptions = {}): ModelFolder {
   if (!existsSync(dir)) throw new ModelFolderError(`model folder not found: ${dir}`);
-  const index = readJson(join(dir, 'model_index.json'), 'model_index.json');
+  const dirs = lookupDirs(dir);
+  /** The first of dirs holding `rel` (reported under `dir` when none does). */
+  const at = (...rel: string[]) => dirs.map((d) => join(d, ...rel)).find((p) => existsSync(p)) ?? join(dir, ...rel);
+  const onnx = (part: string) => {
+    for (const d of dirs) {
+      const f = findOnnxFile(join(d, part), opts.variant);
+      if (f) return f;
+    }
+    return join(dir, part, opts.variant ? `model.${opts.variant}.onnx` : 'model.onnx');
+  };
+  const index = readJson(at('model_index.json'), 'model_index.json');
   const pipelineClass = String(index._class_name ?? 'StableDiffusionPipeline');
-  const isSdxl = pipelineClass.includes('XL') || existsSync(join(dir, 'text_encoder_2'));
+  const isSdxl = pipelineClass.includes('XL') || existsSync(at('text_encoder_2'));
+  const vaeEncoder = onnx('vae_encoder');
 
   const paths = {
-    tokenizer: requireTokenizer(join(dir, 'tokenizer')),
-    textEncoder: requireFile(join(dir, 'text_encoder', 'model.onnx'), 'text encoder'),
-    unet: requireFile(join(dir, 'unet', 'model.onnx'), 'UNet'),
-    vaeDecoder: requireFile(join(dir, 'vae_decoder', 'model.onnx'), 'VAE decoder'),
-    vaeEncoder: existsSync(join(dir, 'vae_encoder', 'model.onnx')) ? join(dir, 'vae_encoder', 'model.onnx') : undefined,
-    tokenizer2: isSdxl ? requireTokenizer(join(dir, 'tokenizer_2')) : undefined,
-    textEncoder2: isSdxl ? requireFile(join(dir, 'text_encoder_2', 'model.onnx'), 'second text encoder') : undefined,
+    tokenizer: requireTokenizer(at('tokenizer')),
+    textEncoder: requireFile(onnx('text_encoder'), 'text encoder'),
+    unet: requireFile(onnx('unet'), 'UNet'),
+    vaeDecoder: requireFile(onnx('vae_decoder'), 'VAE decoder'),
+    vaeEncoder: existsSync(vaeEncoder) ? vaeEncoder : undefined,
+    tokenizer2: isSdxl ? requireTokenizer(at('tokenizer_2')) : undefined,
+    textEncoder2: isSdxl ? requireFile(onnx('text_encoder_2'), 'second text encoder') : undefined,
   };
 
   // The VAE config lives in vae_decoder/ in ONNX exports (vae/ in PyTorch layouts); accept either.
   const vaeCfg =
-    readOptionalJson(join(dir, 'vae_decoder', 'config.json')) ??
-    readOptionalJson(join(dir, 'vae', 'config.json')) ??
-    readJson(join(dir, 'vae_encoder', 'config.json'), 'VAE config (vae_decoder/config.json)');
+    readOptionalJson(at('vae_decoder', 'config.json')) ??
+    readOptionalJson(at('vae', 'config.json')) ??
+    readJson(at('vae_encoder', 'config.json'), 'VAE config (vae_decoder/config.json)');
   const blocks = Array.isArray(vaeCfg.block_out_channels) ? vaeCfg.block_out_channels.length : 4;
   const vaeScaleFactor = 2 ** (blocks - 1);
   const latentChannels = num(vaeCfg, 'latent_channels', 4);
-  const unetCfg = readJson(join(dir, 'unet', 'config.json'), 'UNet config');
+  const unetCfg = readJson(at('unet', 'config.json'), 'UNet config');
   const unetInChannels = num(unetCfg, 'in_channels', latentChannels);
   const ss = unetCfg.sample_size;
   const sampleSize: [number, number] = Array.isArray(ss)
     ? [Number(ss[0]), Number(ss[1])]
     : [num(unetCfg, 'sample_size', 64), num(unetCfg, 'sample_size', 64)];
 
-  const schedulerFile = join(dir, 'scheduler', 'scheduler_config.json');
+  const schedulerFile = at('scheduler', 'scheduler_config.json');
   const schedulerConfig = readJson(schedulerFile, 'scheduler config') as SchedulerConfig;
   checkSchedulerConfig(schedulerFile, schedulerConfig);
   const sizeMultiple = vaeScaleFactor * 2 ** (unetDownBlocks(unetCfg) - 1);
-  const extras = (readOptionalJson(join(dir, 'easel.json')) ?? {}) as EaselModelExtras;
-  checkPresets(join(dir, 'easel.json'), extras.quality_presets);
-  checkExtras(join(dir, 'easel.json'), extras);
-  checkNativeSizes(join(dir, 'easel.json'), extras.native_sizes, sizeMultiple);
+  const extrasFile = at('easel.json');
+  const extras = (readOptionalJson(extrasFile) ?? {}) as EaselModelExtras;
+  checkPresets(extrasFile, extras.quality_presets);
+  checkExtras(extrasFile, extras);
+  checkNativeSizes(extrasFile, extras.native_sizes, sizeMultiple);
 
   return {
     dir,

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { effectiveMaxLength } from '../tokenizers/clip.js';
 import type { ModelCapabilities } from '../types.js';
-import { type EaselModelExtras, type ModelFolder, type QualityPreset, readModelFolder } from './folder.js';
+import { type EaselModelExtras, type ModelFolder, type QualityPreset, type ReadFolderOptions, readModelFolder } from './folder.js';
 
 /** Plain data about one model folder; it crosses process boundaries unchanged. */
 export interface ModelInfo {
@@ -46,8 +46,8 @@ function tokenizerMaxLength(tokenizerDir: string): number {
 }
 
 /** Reads a diffusers-layout ONNX folder's description (throws ModelFolderError naming what is missing). */
-export function readModelInfo(dir: string): ModelInfo {
-  const folder = readModelFolder(dir);
+export function readModelInfo(dir: string, opts: ReadFolderOptions = {}): ModelInfo {
+  const folder = readModelFolder(dir, opts);
   return {
     dir,
     pipelineClass: folder.pipelineClass,
