@@ -65,6 +65,8 @@ const META_EXPIRES = 'easel-expires-at';
 const DELETE_BATCH = 1000;
 /** HEADs in flight while sweeping. */
 const SWEEP_CONCURRENCY = 8;
+/** Expiries remembered at most (about 100 bytes each); past it the memory starts over, costing HEADs, never results. */
+const MAX_KNOWN_EXPIRIES = 1_000_000;
 const IMAGE_KEY = /^([A-Za-z0-9_-]{22})\.([a-z]+)$/;
 
 type Send = S3Client['send'];
@@ -117,6 +119,12 @@ export class S3ImageStore implements ImageStore {
   private readonly deadlineMs: number;
   private readonly where: string;
   private readonly listPageSize: number;
+  /**
+   * Object key -> expiry (ms) of images this store wrote or has read the metadata of. ListObjectsV2 carries no user
+   * metadata, so without it every sweep would HEAD every image; with it a sweep HEADs only the ones new to this node.
+   */
+  private readonly expiries = new Map<string, number>();
+  private headCount = 0;
   private closed = false;
 
   constructor(opts: S3ImageStoreOptions) {
@@ -142,6 +150,16 @@ export class S3ImageStore implements ImageStore {
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
+  }
+
+  /** HEAD requests sweeps have made so far: what sweeping costs (the tests check that known images cost none). */
+  get sweepHeads(): number {
+    return this.headCount;
+  }
+
+  private remember(key: string, expiresAt: number): void {
+    if (this.expiries.size >= MAX_KNOWN_EXPIRIES) this.expiries.clear();
+    this.expiries.set(key, expiresAt);
   }
 
   /** The object key of an image: PREFIX/<id>.<ext>. */
@@ -200,6 +218,7 @@ export class S3ImageStore implements ImageStore {
     });
     // A PUT is atomic in S3: the object is visible whole or not at all, so nothing partial is ever served.
     await this.send('put', (send, abortSignal) => send(command, { abortSignal }));
+    this.remember(command.input.Key as string, meta.expiresAt);
     return meta;
   }
 
@@ -231,6 +250,7 @@ export class S3ImageStore implements ImageStore {
     }
     const body = res.Body as Readable | undefined;
     const meta = parseMeta(id, found, res.ContentType, res.Metadata, res.ContentLength);
+    if (meta) this.remember(this.keyOf(id, found), meta.expiresAt);
     if (!body || !meta || meta.expiresAt <= this.now()) {
       body?.destroy();
       return undefined;
@@ -273,6 +293,8 @@ export class S3ImageStore implements ImageStore {
       });
       const res = await this.send('delete', (send, abortSignal) => send(command, { abortSignal }));
       const failed = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      const kept = new Set(failed.map((e) => e.Key));
+      for (const key of batch) if (!kept.has(key)) this.expiries.delete(key);
       if (failed.length) {
         const first = failed[0];
         throw new StoreUnavailableError(
@@ -284,7 +306,10 @@ export class S3ImageStore implements ImageStore {
 
   /** Whether a listed object is to go: expired by its metadata, or without metadata and older than the grace period. */
   private async isExpired(key: string, id: string, ext: string, lastModified: number, t: number): Promise<boolean> {
+    const known = this.expiries.get(key);
+    if (known !== undefined) return known <= t;
     let head: HeadObjectCommandOutput;
+    this.headCount++;
     try {
       head = await this.send('head', (send, abortSignal) =>
         send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal }),
@@ -294,8 +319,9 @@ export class S3ImageStore implements ImageStore {
       throw err;
     }
     const meta = parseMeta(id, ext, head.ContentType, head.Metadata, head.ContentLength);
-    if (meta) return meta.expiresAt <= t;
-    return t - lastModified > this.orphanGraceMs;
+    if (!meta) return t - lastModified > this.orphanGraceMs;
+    this.remember(key, meta.expiresAt);
+    return meta.expiresAt <= t;
   }
 
   async sweep(now?: number): Promise<number> {
@@ -303,17 +329,19 @@ export class S3ImageStore implements ImageStore {
     const t = now ?? this.now();
     let deleted = 0;
     let token: string | undefined;
+    const listed = new Set<string>();
     do {
       const list = await this.send('list', (send, abortSignal) =>
         send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.base, ContinuationToken: token, MaxKeys: this.listPageSize }), {
           abortSignal,
         }),
       );
-      // ListObjectsV2 carries no user metadata, so each image's expiry is read with a HEAD (a lifecycle rule avoids this).
+      // An image's expiry is in its metadata, which a listing does not carry: known ones are remembered, others HEADed.
       const candidates = (list.Contents ?? []).flatMap((o) => {
         const m = IMAGE_KEY.exec((o.Key ?? '').slice(this.base.length));
         return m && isImageExt(m[2]) ? [{ key: o.Key as string, id: m[1], ext: m[2], at: o.LastModified?.getTime() ?? t }] : [];
       });
+      for (const c of candidates) listed.add(c.key);
       const doomed: string[] = [];
       for (let i = 0; i < candidates.length; i += SWEEP_CONCURRENCY) {
         const slice = candidates.slice(i, i + SWEEP_CONCURRENCY);
@@ -326,6 +354,8 @@ export class S3ImageStore implements ImageStore {
       deleted += doomed.length;
       token = list.IsTruncated ? list.NextContinuationToken : undefined;
     } while (token);
+    // Forget images gone without this node (another node's sweep, a lifecycle rule): the memory follows the bucket.
+    for (const key of this.expiries.keys()) if (!listed.has(key)) this.expiries.delete(key);
     return deleted;
   }
 

@@ -90,6 +90,27 @@ describe('S3ImageStore: objects', () => {
     await st.close();
   });
 
+  it('a sweep HEADs only images new to this store: its own and those already read cost a listing alone', async () => {
+    const t0 = Date.now();
+    const writer = store({ now: () => t0 });
+    const metas = await Promise.all(
+      [10, 20, 3600].map((ttlSeconds) => writer.put({ bytes: PNG, contentType: 'image/png' }, { ttlSeconds })),
+    );
+    expect(await writer.sweep(t0 + 15_000)).toBe(1);
+    expect(writer.sweepHeads).toBe(0);
+    // Another node on the same prefix learns each expiry once, then sweeps from memory like the writer.
+    const other = store({ prefix: writer.prefix, now: () => t0 });
+    expect(await other.sweep(t0 + 15_000)).toBe(0);
+    expect(other.sweepHeads).toBe(2);
+    expect(await other.sweep(t0 + 25_000)).toBe(1);
+    expect(other.sweepHeads).toBe(2);
+    // What the other node deleted, the writer forgets on its next sweep; the long-lived image stays.
+    expect(await writer.sweep(t0 + 25_000)).toBe(0);
+    expect(await keysUnder(writer.prefix)).toEqual([`${writer.prefix}/${metas[2].id}.png`]);
+    await writer.close();
+    await other.close();
+  });
+
   it('presign gives the bucket URL of the object, valid as long as the image', async () => {
     let t = Date.now();
     const st = store({ now: () => t });
