@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey, openDb, openPostgresDb, PostgresDb, postgresMigrations } from '../../src/db/index.js';
-import { dbContract } from '../contract/db.js';
+import { dbContract, usage } from '../contract/db.js';
 import { easel } from '../helpers/cli.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
@@ -99,6 +99,28 @@ describe('easel with --db', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--rpm must be a positive integer/);
     expect((await easel(['keys', 'list', '--db', url])).stdout.split('\n').filter(Boolean)).toHaveLength(1);
+  }, 60_000);
+
+  it('easel usage --db reads the table from Postgres, bucketed there by day, model and key', async () => {
+    const url = await server.newDatabase();
+    const db = await openPostgresDb({ url });
+    const k = await db.createApiKey('pg-app');
+    const today = Math.floor(Date.now() / 86_400_000) * 86_400_000;
+    await db.recordUsage(usage(today + 1, { keyId: k.id, images: 2 }));
+    await db.recordUsage(usage(today + 2, { keyId: k.id, images: 0, status: 500 }));
+    await db.close();
+    const r = await easel(['usage', '--db', url]);
+    expect(r.code, r.stderr).toBe(0);
+    const day = new Date(today).toISOString().slice(0, 10);
+    expect(
+      r.stdout
+        .split('\n')
+        .slice(1, 3)
+        .map((l) => l.split(/\s{2,}/)),
+    ).toEqual([
+      [day, 'gpt-image-1', `${k.id} (pg-app)`, '2', '2'],
+      ['total', '2', '2'],
+    ]);
   }, 60_000);
 
   it('easel serve with bad credentials exits 1 at start, naming the database and the reason', async () => {
