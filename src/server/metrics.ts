@@ -14,7 +14,7 @@ export type RejectReason = 'queue_full' | 'rate_limited' | 'moderation' | 'too_l
 export interface MetricsSources {
   queue: JobQueue;
   /** disk.ts's DiskGuard (structural: disk.ts imports this module to tag its refusals). */
-  disk: { state(): Promise<{ freeBytes: number | null }> };
+  disk: { readonly reserveBytes: number; state(): Promise<{ freeBytes: number | null }> };
   /** Usage rows dropped after retries (records.ts UsageRecorder). */
   usage: { readonly dropped: number };
 }
@@ -148,6 +148,11 @@ export class ServerMetrics {
         if (free !== null) this.set(free);
       },
     });
+    new Gauge({
+      name: 'easel_data_dir_reserve_bytes',
+      help: 'storage.reserveBytes: below it on the data dir, new jobs get a retryable 503 (0: no reserve).',
+      registers,
+    }).set(disk.reserveBytes);
     new Counter({
       name: 'easel_usage_write_failures_total',
       help: 'Usage rows dropped after every retry failed (each is logged in full).',

@@ -5,7 +5,8 @@ import type { JobTimings } from '../jobs/types.js';
 
 export type JobOutcome = 'ok' | 'cancelled' | 'failed' | 'rejected';
 
-export const SECONDS = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/** Up to 10 minutes: a CPU worker's job, and its wait, can be minutes long (limits.requestDeadlineSeconds is 300). */
+export const SECONDS = [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
 const STEP_SECONDS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 /** Images run through the UNet together (a request's n, 1 to 10 in OpenAI's API). */
 const BATCH_SIZES = [1, 2, 3, 4, 6, 8, 10, 16];

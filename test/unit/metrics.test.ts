@@ -246,6 +246,7 @@ describe('GET /metrics', () => {
       const families = parsePrometheus(res.body);
       expect(sampleValue(families, 'easel_rejected_total', { reason: 'disk_full' })).toBe(1);
       expect(sampleValue(families, 'easel_data_dir_free_bytes')).toBe(4096);
+      expect(sampleValue(families, 'easel_data_dir_reserve_bytes')).toBe(64 * 1024 * 1024);
     } finally {
       await open.server.close();
     }
