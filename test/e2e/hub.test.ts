@@ -2,7 +2,7 @@
 // `easel serve --model org/name` with HF_HUB_OFFLINE=1 answers the official openai client without one hub request,
 // a snapshot laid out by hand as huggingface_hub writes it generates too, and an uncached model stops the start.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -10,18 +10,26 @@ import OpenAI from 'openai';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { easel } from '../helpers/cli.js';
-import { commitOf, fixtureRepos, gitOid, type LocalHub, sha256, startLocalHub } from '../helpers/hub-server.js';
+import { commitOf, filesOf, fixtureRepos, gitOid, type LocalHub, sha256, startLocalHub, withExternalData } from '../helpers/hub-server.js';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 const TINY = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
 const REPO = 'tiny-org/tiny-sd-onnx';
+const EXTERNAL = 'tiny-org/tiny-sd-external';
 
 let hub: LocalHub;
 let tmp: string;
 let env: NodeJS.ProcessEnv;
 
 beforeAll(async () => {
-  hub = await startLocalHub({ [REPO]: { files: fixtureRepos(TINY).subfolder } });
+  const unet = withExternalData(filesOf(TINY).find((f) => f.path === 'unet/model.onnx')!.content, 'model.onnx_data');
+  expect(unet.moved).toBeGreaterThan(0);
+  const external = [
+    ...filesOf(TINY).filter((f) => f.path !== 'unet/model.onnx'),
+    { path: 'unet/model.onnx', content: unet.model },
+    { path: 'unet/model.onnx_data', content: unet.data },
+  ];
+  hub = await startLocalHub({ [REPO]: { files: fixtureRepos(TINY).subfolder }, [EXTERNAL]: { files: external } });
   tmp = await mkdtemp(join(tmpdir(), 'easel-hub-e2e-'));
   env = { HF_HOME: join(tmp, 'hf'), HF_HUB_CACHE: join(tmp, 'cache'), HF_ENDPOINT: hub.endpoint, HF_TOKEN: '' };
 });
@@ -111,5 +119,15 @@ describe('models from the Hugging Face cache', () => {
     });
     expect(run.code, run.stderr).toBe(0);
     expect(existsSync(out)).toBe(true);
+  });
+
+  it('pulls on demand for generate -m, and loads a UNet whose weights are in model.onnx_data behind the snapshot links', async () => {
+    const out = join(tmp, 'external.png');
+    const run = await easel(['generate', 'a green ring', '-m', EXTERNAL, '--steps', '2', '-o', out], env);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('done unet/model.onnx_data');
+    expect(existsSync(out)).toBe(true);
+    const snapshot = join(env.HF_HUB_CACHE!, 'models--tiny-org--tiny-sd-external', 'snapshots', hub.repos.get(EXTERNAL)!.sha);
+    expect(lstatSync(join(snapshot, 'unet', 'model.onnx_data')).isSymbolicLink()).toBe(true);
   });
 });

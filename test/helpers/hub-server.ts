@@ -311,3 +311,87 @@ export function withUnknownField(model: Buffer, text: string): Buffer {
   const payload = Buffer.from(text);
   return Buffer.concat([model, Buffer.from([0xc2, 0x3e, payload.length]), payload]);
 }
+
+// --- ONNX external data, by rewriting the protobuf wire format (ModelProto.graph = 7, GraphProto.initializer = 5,
+// TensorProto.raw_data = 9, external_data = 13 as StringStringEntryProto {key = 1, value = 2}, data_location = 14).
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  let v = n;
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  out.push(v);
+  return Buffer.from(out);
+}
+
+interface Field {
+  num: number;
+  wire: number;
+  /** The whole field, tag included. */
+  raw: Buffer;
+  /** Payload of a length-delimited field. */
+  body?: Buffer;
+}
+
+function readVarint(buf: Buffer, at: number): [number, number] {
+  let v = 0;
+  let mul = 1;
+  let i = at;
+  for (;;) {
+    const b = buf[i++];
+    v += (b & 0x7f) * mul;
+    if (b < 0x80) return [v, i];
+    mul *= 0x80;
+  }
+}
+
+function fieldsOf(buf: Buffer): Field[] {
+  const out: Field[] = [];
+  let i = 0;
+  while (i < buf.length) {
+    const start = i;
+    const [tag, afterTag] = readVarint(buf, i);
+    const num = Math.floor(tag / 8);
+    const wire = tag % 8;
+    i = afterTag;
+    let body: Buffer | undefined;
+    if (wire === 0) i = readVarint(buf, i)[1];
+    else if (wire === 1) i += 8;
+    else if (wire === 5) i += 4;
+    else if (wire === 2) {
+      const [len, afterLen] = readVarint(buf, i);
+      body = buf.subarray(afterLen, afterLen + len);
+      i = afterLen + len;
+    } else throw new Error(`unsupported wire type ${wire}`);
+    out.push({ num, wire, raw: buf.subarray(start, i), body });
+  }
+  return out;
+}
+
+const lenField = (num: number, body: Buffer) => Buffer.concat([varint(num * 8 + 2), varint(body.length), body]);
+const entry = (key: string, value: string) => lenField(13, Buffer.concat([lenField(1, Buffer.from(key)), lenField(2, Buffer.from(value))]));
+
+/**
+ * The model with every initializer of at least `minBytes` moved into one external data file named `location` (as
+ * optimum and diffusers save models over 2 GB), so a test can check the loader finds it beside model.onnx.
+ */
+export function withExternalData(model: Buffer, location: string, minBytes = 1024): { model: Buffer; data: Buffer; moved: number } {
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  let moved = 0;
+  const tensor = (t: Buffer): Buffer => {
+    const fields = fieldsOf(t);
+    const raw = fields.find((f) => f.num === 9 && f.body);
+    if (!raw?.body || raw.body.length < minBytes) return t;
+    chunks.push(raw.body);
+    const ext = [entry('location', location), entry('offset', String(offset)), entry('length', String(raw.body.length))];
+    offset += raw.body.length;
+    moved++;
+    return Buffer.concat([...fields.filter((f) => f !== raw).map((f) => f.raw), ...ext, varint(14 * 8), varint(1)]);
+  };
+  const graph = (g: Buffer) => Buffer.concat(fieldsOf(g).map((f) => (f.num === 5 && f.body ? lenField(5, tensor(f.body)) : f.raw)));
+  const out = Buffer.concat(fieldsOf(model).map((f) => (f.num === 7 && f.body ? lenField(7, graph(f.body)) : f.raw)));
+  return { model: out, data: Buffer.concat(chunks), moved };
+}
