@@ -1,10 +1,12 @@
 // The embedded JobQueue: jobs wait in memory, one lane per local model, and run one at a time per lane (a
-// pipeline's sessions already use every core), so several models can run at once. Events are buffered per job
+// pipeline's sessions already use every core), so several models can run at once. Waiting jobs leave in fair order
+// across clients, weighted by their cost (jobs/fair.ts). Events are buffered per job
 // and replayed to its reader, exactly as a Redis-backed queue would deliver them from another process.
 // drain() is the graceful half of shutdown: no new jobs, the admitted ones finish until a deadline; close() is the rest.
 import { randomUUID } from 'node:crypto';
 import { jobTrace } from '../telemetry/http.js';
 import { jobCost } from './cost.js';
+import { FairQueue } from './fair.js';
 import {
   isTerminal,
   type JobContext,
@@ -52,7 +54,8 @@ interface Entry {
 }
 
 interface Lane {
-  pending: Entry[];
+  /** Waiting jobs in fair order across clients (jobs/fair.ts), weighted by cost. */
+  pending: FairQueue<Entry>;
   running: Entry | undefined;
   /** Measured milliseconds per cost unit (moving average). */
   msPerUnit: number;
@@ -70,7 +73,8 @@ export class InProcessQueue implements JobQueue {
 
   constructor(private readonly opts: InProcessQueueOptions) {
     const msPerUnit = opts.initialMsPerCostUnit ?? 250;
-    for (const m of opts.models) this.lanes.set(m, { pending: [], running: undefined, msPerUnit, current: Promise.resolve() });
+    for (const m of opts.models)
+      this.lanes.set(m, { pending: new FairQueue<Entry>(), running: undefined, msPerUnit, current: Promise.resolve() });
   }
 
   async submit(job: JobSpec): Promise<{ id: string; position: number }> {
@@ -92,8 +96,8 @@ export class InProcessQueue implements JobQueue {
       finished: false,
     };
     this.jobs.set(entry.id, entry);
-    const position = lane.pending.length + (lane.running ? 1 : 0);
-    lane.pending.push(entry);
+    lane.pending.push(fairnessFlow(job), entry, jobCost(job));
+    const position = lane.pending.ordered().indexOf(entry) + (lane.running ? 1 : 0);
     queueMicrotask(() => this.pump(lane));
     return { id: entry.id, position };
   }
@@ -134,9 +138,7 @@ export class InProcessQueue implements JobQueue {
     const entry = this.jobs.get(id);
     if (!entry || entry.finished) return false;
     const lane = this.lanes.get(entry.job.model)!;
-    const i = lane.pending.indexOf(entry);
-    if (i >= 0) {
-      lane.pending.splice(i, 1);
+    if (lane.pending.remove(entry)) {
       this.emit(entry, { type: 'error', kind: 'cancelled', message: 'generation cancelled before it started' });
       return true;
     }
@@ -162,7 +164,7 @@ export class InProcessQueue implements JobQueue {
    * and the running one, counted whole) plus its own, at the lane's measured speed. One worker per lane here.
    */
   private retryAfterSeconds(lane: Lane, job: JobSpec): number {
-    const ahead = [...lane.pending, ...(lane.running ? [lane.running] : [])].reduce((sum, e) => sum + jobCost(e.job), 0);
+    const ahead = [...lane.pending.items(), ...(lane.running ? [lane.running] : [])].reduce((sum, e) => sum + jobCost(e.job), 0);
     return Math.max(1, Math.ceil(((ahead + jobCost(job)) * lane.msPerUnit) / 1000));
   }
 
@@ -241,7 +243,7 @@ export class InProcessQueue implements JobQueue {
   private shedUnfinishable(lane: Lane, budgetMs: number): void {
     const running = lane.running;
     let t = running ? Math.max(0, jobCost(running.job) * lane.msPerUnit - (Date.now() - (running.startedAt ?? Date.now()))) : 0;
-    for (const e of [...lane.pending]) {
+    for (const e of lane.pending.ordered()) {
       const ms = jobCost(e.job) * lane.msPerUnit;
       if (t + ms <= budgetMs) t += ms;
       else this.cancelWaiting(lane, e);
@@ -249,14 +251,14 @@ export class InProcessQueue implements JobQueue {
   }
 
   private cancelWaiting(lane: Lane, e: Entry): void {
-    lane.pending.splice(lane.pending.indexOf(e), 1);
+    lane.pending.remove(e);
     this.emit(e, { type: 'error', kind: 'cancelled', message: SHUTDOWN_MESSAGE });
   }
 
   /** Cancels every waiting job and stops every running one. */
   private cancelAll(): void {
     for (const lane of this.lanes.values()) {
-      for (const e of [...lane.pending]) this.cancelWaiting(lane, e);
+      for (const e of lane.pending.items()) this.cancelWaiting(lane, e);
       lane.running?.controller.abort(SHUTDOWN_MESSAGE);
     }
     this.notifyIdle();
@@ -268,4 +270,11 @@ export class InProcessQueue implements JobQueue {
     this.cancelAll();
     await Promise.all([...this.lanes.values()].map((l) => l.current));
   }
+}
+
+/** Whose share a job counts against: its API key, else (auth off) the `user` it sent, else one shared anonymous flow. */
+export function fairnessFlow(job: Pick<JobSpec, 'keyId' | 'user'>): string {
+  if (job.keyId) return `key:${job.keyId}`;
+  if (job.user) return `user:${job.user}`;
+  return 'anonymous';
 }

@@ -28,6 +28,8 @@ export interface JobSpec {
   previewSteps: readonly number[];
   /** Who asked (API key id), for fair scheduling and records; null when auth is off. */
   keyId: string | null;
+  /** OpenAI's `user` field as sent: with auth off, waiting jobs are shared fairly across its values (jobs/fair.ts). */
+  user?: string | null;
   /** The HTTP request id, so logs on either side of the queue line up. */
   requestId: string;
   /**

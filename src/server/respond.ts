@@ -67,6 +67,7 @@ function jobSpec(req: FastifyRequest, job: ImageJob, previewSteps: number[]): Jo
     output: job.plan.output,
     previewSteps,
     keyId: req.apiKeyId ?? null,
+    user: job.parsed.user ?? null,
     requestId: req.id,
   };
 }
