@@ -1,0 +1,329 @@
+// The playground page in a real browser: Debian's chromium driven by playwright-core against a real `easel serve`
+// on the tiny fixture. Each state is saved as a screenshot under test-results/playground/ for a person to look at.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSqliteDb } from '../../src/db/index.js';
+import { type ServedCli, serveCli } from '../helpers/serve.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const SHOTS = join(ROOT, 'test-results', 'playground');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+let browser: Browser;
+const dirs: string[] = [];
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'easel-playground-'));
+  dirs.push(dir);
+  return dir;
+}
+
+async function queueOf(server: ServedCli): Promise<{ waiting: number; running: number }> {
+  const body = (await (await fetch(`${server.url}/readyz`)).json()) as { queue: { waiting: number; running: number } };
+  return body.queue;
+}
+
+/** Records, in order, every src the preview image takes and the moment the first final result appears. */
+async function recordFrames(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const log: string[] = [];
+    (window as unknown as { frames_: string[] }).frames_ = log;
+    const preview = document.getElementById('preview-image')!;
+    new MutationObserver(() => log.push(`partial:${preview.getAttribute('src')}`)).observe(preview, {
+      attributes: true,
+      attributeFilter: ['src'],
+    });
+    new MutationObserver(() => {
+      if (document.querySelector('#results img')) log.push('final');
+    }).observe(document.getElementById('results')!, { childList: true });
+  });
+}
+
+async function pngSize(page: Page, selector: string): Promise<[number, number]> {
+  return page.locator(selector).evaluate(async (img: HTMLImageElement) => {
+    await img.decode();
+    return [img.naturalWidth, img.naturalHeight] as [number, number];
+  });
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`No chromium at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
+  // The test checks the page as the source says now, so it bundles it first (what `npm run build` does too).
+  execFileSync(process.execPath, [join(ROOT, 'scripts', 'build-web.mjs')], { stdio: 'pipe' });
+  mkdirSync(SHOTS, { recursive: true });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('playground without auth', () => {
+  let server: ServedCli;
+  let context: BrowserContext;
+  let page: Page;
+
+  beforeAll(async () => {
+    server = await serveCli(tempDir(), {});
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    await keepMultipartBodies(page);
+    await page.goto(server.url);
+    await page.locator('#model option').nth(1).waitFor({ state: 'attached' });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await server?.kill();
+  });
+
+  it('is served at / from the built bundle, with nothing from another origin', async () => {
+    const res = await fetch(`${server.url}/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/html/);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const html = await res.text();
+    expect(html).not.toMatch(/https?:\/\//);
+    expect((await fetch(`${server.url}/playground/app.js`)).status).toBe(200);
+  });
+
+  it('streams at least two distinct partial images before the final one, at the chosen custom size', async () => {
+    await page.getByLabel('Model', { exact: true }).selectOption('gpt-image-2');
+    await page.getByLabel('Prompt', { exact: true }).fill('a red circle and a blue square');
+    await page.getByLabel('Size', { exact: true }).selectOption('custom');
+    await page.getByLabel('Width', { exact: true }).fill('1280');
+    await page.getByLabel('Height', { exact: true }).fill('720');
+    await page.getByLabel('Partial images', { exact: true }).selectOption('3');
+    await page.getByText('Advanced').click();
+    await page.getByLabel('Seed', { exact: true }).fill('7');
+    await page.getByLabel('Steps', { exact: true }).fill('30');
+    await recordFrames(page);
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.locator('#results img').first().waitFor();
+    await expect.poll(() => page.locator('#status').textContent()).toMatch(/Done in/);
+
+    const log = await page.evaluate(() => (window as unknown as { frames_: string[] }).frames_);
+    const beforeFinal = log.slice(0, log.indexOf('final')).filter((e) => e.startsWith('partial:data:'));
+    expect(log).toContain('final');
+    expect(new Set(beforeFinal).size).toBeGreaterThanOrEqual(2);
+    expect(await pngSize(page, '#results img')).toEqual([1280, 720]);
+    expect(await page.locator('#meta-usage').textContent()).toMatch(/^\d+ \(input \d+, output \d+\)$/);
+    expect(await page.locator('#meta-seed').textContent()).toBe('7');
+    expect(await page.locator('#meta-request').textContent()).toMatch(/^req_/);
+    await shot(page, '01-streamed-result');
+  });
+
+  it('copies the exact request as curl and as Node', async () => {
+    await page.getByRole('button', { name: 'Copy as curl' }).click();
+    const curl = await page.locator('#code').textContent();
+    expect(curl).toContain(`${server.url}/v1/images/generations`);
+    expect(curl).toContain('"size":"1280x720"');
+    expect(curl).toContain('"seed":7');
+    await page.getByRole('button', { name: 'Copy as Node (openai SDK)' }).click();
+    const node = await page.locator('#code').textContent();
+    expect(node).toContain('client.images.generate(');
+    expect(node).toContain('stream: true');
+    await shot(page, '02-code');
+  });
+
+  it('Stop cancels a running generation and leaves the queue empty', async () => {
+    await page.getByLabel('Model', { exact: true }).selectOption('gpt-image-1');
+    await page.getByLabel('Size', { exact: true }).selectOption('1536x1024');
+    await page.getByLabel('Images (n)', { exact: true }).fill('10');
+    await page.getByLabel('Steps', { exact: true }).fill('100');
+    const logsFrom = server.logs.length;
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.locator('#preview').waitFor({ state: 'visible' });
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await expect.poll(() => page.locator('#status').textContent()).toMatch(/Stopped after/);
+    await shot(page, '03-stopped');
+    expect(await page.locator('#results img').count()).toBe(0);
+    // The server saw the client leave (nginx's 499) and its engine has nothing left to do.
+    await server.waitForLog((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 499, logsFrom);
+    await expect.poll(() => queueOf(server), { timeout: 20_000 }).toEqual({ waiting: 0, running: 0 });
+    await page.getByLabel('Images (n)', { exact: true }).fill('1');
+    await page.getByLabel('Steps', { exact: true }).fill('');
+  });
+
+  it('edits with a painted mask: painted pixels are alpha 0 in the mask sent, and the result appears', async () => {
+    const source = await sharp({ create: { width: 256, height: 256, channels: 3, background: { r: 40, g: 120, b: 200 } } })
+      .png()
+      .toBuffer();
+    await page.getByLabel('Edit', { exact: true }).check();
+    await page.getByLabel('Image', { exact: true }).setInputFiles({ name: 'blue.png', mimeType: 'image/png', buffer: source });
+    const canvas = page.getByLabel('Mask: paint the areas to repaint', { exact: true });
+    await canvas.waitFor({ state: 'visible' });
+    const box = (await canvas.boundingBox())!;
+    // A stroke across the middle of the image, at the default brush size.
+    await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.7, box.y + box.height * 0.5, { steps: 8 });
+    await page.mouse.up();
+    await page.getByLabel('Prompt', { exact: true }).fill('a yellow circle');
+    await page.getByLabel('Size', { exact: true }).selectOption('1024x1024');
+
+    const sent = page.waitForRequest((r) => r.url().endsWith('/v1/images/edits'));
+    await page.getByRole('button', { name: 'Edit', exact: true }).click();
+    expect((await sent).headers()['content-type']).toMatch(/^multipart\/form-data; boundary=/);
+    const form = await lastMultipart(page);
+    const mask = form.get('mask')!;
+    expect(mask.type).toBe('image/png');
+    const { data, info } = await sharp(Buffer.from(mask.value, 'base64')).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+    expect([info.width, info.height]).toEqual([256, 256]);
+    const alphaAt = (x: number, y: number) => data[(y * info.width + x) * 4 + 3];
+    expect(alphaAt(128, 128)).toBe(0);
+    expect(alphaAt(100, 128)).toBe(0);
+    expect(alphaAt(5, 5)).toBe(255);
+    expect(alphaAt(128, 250)).toBe(255);
+    expect(form.get('stream')?.value).toBe('true');
+    expect(form.get('prompt')?.value).toBe('a yellow circle');
+
+    await page.locator('#results img').first().waitFor();
+    expect(await pngSize(page, '#results img')).toEqual([1024, 1024]);
+    await shot(page, '04-edit-with-mask');
+  });
+
+  it('shows a too-long dall-e-2 prompt error beside the prompt box', async () => {
+    await page.getByLabel('Generate', { exact: true }).check();
+    await page.getByLabel('Model', { exact: true }).selectOption('dall-e-2');
+    await page.getByLabel('Prompt', { exact: true }).fill('a red circle '.repeat(100));
+    await page.getByRole('button', { name: 'Generate' }).click();
+    const slot = page.locator('[data-error-for="prompt"]');
+    await slot.waitFor({ state: 'visible' });
+    expect(await slot.textContent()).toMatch(/Invalid 'prompt': string too long\. Expected a string with maximum length 1000/);
+    expect(await page.getByLabel('Prompt', { exact: true }).getAttribute('aria-invalid')).toBe('true');
+    await shot(page, '05-prompt-too-long');
+  });
+
+  it('keeps the history across a reload, and clears it', async () => {
+    const before = await page.locator('#history li').count();
+    expect(before).toBeGreaterThanOrEqual(2); // the streamed result and the edit
+    await page.reload();
+    await expect.poll(() => page.locator('#history li').count()).toBe(before);
+    await shot(page, '06-history-after-reload');
+    await page.locator('#history button').first().click();
+    await page.locator('#viewer').waitFor({ state: 'visible' });
+    expect(await page.locator('#viewer-download').getAttribute('download')).toMatch(/\.png$/);
+    await shot(page, '07-viewer');
+    await page.getByRole('button', { name: 'Close' }).click();
+    await page.getByRole('button', { name: 'Clear history' }).click();
+    await expect.poll(() => page.locator('#history li').count()).toBe(0);
+    await page.reload();
+    await page.locator('#model option').first().waitFor({ state: 'attached' });
+    expect(await page.locator('#history li').count()).toBe(0);
+  });
+
+  it('works by keyboard alone at a phone width: Ctrl+Enter from the prompt generates', async () => {
+    const phone = await context.newPage();
+    await phone.setViewportSize({ width: 375, height: 812 });
+    await phone.goto(server.url);
+    await expect.poll(() => phone.locator('#model option').count()).toBeGreaterThan(1);
+    expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    // Tab from the top reaches the mode radios, then the model picker, then the prompt.
+    await phone.keyboard.press('Tab'); // skip link
+    await phone.keyboard.press('Tab');
+    expect(await phone.evaluate(() => (document.activeElement as HTMLInputElement).name)).toBe('mode');
+    await phone.keyboard.press('Tab');
+    expect(await phone.evaluate(() => document.activeElement?.id)).toBe('model');
+    await phone.keyboard.press('Tab');
+    expect(await phone.evaluate(() => document.activeElement?.id)).toBe('prompt');
+    await phone.keyboard.type('a green triangle');
+    await phone.keyboard.press('Control+Enter');
+    await phone.locator('#results img').first().waitFor();
+    expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await phone.locator('#prompt').focus();
+    await shot(phone, '08-phone-375');
+    await phone.close();
+  });
+});
+
+describe('playground with auth on', () => {
+  let server: ServedCli;
+  let key: string;
+
+  beforeAll(async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'data'));
+    const db = openSqliteDb({ path: join(dir, 'data', 'easel.sqlite') });
+    key = (await db.createApiKey('playground')).key;
+    await db.close();
+    server = await serveCli(dir, { auth: { mode: 'keys' } });
+  });
+
+  afterAll(async () => {
+    await server?.kill();
+  });
+
+  it('asks for a key, says so when one is refused, and works with a good one', async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(server.url);
+    const field = page.getByLabel('API key', { exact: true });
+    await field.waitFor({ state: 'visible' });
+    expect(await page.locator('#auth-message').textContent()).toMatch(/needs an API key/);
+    await shot(page, '09-auth-needed');
+
+    await field.fill('esk-not-a-key');
+    await page.getByRole('button', { name: 'Use key' }).click();
+    await expect.poll(() => page.locator('#auth-message').textContent()).toMatch(/refused this key/);
+
+    await field.fill(key);
+    await page.getByRole('button', { name: 'Use key' }).click();
+    await expect.poll(() => page.locator('#model option').count()).toBeGreaterThan(1);
+    expect(await page.evaluate(() => sessionStorage.getItem('easel.apiKey'))).toBe(key);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+    await page.getByLabel('Prompt', { exact: true }).fill('a blue square');
+    await page.getByRole('button', { name: 'Generate' }).click();
+    await page.locator('#results img').first().waitFor();
+    await shot(page, '10-auth-generated');
+    await context.close();
+  });
+});
+
+interface SentPart {
+  name: string;
+  value: string;
+  type?: string;
+}
+
+/**
+ * Chromium reports no post data for a multipart body built from Blobs, so the page's fetch is wrapped (before any
+ * page script runs) to keep each FormData body it sends: file parts as base64 of their bytes.
+ */
+async function keepMultipartBodies(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const sent: SentPart[][] = [];
+    (window as unknown as { sent_: SentPart[][] }).sent_ = sent;
+    const original = window.fetch.bind(window);
+    window.fetch = async (input, init) => {
+      if (init?.body instanceof FormData) {
+        const parts: SentPart[] = [];
+        for (const [name, v] of init.body.entries()) {
+          if (typeof v === 'string') parts.push({ name, value: v });
+          else {
+            const bytes = new Uint8Array(await v.arrayBuffer());
+            parts.push({ name, type: v.type, value: btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join('')) });
+          }
+        }
+        sent.push(parts);
+      }
+      return original(input, init);
+    };
+  });
+}
+
+async function lastMultipart(page: Page): Promise<Map<string, SentPart>> {
+  const all = await page.evaluate(() => (window as unknown as { sent_: SentPart[][] }).sent_);
+  expect(all.length).toBeGreaterThan(0);
+  return new Map(all.at(-1)!.map((p) => [p.name, p]));
+}
