@@ -26,6 +26,7 @@ import { registerEditRoutes } from './routes/edits.js';
 import { registerFileRoutes } from './routes/files.js';
 import { registerGenerationRoutes } from './routes/generations.js';
 import { registerMetaRoutes } from './routes/meta.js';
+import { registerPlaygroundRoutes } from './routes/playground.js';
 import { registerUsageRoutes } from './routes/usage.js';
 import { registerVariationRoutes } from './routes/variations.js';
 import { browserPolicy } from './security.js';
@@ -51,8 +52,9 @@ function newRequestId(): string {
 }
 
 /**
- * Paths that never need an API key: health, docs, signed image files (the signature is the credential), and /metrics
- * when metrics.public is set (otherwise it needs an admin key: checkMetricsReader).
+ * Paths that never need an API key: health, docs, the playground page and its assets (it asks for a key itself), signed
+ * image files (the signature is the credential), and /metrics when metrics.public is set (otherwise it needs an admin
+ * key: checkMetricsReader).
  */
 function isPublicPath(url: string, metricsPublic: boolean): boolean {
   const path = url.split('?')[0];
@@ -62,6 +64,7 @@ function isPublicPath(url: string, metricsPublic: boolean): boolean {
     path === '/readyz' ||
     path === '/openapi.json' ||
     path === '/' ||
+    path.startsWith('/playground/') ||
     path.startsWith('/v1/images/files/')
   );
 }
@@ -202,6 +205,7 @@ export async function buildServer(deps: ServerDeps, opts: BuildOptions = {}): Pr
   registerEditRoutes(app, deps);
   registerVariationRoutes(app, deps);
   registerUsageRoutes(app, deps);
+  registerPlaygroundRoutes(app);
   return app;
 }
 
