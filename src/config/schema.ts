@@ -5,7 +5,7 @@ import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { type Family, OPENAI_MODEL_FAMILIES } from '../contract/families.js';
 import type { ExecutionProvider } from '../engine/backends/onnx.js';
-import { resolveCachedModel } from '../hub/cache.js';
+import { checkVariantServed, resolveCachedModel } from '../hub/cache.js';
 import { DEFAULT_ENCODE_SETTINGS as ENCODING, JPEG_CHROMA_SUBSAMPLING, RESIZE_KERNELS } from '../imaging/encode.js';
 import { parseS3StoreUrl, S3_STORE_RULE } from '../storage/s3-url.js';
 import { show } from './errors.js';
@@ -128,11 +128,17 @@ function modelEntrySchema(base: string) {
         ctx.issues.push({ code: 'custom', input: m, message: 'give exactly one of "path" (a folder) or "repo" (org/name[@revision])' });
         return z.NEVER;
       }
-      if (m.path !== undefined) return { ...m, path: m.path };
       try {
+        if (m.path !== undefined) checkVariantServed(m.path, m.variant);
+        if (m.path !== undefined) return { ...m, path: m.path };
         return { ...m, path: resolveCachedModel(m.repo!, { subfolder: m.subfolder, variant: m.variant }).path };
       } catch (err) {
-        ctx.issues.push({ code: 'custom', input: m.repo, path: ['repo'], message: (err as Error).message });
+        ctx.issues.push({
+          code: 'custom',
+          input: m.repo ?? m.variant,
+          path: [m.repo ? 'repo' : 'variant'],
+          message: (err as Error).message,
+        });
         return z.NEVER;
       }
     });

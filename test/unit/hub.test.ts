@@ -176,6 +176,7 @@ describe('pullModel', () => {
     expect(onnx).toEqual(parts.map((p) => `${p}/model.fp16.onnx`));
     expect(readModelFolder(fp16.path, { variant: 'fp16' }).paths.unet).toBe(join(fp16.snapshot, 'unet', 'model.fp16.onnx'));
     expect(readModelFolder(fp16.path).paths.unet).toBe(join(fp16.snapshot, 'unet', 'model.fp16.onnx')); // the only one there
+    expect(resolveCachedModel(ROOT, { variant: 'fp16' }, env).path).toBe(fp16.snapshot);
 
     const plain = await pullModel(ROOT, { env, ...fast });
     expect(plain.files.filter((f) => f.downloaded).map((f) => f.path)).toEqual(parts.map((p) => `${p}/model.onnx`));
@@ -183,7 +184,9 @@ describe('pullModel', () => {
     expect(readModelFolder(plain.path, { variant: 'fp16' }).paths.unet).toBe(join(plain.snapshot, 'unet', 'model.fp16.onnx'));
     const linked = new Set(await Promise.all((await filesUnder(plain.snapshot)).map((f) => realpath(join(plain.snapshot, f)))));
     expect((await readdir(join(storageOf(cacheDir, ROOT), 'blobs'))).length).toBe(linked.size);
-    expect(resolveCachedModel(ROOT, { variant: 'fp16' }, env).path).toBe(plain.snapshot);
+    // Both in one snapshot: the engine would load the plain files, so asking for fp16 is refused rather than ignored.
+    expect(() => resolveCachedModel(ROOT, { variant: 'fp16' }, env)).toThrow(/holds both the plain and the fp16 ONNX files/);
+    expect(resolveCachedModel(ROOT, {}, env).path).toBe(plain.snapshot);
     expect(() => resolveCachedModel(ROOT, { variant: 'int8' }, env)).toThrow(/no ONNX pipeline.*int8/);
   });
 
