@@ -78,6 +78,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
       provider: config.engine.provider,
       threads: config.engine.threads,
       maxBatchSize: config.engine.maxBatchSize,
+      vaeTileSize: config.engine.vaeTileSize,
     });
   } catch (err) {
     await db.close();

@@ -21,10 +21,16 @@ import {
 } from '../types.js';
 import { concatBatch, encodeSd, encodeSdxl, repeatBatch, sliceBatch, type TextConditioning, type TextEncoderPart } from './conditioning.js';
 import { imageToTensor, maskedImageTensor, maskToLatent, tensorToImage } from './pixels.js';
+import { needsTiling, type TileGeometry, tiledDecode, tileGeometry } from './vae-tiling.js';
 
 export interface PipelineOptions extends BackendOptions {
   /** Most samples per UNet call (classifier-free guidance counts double); larger batches are split. Default 8. */
   maxBatchSize?: number;
+  /**
+   * Decodes with a side above this many pixels run in overlapping tiles of this size (diffusers' tiled VAE decode),
+   * so memory stays that of one tile; rounded down to a multiple of 4 latent cells. 0 or absent: never tiled.
+   */
+  vaeTileSize?: number;
 }
 
 export class GenerateRequestError extends Error {
@@ -68,6 +74,7 @@ function kindOf(req: GenerateRequest): SdPipelineKind {
 export class StableDiffusionPipeline implements Pipeline {
   readonly capabilities: ModelCapabilities;
   private readonly maxBatchSize: number;
+  private readonly vaeTiles: TileGeometry | undefined;
   /** The scheduler config each kind of request starts from (diffusers' `pipe.scheduler.config` for that pipeline). */
   private readonly schedulerConfigs: Readonly<Record<SdPipelineKind, SchedulerConfig>>;
 
@@ -84,6 +91,7 @@ export class StableDiffusionPipeline implements Pipeline {
     private readonly ownsSessions = true,
   ) {
     this.maxBatchSize = Math.max(1, opts.maxBatchSize ?? 8);
+    this.vaeTiles = opts.vaeTileSize ? tileGeometry(opts.vaeTileSize, folder.vaeScaleFactor) : undefined;
     this.capabilities = capabilitiesOf(folder, text.tokenizer.maxLength);
     const registered = registeredConfig(folder.schedulerConfig);
     // SD 1.x/2.x pipelines rewrite outdated scheduler configs when they are built; SDXL pipelines use the file as is.
@@ -435,10 +443,24 @@ export class StableDiffusionPipeline implements Pipeline {
         one.data.map((v) => v / s + sh),
         one.dims,
       );
-      const out = await this.vaeDecoder.run({ latent_sample: scaled });
-      images.push(tensorToImage(out.sample ?? Object.values(out)[0]));
+      const tiles = this.vaeTiles;
+      const decoded =
+        tiles && needsTiling(scaled, tiles)
+          ? await tiledDecode(
+              scaled,
+              tiles,
+              (t) => this.decodeOne(t),
+              () => checkAborted(signal),
+            )
+          : await this.decodeOne(scaled);
+      images.push(tensorToImage(decoded));
     }
     return images;
+  }
+
+  private async decodeOne(latent: Tensor): Promise<Tensor> {
+    const out = await this.vaeDecoder.run({ latent_sample: latent });
+    return out.sample ?? Object.values(out)[0];
   }
 
   async dispose(): Promise<void> {
