@@ -289,6 +289,8 @@ function fileSchema(ctx: SchemaContext) {
           provider: SETTINGS['engine.provider'].default('cpu'),
           threads: SETTINGS['engine.threads'].optional(),
           maxBatchSize: positiveInt.default(8),
+          /** Decodes with a side above this many pixels run in overlapping VAE tiles of this size (README "Performance"); absent or 0: never. */
+          vaeTileSize: z.int().min(0).optional(),
         })
         .strict()
         .prefault({}),
