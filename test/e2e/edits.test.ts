@@ -233,7 +233,8 @@ describe('edits', () => {
     const editRecords = async () => {
       const db = openSqliteDb({ path: join(dataDir, 'easel.sqlite') });
       try {
-        return (await db.listUsage({ limit: 10000 })).filter((r) => r.endpoint === '/v1/images/edits').length;
+        const rows = (await db.listUsage({ limit: 10000 })).filter((r) => r.endpoint === '/v1/images/edits');
+        return rows.map((r) => `${r.status} ${r.errorCode ?? '-'} ${r.images}`).sort();
       } finally {
         await db.close();
       }
@@ -272,8 +273,8 @@ describe('edits', () => {
     expect(next.data).toHaveLength(1);
     const ready = (await (await fetch(`${server.url}/readyz`)).json()) as { queue: { running: number; waiting: number } };
     expect(ready.queue).toEqual({ running: 0, waiting: 0 });
-    // Only the second edit completed: the cancelled one never reached its usage record.
-    expect(await editRecords()).toBe(before + 1);
+    // Only the second edit delivered images; the cancelled one's row says the client left and bills nothing.
+    expect(await editRecords()).toEqual([...before, '200 - 1', '499 client_closed_request 0'].sort());
   });
 });
 
