@@ -256,3 +256,21 @@ describe('GET /v1/organization/usage/images', () => {
     expect(totals([await usage({ start_time: day0, end_time: day0 + 86_400 })])).toEqual({ images: 5, requests: 5 });
   });
 });
+
+describe('with auth.mode "none"', () => {
+  it('answers without a key, like every other endpoint of a keyless server', async () => {
+    const open = mkdtempSync(join(tmpdir(), 'easel-usage-open-'));
+    const keyless = await startServer(loadConfig({ model: FIXTURE, port: 0, dataDir: open }, { EASEL_THREADS: '1' }));
+    try {
+      const res = await fetch(`${keyless.url}/v1/organization/usage/images?start_time=${day0}&bucket_width=1h&limit=2`);
+      expect(res.status).toBe(200);
+      const page = (await res.json()) as Page;
+      expect(validateUsage(page)).toEqual([]);
+      expect(page.data.map((b) => b.results)).toEqual([[], []]);
+      expect(page.has_more).toBe(true);
+    } finally {
+      await keyless.close();
+      rmSync(open, { recursive: true, force: true });
+    }
+  });
+});
