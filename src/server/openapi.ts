@@ -387,6 +387,19 @@ export function openApiDocument(models: readonly DocumentedModel[]): Record<stri
           responses: { '200': { description: 'One model' }, '404': errors['404'] },
         },
       },
+      '/metrics': {
+        get: {
+          operationId: 'metrics',
+          summary:
+            'Prometheus text format 0.0.4 (docs/observability.md). With auth on it needs an admin key, unless metrics.public; ' +
+            'with metrics.port it is served on that port instead, without a key.',
+          responses: {
+            '200': { description: 'The metrics', content: { 'text/plain; version=0.0.4': {} } },
+            '401': errors['401'],
+            '403': { description: 'A key that is not an admin key', content: errors['401'].content },
+          },
+        },
+      },
       '/healthz': { get: { operationId: 'health', security: [], responses: { '200': { description: 'Process alive' } } } },
       '/readyz': {
         get: {

@@ -250,6 +250,7 @@ describe('the document is OpenAPI 3.1', () => {
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
         '/healthz',
+        '/metrics',
         '/readyz',
         '/v1/images/edits',
         '/v1/images/files/{file}',
