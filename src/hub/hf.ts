@@ -195,16 +195,20 @@ async function hubFetch(client: Client, input: string | URL | Request, init: Req
   const range = headers.get('range');
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
+  let finished = false;
   const arm = () => {
     clearTimeout(timer);
+    if (finished) return;
     timer = setTimeout(() => {
       client.lastError = new HubError(`no data from ${first.origin} for ${client.idleTimeoutMs} ms`, 'network', undefined, true);
       controller.abort(client.lastError);
     }, client.idleTimeoutMs);
+    timer.unref();
   };
   const onAbort = () => controller.abort(client.signal?.reason);
   client.signal?.addEventListener('abort', onAbort, { once: true });
   const done = () => {
+    finished = true;
     clearTimeout(timer);
     client.signal?.removeEventListener('abort', onAbort);
   };
@@ -505,6 +509,8 @@ export async function pullModel(ref: string, opts: PullOptions = {}): Promise<Pu
     await linkSnapshotFile(join(snapshot, ...f.path.split('/')), blobPath);
     files.push({ path: f.path, size: f.size, etag: f.etag, downloaded: !present });
   }
+  // refs/ even for a pull by commit sha, which names no ref: scanCacheDir skips a repository without the folder.
+  await mkdir(join(storage, 'refs'), { recursive: true });
   if (revision !== sha) {
     const refFile = join(storage, 'refs', ...revision.split('/'));
     await mkdir(dirname(refFile), { recursive: true });

@@ -421,8 +421,10 @@ describe('models CLI', () => {
       /pulled tiny-org\/tiny-sd-onnx@main \([0-9a-f]{12}\): \d+ of \d+ files downloaded .*, 2 not needed for ONNX skipped\n.*\/onnx\n$/,
     );
 
+    await program([], env).parseAsync(['models', 'pull', `${ROOT}@${shaOf(ROOT)}`], { from: 'user' });
     const listed: string[] = [];
     await program(listed, env).parseAsync(['models', 'list'], { from: 'user' });
+    expect(listed.join('')).toMatch(new RegExp(`\n${ROOT}@${shaOf(ROOT)} +cached +${shaOf(ROOT).slice(0, 12)} `));
     const lines = listed.join('').trimEnd().split('\n');
     expect(lines[0]).toMatch(/^NAME\s+SOURCE\s+REVISION\s+SIZE\s+VARIANTS\s+PATH$/);
     expect(lines.some((l) => l.startsWith(SUB) && / cached +main [0-9a-f]{12} +\d+ kB +- +\S+\/onnx$/.test(l))).toBe(true);
