@@ -26,6 +26,9 @@ export const LIMIT_MAX: Record<BucketWidth, number> = { '1m': 1440, '1h': 168, '
 /** Easel serves one project; usage rows belong to it, and `project_id` reads this id. */
 export const PROJECT_ID = 'proj_default';
 
+/** The latest time accepted (9999-12-31T23:59:59Z), so epoch milliseconds stay exact. */
+export const MAX_TIME = 253_402_300_799;
+
 /** The most values one filter list takes. */
 export const MAX_FILTER_VALUES = 100;
 
@@ -82,7 +85,7 @@ type Raw = Record<string, unknown>;
 function listParam(raw: Raw, name: string): string[] {
   const values: string[] = [];
   for (const [key, v] of Object.entries(raw)) {
-    if (key !== name && !new RegExp(`^${name.replace('.', '\\.')}\\[\\d*\\]$`).test(key)) continue;
+    if (key !== name && !(key.startsWith(`${name}[`) && /^\[\d*\]$/.test(key.slice(name.length)))) continue;
     for (const item of Array.isArray(v) ? v : [v]) values.push(String(item));
   }
   if (values.length > MAX_FILTER_VALUES) throw arrayTooLong(name, MAX_FILTER_VALUES, values.length);
@@ -117,7 +120,9 @@ export function parseUsageImagesQuery(raw: Raw): UsageImagesQuery {
   const start = integerParam(raw, 'start_time');
   if (start === undefined) throw missingRequired('start_time');
   if (start < 0) throw integerBelowMin('start_time', 0, start);
+  if (start > MAX_TIME) throw integerAboveMax('start_time', MAX_TIME, start);
   const end = integerParam(raw, 'end_time') ?? null;
+  if (end !== null && end > MAX_TIME) throw integerAboveMax('end_time', MAX_TIME, end);
   if (end !== null && end <= start) throw badRequest(`Invalid 'end_time': it must be after 'start_time' (${start}).`, 'end_time');
   const width = (scalar(raw, 'bucket_width') ?? '1d') as BucketWidth;
   if (!BUCKET_WIDTHS.includes(width)) throw invalidValue('bucket_width', width, BUCKET_WIDTHS);

@@ -233,6 +233,8 @@ describe('GET /v1/organization/usage/images', () => {
     const cases: Array<[Record<string, unknown>, string]> = [
       [{}, 'start_time'],
       [{ start_time: 'yesterday' }, 'start_time'],
+      [{ start_time: 1e13 }, 'start_time'],
+      [{ start_time: [day0, day0 + 1] }, 'start_time'],
       [{ start_time: day0, end_time: day0 }, 'end_time'],
       [{ start_time: day0, bucket_width: '2h' }, 'bucket_width'],
       [{ start_time: day0, limit: 0 }, 'limit'],
