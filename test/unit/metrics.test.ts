@@ -1,6 +1,6 @@
 // GET /metrics on the real embedded server (tiny fixture, app.inject): the exposition is parsed with a real Prometheus
 // text parser after real requests, and who may read it follows auth (an admin key), metrics.public and metrics.port.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { openSqliteDb } from '../../src/db/index.js';
 import { createEmbeddedServer, type EmbeddedServer, type StartOptions, startServer } from '../../src/server/start.js';
+import { WorkerMetrics } from '../../src/worker/metrics.js';
 
 interface Sample {
   value?: string;
@@ -198,6 +199,36 @@ describe('GET /metrics', () => {
     await jobs;
     expect(seen).toContain('1,1');
     expect(depth(await scrape())).toEqual([0, 0]);
+  });
+
+  it('exports every metric of the issue’s table, and every one the shipped dashboard and alert rules query', async () => {
+    const server = (await scrape()).map((f) => f.name);
+    const worker = (await new WorkerMetrics().registry.getMetricsAsJSON()).map((m) => m.name);
+    const table = [
+      'easel_http_requests_total',
+      'easel_http_request_duration_seconds',
+      'easel_queue_waiting',
+      'easel_queue_running',
+      'easel_queue_wait_seconds',
+      'easel_job_duration_seconds',
+      'easel_images_generated_total',
+      'easel_unet_step_seconds',
+      'easel_batch_size',
+      'easel_stage_seconds',
+      'easel_rejected_total',
+      'easel_usage_write_failures_total',
+      'easel_workers',
+      'easel_data_dir_free_bytes',
+    ];
+    expect(server).toEqual(expect.arrayContaining(table));
+    const docs = ['docs/grafana/easel.json', 'docs/prometheus/alerts.yml'].map((f) =>
+      readFileSync(join(import.meta.dirname, '..', '..', f), 'utf8'),
+    );
+    const queried = new Set(docs.flatMap((text) => [...text.matchAll(/\b(easel_[a-z_]+?)(?:_bucket|_sum|_count)?\b/g)].map((m) => m[1])));
+    expect(queried.size).toBeGreaterThan(10);
+    expect([...queried].filter((name) => !server.includes(name))).toEqual([]);
+    // A worker's own /metrics: its job metrics and the process ones the dashboard's RSS panel reads.
+    expect(worker).toEqual(expect.arrayContaining(['easel_job_duration_seconds', 'easel_batch_size', 'process_resident_memory_bytes']));
   });
 
   it('needs an admin key when auth is on: none or a bad one is a 401, a standard key a 403', async () => {
