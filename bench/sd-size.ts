@@ -4,7 +4,8 @@
 // child process so its RSS is its own; cases are interleaved in one run, so compare ratios, not absolute times.
 // Rerun: npx tsx bench/sd-size.ts [--dir DIR] [--steps-list 1,4,8] [--size 512x512] [--cases engine,raw] [--threads 2]
 //          [--rounds 1]   (cases: engine, raw, engine-b1 (CFG as two batches of 1), engine-all (graph level 'all'),
-//          engine-arena (ORT CPU arena on), engine-unfused (attention as exported), engine-untiled (no VAE tiling))
+//          engine-arena (ORT CPU arena on), engine-unfused (attention as exported), engine-tiled (VAE tiles of 512 px))
+// VAE tiling at 1024x1024: npx tsx bench/sd-size.ts --dir DIR --size 1024x1024 --steps-list 1 --cases engine,engine-tiled
 // Without --dir it fills ../shared/sd15-shape into a temporary folder (4.1 GB, about a minute) and removes it after.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -63,6 +64,7 @@ async function engineCase(name: string, dir: string): Promise<CaseResult> {
     graphOptimizationLevel: name === 'engine-all' ? ('all' as const) : undefined,
     cpuMemArena: name === 'engine-arena' ? true : undefined,
     fuseAttention: name === 'engine-unfused' ? false : undefined,
+    vaeTileSize: name === 'engine-tiled' ? 512 : undefined,
   };
   resetPeak();
   const t0 = performance.now();
