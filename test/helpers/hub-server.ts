@@ -45,6 +45,8 @@ export interface LocalHub {
   corrupt: Set<string>;
   /** Paths for which Range is ignored (200 with the whole file). */
   ignoreRange: Set<string>;
+  /** path -> bytes after which the next response for it stops sending, its connection left open (once). */
+  stallAfter: Map<string, number>;
   /** Tree entries per page (exercises the Link header). */
   pageSize: number;
   reset(): void;
@@ -86,15 +88,22 @@ export async function startLocalHub(repos: Record<string, HubRepo>): Promise<Loc
     dropAfter: new Map(),
     corrupt: new Set(),
     ignoreRange: new Set(),
+    stallAfter: new Map(),
     pageSize: 8,
     reset() {
       hub.hits = [];
       hub.dropAfter.clear();
       hub.corrupt.clear();
       hub.ignoreRange.clear();
+      hub.stallAfter.clear();
     },
     async close() {
-      await Promise.all([hubServer, cdnServer].map((s) => new Promise((r) => s.close(r))));
+      await Promise.all(
+        [hubServer, cdnServer].map((s) => {
+          s.closeAllConnections();
+          return new Promise((r) => s.close(r));
+        }),
+      );
     },
   };
 
@@ -147,6 +156,12 @@ export async function startLocalHub(repos: Record<string, HubRepo>): Promise<Loc
     res.writeHead(status, headers);
     if (req.method === 'HEAD') {
       res.end();
+      return;
+    }
+    const stall = hub.stallAfter.get(file.path);
+    if (stall !== undefined && status !== 206) {
+      hub.stallAfter.delete(file.path);
+      res.write(body.subarray(0, stall));
       return;
     }
     const cut = hub.dropAfter.get(file.path);

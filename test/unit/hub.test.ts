@@ -235,6 +235,21 @@ describe('pullModel', () => {
     for (const f of [unet, te, index]) expect(sha256(await readFile(join(result.snapshot, f.path)))).toBe(sha256(f.content));
   });
 
+  it('gives up on a stalled transfer after the idle timeout instead of hanging, and resumes it on the next try', async () => {
+    const { env } = freshHome();
+    const unet = file(ROOT_FILES, 'unet/model.onnx');
+    hub.stallAfter.set('unet/model.onnx', 5000);
+    const stalled = await pullModel(ROOT, { env, idleTimeoutMs: 300, retries: 0 }).catch((e) => e);
+    expect(stalled).toMatchObject({ code: 'network', message: expect.stringMatching(/no data from http:\/\/127\.0\.0\.1:\d+ for 300 ms/) });
+    const te = file(ROOT_FILES, 'vae_decoder/model.onnx'); // not reached by the first pull
+    hub.stallAfter.set('vae_decoder/model.onnx', 3000); // within the next pull: retried from where it stopped
+    const result = await pullModel(ROOT, { env, idleTimeoutMs: 300, ...fast });
+    const ranges = (f: HubFile) => hub.hits.filter((h) => h.server === 'cdn' && h.url.includes(sha256(f.content))).map((h) => h.range);
+    expect(ranges(unet)).toEqual([undefined, `bytes=5000-${unet.content.length - 1}`]);
+    expect(ranges(te)).toEqual([undefined, `bytes=3000-${te.content.length - 1}`]);
+    for (const f of [unet, te]) expect(sha256(await readFile(join(result.snapshot, f.path)))).toBe(sha256(f.content));
+  });
+
   it('refuses bytes whose sha256 does not match and leaves nothing behind', async () => {
     const { cacheDir, env } = freshHome();
     hub.corrupt.add('unet/model.onnx');
