@@ -4,7 +4,8 @@
 // - tighter limits on the tiny fixture name each parameter (partial_images, num_inference_steps, quality, n) and its
 //   config key, before any job is queued (a stream answers with the HTTP status);
 // - a short deadline (3 s) on the default model: the job is cancelled through the queue, the client gets 504 deadline_exceeded (a stream, an
-//   `error` event), the usage row says so, and the next request runs.
+//   `error` event), the usage row says so, and the next request runs; the same on a cluster API node, whose cancel
+//   reaches the engine worker through Redis.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +17,9 @@ import { openSqliteDb } from '../../src/db/index.js';
 import { checkCostCaps, planJob, plannedFacts } from '../../src/server/plan.js';
 import { parseContext } from '../../src/server/routes/generations.js';
 import { type RunningServer, startServer } from '../../src/server/start.js';
+import { type ApiNode, startApiNode } from '../../src/server/start-api.js';
+import { type RunningWorker, startWorker } from '../../src/worker/main.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DEFAULT_MODEL = join(ROOT, 'models', 'easel-shapes');
@@ -202,5 +206,38 @@ describe('the per-request deadline', () => {
     expect(err.message).toContain('limits.requestDeadlineSeconds');
     expect(seen).not.toContain('image_generation.completed');
     expect(await idle(server)).toEqual({ running: 0, waiting: 0 });
+  });
+});
+
+describe('the per-request deadline on a cluster', () => {
+  let redis: TestRedis;
+  let node: ApiNode;
+  let worker: RunningWorker;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    const dataDir = mkdtempSync(join(tmpdir(), 'easel-caps-cluster-'));
+    dirs.push(dataDir);
+    const base = loadConfig({ model: DEFAULT_MODEL, port: 0, dataDir, queue: redis.url }, { EASEL_THREADS: '1' });
+    const config: Config = { ...base, limits: { ...base.limits, requestDeadlineSeconds: 3 } };
+    node = await startApiNode(config, { waitForWarmUp: true });
+    worker = await startWorker(config, { url: redis.url, log: { info() {}, warn() {}, error() {} } });
+    for (let i = 0; i < 600 && (await fetch(`${node.url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+    client = new OpenAI({ apiKey: 'sk-local', baseURL: `${node.url}/v1`, maxRetries: 0, timeout: 60_000 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await node?.close();
+    await worker?.close();
+    await redis?.stop();
+  });
+
+  it('cancels the job on its worker, answers 504, and the worker takes the next job', async () => {
+    const slow = { model: 'gpt-image-1', prompt: 'slow', size: '1536x1024', n: 4, num_inference_steps: 100 };
+    const err = await refusal(client.images.generate(slow as never));
+    expect([err.status, err.code]).toEqual([504, 'deadline_exceeded']);
+    const next = await client.images.generate({ model: 'dall-e-2', prompt: 'a red circle', size: '256x256' });
+    expect(next.data).toHaveLength(1);
   });
 });
