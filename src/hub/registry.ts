@@ -16,7 +16,6 @@ import {
   isOffline,
   legacyCacheDir,
   legacyHint,
-  looksLikeRepoRef,
   type PipelineSpec,
   parseRepoRef,
   pipelineRoot,
@@ -225,9 +224,8 @@ export async function resolveModelPath(nameOrPath: string, opts: ResolveOptions 
   const spec: PipelineSpec = { variant: opts.variant, subfolder: opts.subfolder };
   if (!input) throw new HubError('no model given', 'invalid_argument');
   const asPath = resolve(expandHome(input));
-  if (existsSync(asPath) && (isAbsolute(input) || input.startsWith('.') || input.startsWith('~') || !looksLikeRepoRef(input))) {
-    return resolveFolder(input, asPath, spec);
-  }
+  // An existing folder wins, so `-m models/easel-shapes` stays a path although it has the shape of org/name.
+  if (existsSync(asPath)) return resolveFolder(input, asPath, spec);
   if (isAbsolute(input) || input.startsWith('.') || input.startsWith('~'))
     throw new HubError(`model folder ${input} does not exist`, 'not_found');
 

@@ -361,6 +361,14 @@ describe('registry', () => {
     hub.reset();
     expect(await resolveModelPath(SUB, { env: offline })).toBe(path);
     expect(await resolveModelPath(TINY, { env: offline })).toBe(TINY);
+    // A relative folder with the shape of org/name is a folder (the forks pool lets a test change its directory).
+    const cwd = process.cwd();
+    try {
+      process.chdir(join(TINY, '..', '..'));
+      expect(await resolveModelPath('fixtures/tiny-sd', { env: offline })).toBe(TINY);
+    } finally {
+      process.chdir(cwd);
+    }
     expect(hub.hits).toEqual([]);
   });
 
