@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { openSqliteDb } from '../../src/db/index.js';
@@ -82,6 +83,18 @@ describe('embedded, per API key', () => {
     const bad = await refusal(client('headers').images.generate({ ...LOW, size: 'bogus' } as never));
     expect(bad.status).toBe(400);
     expect(limitHeaders(bad.headers!)).toMatchObject({ 'limit-requests': '4', 'remaining-requests': '2', 'limit-tokens': '1000' });
+
+    // edits (multipart) are counted the same way, tokens included
+    const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#ff0000' } })
+      .png()
+      .toBuffer();
+    const image = await toFile(png, 'in.png', { type: 'image/png' });
+    const { response: edited } = await client('headers')
+      .images.edit({ ...LOW, image, prompt: 'a yellow star' })
+      .withResponse();
+    const e = limitHeaders(edited.headers);
+    expect(e).toMatchObject({ 'limit-requests': '4', 'remaining-requests': '1' });
+    expect(Number(e['remaining-tokens'])).toBeLessThan(1000 - 272);
 
     // other routes are not rate limited and carry none
     const models = await fetch(`${server.url}/v1/models`, { headers: { authorization: `Bearer ${keys.headers}` } });
