@@ -14,6 +14,9 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const SHOTS = join(ROOT, 'test-results', 'playground');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
+/** expect.poll with room for a generation on a busy 2-core machine (its default gives up after 1 s). */
+const until = <T>(probe: () => Promise<T>) => expect.poll(probe, { timeout: 30_000, interval: 100 });
+
 let browser: Browser;
 const dirs: string[] = [];
 
@@ -110,7 +113,7 @@ describe('playground without auth', () => {
     await recordFrames(page);
     await page.getByRole('button', { name: 'Generate' }).click();
     await page.locator('#results img').first().waitFor();
-    await expect.poll(() => page.locator('#status').textContent()).toMatch(/Done in/);
+    await until(() => page.locator('#status').textContent()).toMatch(/Done in/);
 
     const log = await page.evaluate(() => (window as unknown as { frames_: string[] }).frames_);
     const beforeFinal = log.slice(0, log.indexOf('final')).filter((e) => e.startsWith('partial:data:'));
@@ -144,13 +147,14 @@ describe('playground without auth', () => {
     const logsFrom = server.logs.length;
     await page.getByRole('button', { name: 'Generate' }).click();
     await page.locator('#preview').waitFor({ state: 'visible' });
+    await shot(page, '03-streaming-partial');
     await page.getByRole('button', { name: 'Stop' }).click();
-    await expect.poll(() => page.locator('#status').textContent()).toMatch(/Stopped after/);
-    await shot(page, '03-stopped');
+    await until(() => page.locator('#status').textContent()).toMatch(/Stopped after/);
+    await shot(page, '04-stopped');
     expect(await page.locator('#results img').count()).toBe(0);
     // The server saw the client leave (nginx's 499) and its engine has nothing left to do.
     await server.waitForLog((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 499, logsFrom);
-    await expect.poll(() => queueOf(server), { timeout: 20_000 }).toEqual({ waiting: 0, running: 0 });
+    await until(() => queueOf(server)).toEqual({ waiting: 0, running: 0 });
     await page.getByLabel('Images (n)', { exact: true }).fill('1');
     await page.getByLabel('Steps', { exact: true }).fill('');
   });
@@ -190,7 +194,7 @@ describe('playground without auth', () => {
 
     await page.locator('#results img').first().waitFor();
     expect(await pngSize(page, '#results img')).toEqual([1024, 1024]);
-    await shot(page, '04-edit-with-mask');
+    await shot(page, '05-edit-with-mask');
   });
 
   it('shows a too-long dall-e-2 prompt error beside the prompt box', async () => {
@@ -202,22 +206,57 @@ describe('playground without auth', () => {
     await slot.waitFor({ state: 'visible' });
     expect(await slot.textContent()).toMatch(/Invalid 'prompt': string too long\. Expected a string with maximum length 1000/);
     expect(await page.getByLabel('Prompt', { exact: true }).getAttribute('aria-invalid')).toBe('true');
-    await shot(page, '05-prompt-too-long');
+    await shot(page, '06-prompt-too-long');
+  });
+
+  it('makes dall-e-2 variations of the picked image, sent as a square PNG without a prompt', async () => {
+    await page.getByLabel('Variations', { exact: true }).check();
+    expect(await page.getByLabel('Model', { exact: true }).inputValue()).toBe('dall-e-2');
+    await until(() => page.getByLabel('Prompt', { exact: true }).isVisible()).toBe(false);
+    await page.getByLabel('Size', { exact: true }).selectOption('256x256');
+    await page.getByLabel('Images (n)', { exact: true }).fill('2');
+    await page.getByRole('button', { name: 'Create variations' }).click();
+    await until(() => page.locator('#results img').count()).toBe(2);
+    expect(await pngSize(page, '#results img >> nth=1')).toEqual([256, 256]);
+    await shot(page, '07-variations');
+    const form = await lastMultipart(page);
+    expect(form.has('prompt')).toBe(false);
+    expect(form.get('image')?.type).toBe('image/png');
+    const sentImage = await sharp(Buffer.from(form.get('image')!.value, 'base64')).metadata();
+    expect([sentImage.format, sentImage.width, sentImage.height]).toEqual(['png', 256, 256]);
+    expect(form.get('response_format')?.value).toBe('b64_json');
+    await shot(page, '07-variations');
+    await page.getByLabel('Images (n)', { exact: true }).fill('1');
   });
 
   it('keeps the history across a reload, and clears it', async () => {
     const before = await page.locator('#history li').count();
-    expect(before).toBeGreaterThanOrEqual(2); // the streamed result and the edit
+    expect(before).toBeGreaterThanOrEqual(4); // the streamed result, the edit, two variations
     await page.reload();
-    await expect.poll(() => page.locator('#history li').count()).toBe(before);
-    await shot(page, '06-history-after-reload');
+    await until(() => page.locator('#history li').count()).toBe(before);
+    await shot(page, '08-history-after-reload');
     await page.locator('#history button').first().click();
     await page.locator('#viewer').waitFor({ state: 'visible' });
     expect(await page.locator('#viewer-download').getAttribute('download')).toMatch(/\.png$/);
-    await shot(page, '07-viewer');
-    await page.getByRole('button', { name: 'Close' }).click();
+    await shot(page, '09-viewer');
+    // Send to Edit: the image becomes the edit's source, and its mask can be painted by keyboard too.
+    await page.getByRole('button', { name: 'Send to Edit' }).click();
+    expect(await page.getByLabel('Edit', { exact: true }).isChecked()).toBe(true);
+    const canvas = page.getByLabel('Mask: paint the areas to repaint');
+    await canvas.waitFor({ state: 'visible' });
+    await canvas.focus();
+    await page.keyboard.press('Shift+ArrowLeft');
+    await page.keyboard.press('Space');
+    const painted = await canvas.evaluate((c: HTMLCanvasElement) => {
+      const ctx = c.getContext('2d')!;
+      const alpha = (fx: number, fy: number) => ctx.getImageData(Math.round(c.width * fx), Math.round(c.height * fy), 1, 1).data[3];
+      return { width: c.width, atCursor: alpha(0.4, 0.5), elsewhere: alpha(0.9, 0.9) };
+    });
+    expect(painted.atCursor).toBeGreaterThan(0);
+    expect(painted.elsewhere).toBe(0);
+    await shot(page, '10-sent-to-edit-keyboard-mask');
     await page.getByRole('button', { name: 'Clear history' }).click();
-    await expect.poll(() => page.locator('#history li').count()).toBe(0);
+    await until(() => page.locator('#history li').count()).toBe(0);
     await page.reload();
     await page.locator('#model option').first().waitFor({ state: 'attached' });
     expect(await page.locator('#history li').count()).toBe(0);
@@ -227,7 +266,7 @@ describe('playground without auth', () => {
     const phone = await context.newPage();
     await phone.setViewportSize({ width: 375, height: 812 });
     await phone.goto(server.url);
-    await expect.poll(() => phone.locator('#model option').count()).toBeGreaterThan(1);
+    await until(() => phone.locator('#model option').count()).toBeGreaterThan(1);
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     // Tab from the top reaches the mode radios, then the model picker, then the prompt.
     await phone.keyboard.press('Tab'); // skip link
@@ -242,7 +281,7 @@ describe('playground without auth', () => {
     await phone.locator('#results img').first().waitFor();
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await phone.locator('#prompt').focus();
-    await shot(phone, '08-phone-375');
+    await shot(phone, '11-phone-375');
     await phone.close();
   });
 });
@@ -271,21 +310,21 @@ describe('playground with auth on', () => {
     const field = page.getByLabel('API key', { exact: true });
     await field.waitFor({ state: 'visible' });
     expect(await page.locator('#auth-message').textContent()).toMatch(/needs an API key/);
-    await shot(page, '09-auth-needed');
+    await shot(page, '12-auth-needed');
 
     await field.fill('esk-not-a-key');
     await page.getByRole('button', { name: 'Use key' }).click();
-    await expect.poll(() => page.locator('#auth-message').textContent()).toMatch(/refused this key/);
+    await until(() => page.locator('#auth-message').textContent()).toMatch(/refused this key/);
 
     await field.fill(key);
     await page.getByRole('button', { name: 'Use key' }).click();
-    await expect.poll(() => page.locator('#model option').count()).toBeGreaterThan(1);
+    await until(() => page.locator('#model option').count()).toBeGreaterThan(1);
     expect(await page.evaluate(() => sessionStorage.getItem('easel.apiKey'))).toBe(key);
     expect(await page.evaluate(() => localStorage.length)).toBe(0);
     await page.getByLabel('Prompt', { exact: true }).fill('a blue square');
     await page.getByRole('button', { name: 'Generate' }).click();
     await page.locator('#results img').first().waitFor();
-    await shot(page, '10-auth-generated');
+    await shot(page, '13-auth-generated');
     await context.close();
   });
 });

@@ -11,6 +11,7 @@ import { readSse } from './sse.js';
 
 const el = {
   form: byId<HTMLFormElement>('request-form'),
+  fields: byId<HTMLFieldSetElement>('request-fields'),
   auth: byId('auth'),
   authForm: byId<HTMLFormElement>('auth-form'),
   authMessage: byId('auth-message'),
@@ -33,6 +34,7 @@ const el = {
   previewImage: byId<HTMLImageElement>('preview-image'),
   previewCaption: byId('preview-caption'),
   results: byId<HTMLUListElement>('results'),
+  resultsEmpty: byId('results-empty'),
   meta: byId('meta'),
   metaUsage: byId('meta-usage'),
   metaSeed: byId('meta-seed'),
@@ -80,6 +82,7 @@ function currentModel(): ModelInfo | undefined {
 async function loadModels(): Promise<void> {
   try {
     state.models = await listModels();
+    el.fields.disabled = false;
     show(el.auth, apiKey.get() !== null);
     el.authMessage.textContent = 'Using the key kept in this tab.';
     fillModels();
@@ -263,6 +266,7 @@ async function readJson(res: Response): Promise<Outcome> {
 
 function showPartial(b64: string, format: string, index: number): void {
   show(el.preview, true);
+  show(el.resultsEmpty, false);
   el.previewImage.src = `data:image/${format};base64,${b64}`;
   const total = state.last?.params.partial_images;
   el.previewCaption.textContent = `Partial image ${index + 1}${total ? ` of ${total}` : ''}`;
@@ -287,6 +291,7 @@ async function showOutcome(o: Outcome, info: Pick<HistoryEntry, 'model' | 'promp
   entries.forEach((e, i) => {
     el.results.append(resultCard(e, i));
   });
+  show(el.resultsEmpty, entries.length === 0);
   el.metaUsage.textContent = describeUsage(o.usage);
   show(el.meta, true);
   await addHistory(entries).catch((err: Error) => {
@@ -490,6 +495,7 @@ function wire(): void {
   });
   el.brushSize.addEventListener('input', () => {
     painter.brush = Number(el.brushSize.value);
+    painter.cursorEl = byId('brush-cursor');
   });
   el.erase.addEventListener('change', () => {
     painter.erase = el.erase.checked;
@@ -505,6 +511,7 @@ function wire(): void {
 }
 
 painter.brush = Number(el.brushSize.value);
+painter.cursorEl = byId('brush-cursor');
 wire();
 void loadModels();
 void renderHistory();

@@ -1,5 +1,6 @@
 // The mask brush: a canvas the size of the image, over it on screen, where strokes mark what to repaint. The mask
 // PNG sent with an edit is opaque black with every painted pixel at alpha 0 (OpenAI's rule: transparent = repaint).
+// Pointer (mouse, pen, touch) or keyboard (arrows move the brush, Space paints).
 
 const PAINT = '#ff2d55';
 
@@ -9,6 +10,9 @@ export class MaskPainter {
   private painted = false;
   private last: { x: number; y: number } | null = null;
   private readonly ctx: CanvasRenderingContext2D;
+  /** Where keyboard painting paints, as fractions of the image; shown by cursorEl while the canvas has focus. */
+  private cursor = { x: 0.5, y: 0.5 };
+  cursorEl: HTMLElement | null = null;
 
   constructor(private readonly canvas: HTMLCanvasElement) {
     const ctx = canvas.getContext('2d');
@@ -17,6 +21,41 @@ export class MaskPainter {
     canvas.addEventListener('pointerdown', (e) => this.down(e));
     canvas.addEventListener('pointermove', (e) => this.move(e));
     for (const type of ['pointerup', 'pointercancel', 'lostpointercapture'] as const) canvas.addEventListener(type, () => this.up());
+    canvas.addEventListener('keydown', (e) => this.key(e));
+    canvas.addEventListener('focus', () => this.showCursor());
+    canvas.addEventListener('blur', () => {
+      if (this.cursorEl) this.cursorEl.hidden = true;
+    });
+  }
+
+  /** Keyboard painting: the arrows move a brush cursor (Shift: further), Space or Enter paints (or erases) under it. */
+  private key(e: KeyboardEvent): void {
+    const step = e.shiftKey ? 0.1 : 0.02;
+    const moves: Record<string, [number, number]> = {
+      ArrowLeft: [-step, 0],
+      ArrowRight: [step, 0],
+      ArrowUp: [0, -step],
+      ArrowDown: [0, step],
+    };
+    const move = moves[e.key];
+    if (move) {
+      this.cursor.x = Math.min(1, Math.max(0, this.cursor.x + move[0]));
+      this.cursor.y = Math.min(1, Math.max(0, this.cursor.y + move[1]));
+      this.showCursor();
+    } else if (e.key === ' ' || e.key === 'Enter') {
+      if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) return; // Ctrl+Enter runs the request
+      this.dot(this.cursor.x * this.canvas.width, this.cursor.y * this.canvas.height);
+    } else return;
+    e.preventDefault();
+  }
+
+  private showCursor(): void {
+    const el = this.cursorEl;
+    if (!el) return;
+    el.hidden = false;
+    el.style.left = `${this.cursor.x * 100}%`;
+    el.style.top = `${this.cursor.y * 100}%`;
+    el.style.width = el.style.height = `${this.brush}px`;
   }
 
   /** A fresh, empty mask for an image of this pixel size. */
