@@ -1,10 +1,5 @@
-// Per-key rate limits as OpenAI applies them: image requests and image output tokens per minute, each a bucket that
-// drains continuously, OpenAI's x-ratelimit-* headers on every answer to an image request, and 429 rate_limit_exceeded
-// with Retry-After. Counters live in memory (embedded) or in Redis (API nodes: one Lua script, so nodes share them).
-//
-// Why not @fastify/rate-limit: it counts one per request in fixed windows and writes its own header names (reset in
-// seconds); OpenAI's headers need a second, variable-cost limit (tokens, known only once the request is planned) and
-// reset durations such as `6m0s`. A bucket per limit gives both with the same arithmetic here and in the Lua script.
+// Per-key rate limits as OpenAI applies them: image requests and output tokens per minute, OpenAI's x-ratelimit-*
+// headers and 429s. Buckets live in memory (embedded) or in Redis (API nodes share them through one Lua script).
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Config } from '../config/config.js';
@@ -109,7 +104,12 @@ export function rateLimitHeaders(states: Partial<Record<LimitName, LimitState>>)
   return out;
 }
 
-/** Where the buckets live. `take` is atomic per subject; it rejects when the store cannot be reached. */
+/**
+ * Where the buckets live. `take` is atomic per subject; it rejects when the store cannot be reached.
+ *
+ * Not @fastify/rate-limit: it counts one per request in fixed windows and writes its own headers (reset in seconds);
+ * OpenAI's need a second, variable-cost limit (tokens, known once the request is planned) and resets such as `6m0s`.
+ */
 export interface RateLimitStore {
   take(subject: string, cost: Limits, limits: Limits): Promise<Decision>;
   close(): Promise<void>;
