@@ -350,8 +350,12 @@ async function listing(client: Client): Promise<{ sha: string; files: RepoFile[]
   const files = await withRetries(client, async () => {
     const out: RepoFile[] = [];
     for await (const e of listFiles({ repo, revision: sha, recursive: true, hubUrl, fetch: client.fetch })) {
-      const etag = e.lfs?.oid ?? e.oid;
-      if (e.type === 'file' && etag) out.push({ path: e.path, size: e.lfs?.size ?? e.size, etag: etag.toLowerCase(), lfs: !!e.lfs });
+      if (e.type !== 'file') continue;
+      const etag = (e.lfs?.oid ?? e.oid ?? '').toLowerCase();
+      // The etag names the blob file: only a hex digest of the right length may become a path.
+      if (!(e.lfs ? /^[0-9a-f]{64}$/ : SHA_RE).test(etag))
+        throw new HubError(`${repo}: the listing gives ${e.path} no valid oid`, 'bad_response');
+      out.push({ path: e.path, size: e.lfs?.size ?? e.size, etag, lfs: !!e.lfs });
     }
     return out;
   });
@@ -407,7 +411,10 @@ async function downloadBlob(client: Client, sha: string, file: RepoFile, blobPat
   if (!blob) throw new HubError(`${file.path} not found in ${client.repo}@${sha}`, 'not_found');
 
   await withRetries(client, async () => {
-    if (have === file.size) return;
+    if (have === file.size) {
+      if (have === 0) await writeFile(part, '');
+      return;
+    }
     const fh = await open(part, have > 0 ? 'a' : 'w');
     try {
       onProgress?.({ file: file.path, received: have, total: file.size });

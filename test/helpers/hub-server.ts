@@ -305,6 +305,7 @@ export function fixtureRepos(tinyDir: string): { root: HubFile[]; subfolder: Hub
   const root = [
     { path: '.gitattributes', content: Buffer.from('*.onnx filter=lfs diff=lfs merge=lfs -text\n') },
     { path: 'README.md', content: Buffer.from('# tiny-sd\n') },
+    { path: 'scheduler/empty.txt', content: Buffer.alloc(0) },
     ...tiny,
     ...fp16,
     junk('unet/diffusion_pytorch_model.safetensors', 4000),
