@@ -171,7 +171,7 @@ describe('hostile clients (easel serve with 1 s deadlines)', () => {
     expect(c.bytes()).toBeLessThan(length);
   });
 
-  it('a client that leaves mid-generation: job cancelled, logged at info as 499, never as an error, not billed', async () => {
+  it('a client that leaves mid-generation: job cancelled, logged at info as 499, never as an error, recorded as 499, not billed', async () => {
     const body = JSON.stringify({ model: 'gpt-image-2', prompt: 'noise', size: '3840x2160', n: 4 });
     const from = server.logs.length;
     const c = await raw(server.port, post('/v1/images/generations', body));
@@ -183,11 +183,15 @@ describe('hostile clients (easel serve with 1 s deadlines)', () => {
     const lines = server.logs.filter(forReq(gone.reqId));
     expect(lines.filter((l) => l.level >= 50)).toEqual([]);
     expect(lines.some((l) => 'err' in l)).toBe(false);
-    const db = new Database(join(dir, 'data', 'easel.sqlite'), { readonly: true });
-    try {
-      expect(db.prepare('SELECT status FROM usage_records WHERE request_id = ?').all(gone.reqId)).toEqual([]);
-    } finally {
-      db.close();
-    }
+    // Its usage row says the client left, with nothing delivered.
+    const row = await until(async () => {
+      const db = new Database(join(dir, 'data', 'easel.sqlite'), { readonly: true });
+      try {
+        return db.prepare('SELECT status, images, error_code FROM usage_records WHERE request_id = ?').get(gone.reqId);
+      } finally {
+        db.close();
+      }
+    });
+    expect(row).toEqual({ status: 499, images: 0, error_code: 'client_closed_request' });
   });
 });
