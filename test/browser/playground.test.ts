@@ -1,7 +1,7 @@
 // The playground page in a real browser: Debian's chromium driven by playwright-core against a real `easel serve`
 // on the tiny fixture. Each state is saved as a screenshot under test-results/playground/ for a person to look at.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
@@ -126,16 +126,32 @@ describe('playground without auth', () => {
     await shot(page, '01-streamed-result');
   });
 
-  it('copies the exact request as curl and as Node', async () => {
+  it('copies the exact request as curl and as Node, and both snippets run and remake the image', async () => {
+    // The Download button hands over the image's own bytes, named for its format.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download' }).first().click()]);
+    expect(download.suggestedFilename()).toMatch(/^easel-.+\.png$/);
+    const made = readFileSync((await download.path())!);
+    expect((await sharp(made).metadata()).width).toBe(1280);
     await page.getByRole('button', { name: 'Copy as curl' }).click();
-    const curl = await page.locator('#code').textContent();
+    const curl = (await page.locator('#code').textContent())!;
     expect(curl).toContain(`${server.url}/v1/images/generations`);
     expect(curl).toContain('"size":"1280x720"');
     expect(curl).toContain('"seed":7');
+    const sse = execFileSync('sh', ['-c', curl], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const completed = /^data: (.*"type":"image_generation\.completed".*)$/m.exec(sse);
+    expect(completed).not.toBeNull();
+    expect(Buffer.from((JSON.parse(completed![1]) as { b64_json: string }).b64_json, 'base64').equals(made)).toBe(true);
+
     await page.getByRole('button', { name: 'Copy as Node (openai SDK)' }).click();
-    const node = await page.locator('#code').textContent();
+    const node = (await page.locator('#code').textContent())!;
     expect(node).toContain('client.images.generate(');
-    expect(node).toContain('stream: true');
+    // Run where `openai` resolves from the repository's node_modules (test-results/ is git-ignored).
+    const dir = join(ROOT, 'test-results', 'playground-snippet');
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'snippet.mjs'), node);
+    execFileSync(process.execPath, ['snippet.mjs'], { cwd: dir, stdio: 'pipe' });
+    expect(readFileSync(join(dir, 'image-0.png')).equals(made)).toBe(true);
     await shot(page, '02-code');
   });
 

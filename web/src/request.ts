@@ -77,7 +77,7 @@ export function nodeSnippet(req: PlannedRequest, origin: string): string {
         `const stream = await ${call};`,
         'let i = 0;',
         'for await (const event of stream) {',
-        "  if (event.type.endsWith('.completed')) fs.writeFileSync(`image-${i++}." + ext + "`, Buffer.from(event.b64_json, 'base64'));",
+        `  if (event.type.endsWith('.completed')) fs.writeFileSync(\`image-\${i++}.${ext}\`, Buffer.from(event.b64_json, 'base64'));`,
         '}',
       ]
     : [
