@@ -49,7 +49,8 @@ export function traceRequest(req: FastifyRequest, reply: FastifyReply): void {
     live.delete(req.id);
     if (!t.span) return;
     const route = req.is404 ? undefined : req.routeOptions.url;
-    const status = reply.raw.writableFinished ? reply.statusCode : 499;
+    // Ended by the server (answered), else the client left first (nginx's 499).
+    const status = reply.raw.writableEnded ? reply.statusCode : 499;
     t.span.updateName(route ? `${req.method} ${route}` : req.method);
     t.span.setAttributes({ 'http.response.status_code': status, ...(route ? { 'http.route': route } : {}), 'easel.request_id': req.id });
     if (status >= 500) t.span.setStatus({ code: SpanStatusCode.ERROR });
