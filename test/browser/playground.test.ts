@@ -164,6 +164,7 @@ describe('playground without auth', () => {
     await page.getByRole('button', { name: 'Generate' }).click();
     await page.locator('#preview').waitFor({ state: 'visible' });
     await shot(page, '03-streaming-partial');
+    expect((await queueOf(server)).running).toBe(1); // still generating (about 2 s of work left) when Stop is pressed
     await page.getByRole('button', { name: 'Stop' }).click();
     await until(() => page.locator('#status').textContent()).toMatch(/Stopped after/);
     await shot(page, '04-stopped');
