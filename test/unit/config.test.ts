@@ -51,7 +51,9 @@ describe('defaults', () => {
       uploadBytes: 64 * 1024 * 1024,
       allowPrivateImageUrls: false,
       ...INPUT_IMAGE_LIMITS,
+      ...COST_LIMITS,
     });
+    expect(cfg.rateLimits).toEqual({ requestsPerMinute: 600, tokensPerMinute: 1_000_000 });
     expect(cfg.moderation.lowCategories).toEqual(['sexual/minors']);
     expect(Object.isFrozen(cfg.engine)).toBe(true);
   });
@@ -66,6 +68,7 @@ describe('defaults', () => {
       uploadBytes: 64 * 1024 * 1024,
       allowPrivateImageUrls: true,
       ...INPUT_IMAGE_LIMITS,
+      ...COST_LIMITS,
     });
     expect(cfg.engine).toEqual({ provider: 'cpu', threads: 2, maxBatchSize: 8 });
     expect(cfg.moderation.lowCategories).toEqual([]);
@@ -117,7 +120,7 @@ describe('bad values fail closed, naming the file, the key and what is allowed',
     [
       'an unknown section key',
       { limits: { bodyBytez: 1 } },
-      'limits.bodyBytez: unknown key (allowed keys are bodyBytes, uploadBytes, allowPrivateImageUrls, maxInputPixels, decodeBudgetBytes, imageUrlConcurrency, imageUrlTimeoutSeconds, imageUrlDeadlineSeconds)',
+      'limits.bodyBytez: unknown key (allowed keys are bodyBytes, uploadBytes, allowPrivateImageUrls, maxInputPixels, decodeBudgetBytes, imageUrlConcurrency, imageUrlTimeoutSeconds, imageUrlDeadlineSeconds, maxSteps, maxImageStepMegapixels, maxPartialImages, requestDeadlineSeconds)',
     ],
     ['an unknown model key', { models: [{ ...MODEL, fam: 'x' }] }, 'models[0].fam: unknown key'],
     ['a defaultModel not served', { models: [MODEL], defaultModel: 'x' }, 'defaultModel: "x" is not among the models (models are "m")'],
@@ -456,6 +459,9 @@ describe('images.encoding: how the worker encodes images', () => {
     expect(problems({ config: path })).toEqual([`${path}: images.encoding.${message}`]);
   });
 });
+
+/** The defaults of the cost caps and the job deadline in `limits` (docs/limits.md "Requests and the queue"). */
+const COST_LIMITS = { maxSteps: 100, maxImageStepMegapixels: 60, maxPartialImages: 3, requestDeadlineSeconds: 300 };
 
 /** The defaults of the input-image keys in `limits` (docs/limits.md "Input images"). */
 const INPUT_IMAGE_LIMITS = {
