@@ -11,8 +11,9 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { dirname, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { downloadFile, listFiles, modelInfo } from '@huggingface/hub';
+import { lockBlob } from './blob-lock.js';
 import { HubError, hubCacheDir, isOffline, type PipelineSpec, parseRepoRef, pipelineRoot, repoStorageDir, SHA_RE } from './cache.js';
 
 export { HubError, type HubErrorCode, parseRepoRef, type RepoRef } from './cache.js';
@@ -510,11 +511,26 @@ export async function pullModel(ref: string, opts: PullOptions = {}): Promise<Pu
   const files: PulledFile[] = [];
   for (const f of wanted) {
     const blobPath = join(storage, 'blobs', f.etag);
-    const present = (await sizeOf(blobPath)) === f.size;
-    if (present) opts.onProgress?.({ file: f.path, received: f.size, total: f.size });
-    else await downloadBlob(client, sha, f, blobPath, opts.onProgress);
+    let downloaded = false;
+    if ((await sizeOf(blobPath)) !== f.size) {
+      const lock = await lockBlob(join(dirname(storage), '.locks', basename(storage), `${f.etag}.easel.lock`), opts.signal);
+      try {
+        // Another process may have written it while this one waited for the lock.
+        if ((await sizeOf(blobPath)) !== f.size) {
+          const onProgress = (e: ProgressEvent) => {
+            lock.touch();
+            opts.onProgress?.(e);
+          };
+          await downloadBlob(client, sha, f, blobPath, onProgress);
+          downloaded = true;
+        }
+      } finally {
+        await lock.release();
+      }
+    }
+    if (!downloaded) opts.onProgress?.({ file: f.path, received: f.size, total: f.size });
     await linkSnapshotFile(join(snapshot, ...f.path.split('/')), blobPath);
-    files.push({ path: f.path, size: f.size, etag: f.etag, downloaded: !present });
+    files.push({ path: f.path, size: f.size, etag: f.etag, downloaded });
   }
   // refs/ even for a pull by commit sha, which names no ref: scanCacheDir skips a repository without the folder.
   await mkdir(join(storage, 'refs'), { recursive: true });

@@ -2,7 +2,7 @@
 // serving the tiny fixture as repositories; everything lands in temporary Hugging Face caches, no network needed.
 import { existsSync, lstatSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -248,6 +248,32 @@ describe('pullModel', () => {
     expect(ranges(unet)).toEqual([undefined, `bytes=5000-${unet.content.length - 1}`]);
     expect(ranges(te)).toEqual([undefined, `bytes=3000-${te.content.length - 1}`]);
     for (const f of [unet, te]) expect(sha256(await readFile(join(result.snapshot, f.path)))).toBe(sha256(f.content));
+  });
+
+  it('lets one of two concurrent pulls into one cache write each blob; the other links it', async () => {
+    const { cacheDir, env } = freshHome();
+    hub.dropAfter.set('unet/model.onnx', 2000); // slow the writer down with a retry
+    const [a, b] = await Promise.all([pullModel(ROOT, { env, ...fast }), pullModel(ROOT, { env, ...fast })]);
+    expect(a.snapshot).toBe(b.snapshot);
+    const downloads = [...a.files, ...b.files].filter((f) => f.downloaded).map((f) => f.etag);
+    expect(downloads.sort()).toEqual([...new Set(a.files.map((f) => f.etag))].sort()); // every blob written once
+    const unet = file(ROOT_FILES, 'unet/model.onnx');
+    const fetched = hub.hits.filter((h) => h.server === 'cdn' && h.url.includes(sha256(unet.content)));
+    expect(fetched.map((h) => h.range)).toEqual([undefined, `bytes=2000-${unet.content.length - 1}`]);
+    for (const f of await filesUnder(a.snapshot))
+      expect(sha256(await readFile(join(a.snapshot, f))), f).toBe(sha256(file(ROOT_FILES, f).content));
+    expect(await readdir(join(cacheDir, '.locks', `models--${ROOT.replace('/', '--')}`))).toEqual([]);
+  });
+
+  it('takes over the lock of a process that died while it held it', async () => {
+    const { cacheDir, env } = freshHome();
+    const locks = join(cacheDir, '.locks', `models--${ROOT.replace('/', '--')}`);
+    await mkdir(locks, { recursive: true });
+    const etag = sha256(file(ROOT_FILES, 'unet/model.onnx').content);
+    await writeFile(join(locks, `${etag}.easel.lock`), JSON.stringify({ host: hostname(), pid: 2 ** 22 + 17 }));
+    const result = await pullModel(ROOT, { env, ...fast });
+    expect(result.files.find((f) => f.path === 'unet/model.onnx')!.downloaded).toBe(true);
+    expect(await readdir(locks)).toEqual([]);
   });
 
   it('refuses bytes whose sha256 does not match and leaves nothing behind', async () => {
