@@ -10,9 +10,10 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/config.js';
-import { openSqliteDb } from '../../src/db/index.js';
+import { openPostgresDb, openSqliteDb } from '../../src/db/index.js';
 import { type RunningServer, startServer } from '../../src/server/start.js';
 import { validateSchema } from '../helpers/openapi.js';
+import { startPostgres } from '../helpers/postgres.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
 const USAGE_SPEC = join(import.meta.dirname, '..', 'fixtures', 'openai', 'openai-openapi-usage-images.yaml');
@@ -72,6 +73,21 @@ function totals(pages: Page[]): { images: number; requests: number } {
   return { images: results.reduce((s, r) => s + r.images, 0), requests: results.reduce((s, r) => s + r.num_model_requests, 0) };
 }
 
+/**
+ * Waits until `n` requests are recorded: a JSON answer's row is written once its body has been handed to the socket,
+ * which can be just after the client has read it, and the clock must not move before then.
+ */
+async function recorded(client: OpenAI, n: number): Promise<void> {
+  const query = { start_time: day0, end_time: day0 + 2 * 86_400 };
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const got = totals([(await client.get('/organization/usage/images', { query })) as Page]).requests;
+    if (got === n) return;
+    if (Date.now() > deadline) throw new Error(`${got} requests recorded, expected ${n}`);
+    await new Promise((ok) => setTimeout(ok, 20));
+  }
+}
+
 async function png(size: number, color: string) {
   const bytes = await sharp({ create: { width: size, height: size, channels: 3, background: color } })
     .png()
@@ -102,10 +118,13 @@ beforeAll(async () => {
   clock = t0 + 30_000;
   await standard.images.generate({ model: 'gpt-image-1', prompt: 'a', size: '1024x1024', quality: 'low', user: 'alice' });
   await standard.images.generate({ model: 'gpt-image-1', prompt: 'b', size: '1024x1024', quality: 'low', n: 2, user: 'alice' });
+  await recorded(admin, 2);
   clock = t0 + 150_000;
   await standard.images.edit({ model: 'gpt-image-1', image: await png(64, '#336699'), prompt: 'c', quality: 'low', user: 'bob' });
+  await recorded(admin, 3);
   clock = t0 + 3_610_000;
   await standard.images.createVariation({ model: 'dall-e-2', image: await png(64, '#993366'), size: '256x256' });
+  await recorded(admin, 4);
   clock = t0 + 3_620_000;
   const controller = new AbortController();
   const slow = standard.images
@@ -115,14 +134,7 @@ beforeAll(async () => {
   while ((await queueRunning()) === 0 && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 20));
   controller.abort();
   expect(await slow).toBe('aborted');
-  // The cancelled request's row is written as its connection closes.
-  while (Date.now() < deadline) {
-    const db2 = openSqliteDb({ path: join(dir, 'easel.sqlite') });
-    const n = (await db2.listUsage()).length;
-    await db2.close();
-    if (n === 5) break;
-    await new Promise((ok) => setTimeout(ok, 20));
-  }
+  await recorded(admin, 5); // the cancelled request's row
   clock = t0 + DAY + 3_600_000;
 }, 180_000);
 
@@ -275,4 +287,40 @@ describe('with auth.mode "none"', () => {
       rmSync(open, { recursive: true, force: true });
     }
   });
+});
+
+describe('on Postgres (db.url)', () => {
+  it('the same answers from usage rows in Postgres, bucketed there', async () => {
+    const pg = await startPostgres();
+    const data = mkdtempSync(join(tmpdir(), 'easel-usage-pg-'));
+    try {
+      const url = await pg.newDatabase();
+      const db = await openPostgresDb({ url });
+      const key = await db.createApiKey('pg-ops', { admin: true });
+      await db.close();
+      let now = t0 + 30_000;
+      const config = loadConfig({ model: FIXTURE, port: 0, dataDir: data, db: url }, { EASEL_THREADS: '1', EASEL_AUTH: 'keys' });
+      const node = await startServer(config, { now: () => now });
+      try {
+        const c = new OpenAI({ apiKey: key.key, baseURL: `${node.url}/v1`, maxRetries: 0 });
+        await c.images.generate({ model: 'gpt-image-1', prompt: 'p', size: '1024x1024', quality: 'low', n: 2, user: 'carol' });
+        await recorded(c, 1);
+        now = t0 + 3_630_000;
+        await c.images.generate({ model: 'gpt-image-1', prompt: 'q', size: '1024x1024', quality: 'low' });
+        const page = (await c.get('/organization/usage/images', {
+          query: { start_time: day0, end_time: day0 + 7200, bucket_width: '1h', group_by: ['user_id', 'api_key_id'] },
+        })) as Page;
+        expect(validateUsage(page)).toEqual([]);
+        expect(page.data.map((b) => b.results.map((r) => [r.user_id, r.api_key_id, r.images, r.num_model_requests]))).toEqual([
+          [['carol', key.id, 2, 1]],
+          [[null, key.id, 1, 1]],
+        ]);
+      } finally {
+        await node.close();
+      }
+    } finally {
+      await pg.stop();
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
