@@ -279,6 +279,41 @@ describe('playground without auth', () => {
     expect(await page.locator('#history li').count()).toBe(0);
   });
 
+  it('takes the image to edit from a paste and from a drop', async () => {
+    await page.getByLabel('Generate', { exact: true }).check();
+    const sizeAfter = async (send: (png: number[]) => Promise<void>, side: number) => {
+      const png = await sharp({ create: { width: side, height: side / 2, channels: 4, background: '#3a6' } })
+        .png()
+        .toBuffer();
+      await send(Array.from(png));
+      await until(() => page.locator('#mask-canvas').evaluate((c: HTMLCanvasElement) => `${c.width}x${c.height}`)).toBe(
+        `${side}x${side / 2}`,
+      );
+    };
+    await sizeAfter(
+      (png) =>
+        page.evaluate((bytes) => {
+          const data = new DataTransfer();
+          data.items.add(new File([new Uint8Array(bytes)], 'pasted.png', { type: 'image/png' }));
+          document.getElementById('prompt')!.dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true }));
+        }, png),
+      320,
+    );
+    // A paste in Generate mode switches to Edit.
+    expect(await page.getByLabel('Edit', { exact: true }).isChecked()).toBe(true);
+    await sizeAfter(
+      (png) =>
+        page.evaluate((bytes) => {
+          const data = new DataTransfer();
+          data.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
+          document
+            .getElementById('drop-zone')!
+            .dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+        }, png),
+      192,
+    );
+  });
+
   it('works by keyboard alone at a phone width: Ctrl+Enter from the prompt generates', async () => {
     const phone = await context.newPage();
     await phone.setViewportSize({ width: 375, height: 812 });
@@ -321,7 +356,7 @@ describe('playground with auth on', () => {
   });
 
   it('asks for a key, says so when one is refused, and works with a good one', async () => {
-    const context = await browser.newContext();
+    const context = await browser.newContext({ colorScheme: 'dark' });
     const page = await context.newPage();
     await page.goto(server.url);
     const field = page.getByLabel('API key', { exact: true });
