@@ -19,7 +19,7 @@ import {
 import { logBindings, traceRequest } from '../telemetry/http.js';
 import { closeReason, connectionLimits, guardConnections, markClosing, serverTimeouts, tagRequest } from './connections.js';
 import type { ServerDeps } from './deps.js';
-import { JobCancelledError, shuttingDown, trackRequest } from './dispatch.js';
+import { JobCancelledError, shuttingDown } from './dispatch.js';
 import { checkMetricsReader, rejectionReason } from './metrics.js';
 import { MemoryRateLimitStore, RateLimiter, type RateLimitStore } from './rate-limit.js';
 import { registerEditRoutes } from './routes/edits.js';
@@ -156,7 +156,6 @@ export async function buildServer(deps: ServerDeps, opts: BuildOptions = {}): Pr
     if (closing && req.url.split('?')[0] !== '/healthz') return refuseWhileDraining(req, reply);
     policy.check(req);
     await authenticate(deps, req);
-    trackRequest(req, reply);
     await limiter.admit(req, reply); // image requests: rate limits and their headers (rate-limit.ts)
     refuseNonJson(req);
   });

@@ -7,7 +7,7 @@ import { ApiError, queueFull, serverError, serviceUnavailable } from '../contrac
 import { type EncodedImage, type JobEvent, type JobSpec, QueueClosedError, QueueFullError, QueueUnavailableError } from '../jobs/types.js';
 import type { ServerDeps } from './deps.js';
 import { tagRejection } from './metrics.js';
-import { checkCostCaps, plannedFacts } from './plan.js';
+import { checkCostCaps, type JobPlan } from './plan.js';
 
 export type JobResult = Extract<JobEvent, { type: 'result' }>;
 
@@ -19,13 +19,10 @@ export class JobCancelledError extends Error {
   override readonly name = 'JobCancelledError';
 }
 
-/** Requests being answered, by id (which every JobSpec carries): submit finds the request's token charge here. */
-const live = new Map<string, FastifyRequest>();
-
-/** In onRequest: makes the request findable from its jobs' specs until its response closes. */
-export function trackRequest(req: FastifyRequest, reply: FastifyReply): void {
-  live.set(req.id, req);
-  reply.raw.once('close', () => live.delete(req.id));
+/** What admission reads besides the spec: the plan's facts (cost caps) and the request (its token rate limit). */
+export interface Admission {
+  req: FastifyRequest;
+  plan: JobPlan;
 }
 
 /**
@@ -80,24 +77,22 @@ function failure(e: Extract<JobEvent, { type: 'error' }>, signal: AbortSignal): 
  */
 export async function runThroughQueue(
   deps: ServerDeps,
+  admission: Admission,
   spec: JobSpec,
   signal: AbortSignal,
   onPartial?: (p: { index: number; image: EncodedImage }) => Promise<void> | void,
 ): Promise<JobResult> {
-  return followJob(deps, { id: await submitJob(deps, spec, signal), model: spec.model }, signal, onPartial);
+  return followJob(deps, { id: await submitJob(deps, admission, spec, signal), model: spec.model }, signal, onPartial);
 }
 
 /**
  * Admits the job and returns its id; a full queue (429), a draining or unavailable one (503) throw before any reply
  * starts, so a streaming request gets them as its HTTP status.
  */
-export async function submitJob(deps: ServerDeps, spec: JobSpec, signal: AbortSignal): Promise<string> {
+export async function submitJob(deps: ServerDeps, { req, plan }: Admission, spec: JobSpec, signal: AbortSignal): Promise<string> {
   if (signal.aborted) throw new JobCancelledError('the client left before the job was queued');
-  const facts = plannedFacts(spec.request);
-  if (facts) {
-    checkCostCaps(deps.config.limits, spec.request, facts);
-    await live.get(spec.requestId)?.chargeTokens?.(facts.outputTokens);
-  }
+  checkCostCaps(deps.config.limits, spec.request, plan.facts);
+  await req.chargeTokens?.(plan.facts.outputTokens);
   try {
     return (await deps.queue.submit(spec)).id;
   } catch (err) {

@@ -17,6 +17,8 @@ export interface JobPlan {
   output: OutputPlan;
   /** Denoising steps that actually run (image-to-image runs fewer); partial images are spaced over these. */
   effectiveSteps: number;
+  /** What the cost caps and the token rate limit read at submit (dispatch.ts). */
+  facts: PlannedFacts;
 }
 
 /** What the request asked for, beyond the engine request: what the cost caps and the token rate limit read. */
@@ -26,22 +28,6 @@ export interface PlannedFacts {
   requestedSteps: number;
   /** Image output tokens of the request, partial images included (contract/usage.ts): what tokensPerMinute counts. */
   outputTokens: number;
-}
-
-/**
- * A plan's facts, keyed by its engine request (the object the JobSpec carries on to the queue), so dispatch.ts can
- * check caps and charge tokens at submit whichever route planned the job.
- */
-const facts = new WeakMap<GenerateRequest, PlannedFacts>();
-
-/** The facts of the plan whose engine request this is; undefined for a request no plan made. */
-export function plannedFacts(request: GenerateRequest): PlannedFacts | undefined {
-  return facts.get(request);
-}
-
-function remember<T extends JobPlan>(plan: T, f: PlannedFacts): T {
-  facts.set(plan.request, f);
-  return plan;
 }
 
 /**
@@ -86,8 +72,9 @@ export function planJob(served: ServedModel, parsed: ParsedCommon, style?: 'vivi
       alpha,
     },
     effectiveSteps: steps,
+    facts: { parsed, requestedSteps: steps, outputTokens },
   };
-  return remember(plan, { parsed, requestedSteps: steps, outputTokens });
+  return plan;
 }
 
 /** Turns a text-to-image plan into image-to-image (or inpainting, with a mask) at `strength`. */
@@ -97,8 +84,7 @@ export function withInitImage(
   overrides: Partial<Pick<GenerateRequest, 'prompt' | 'guidanceScale'>> = {},
 ): JobPlan {
   const steps = stepsForStrength(plan.request.numInferenceSteps, init.strength);
-  const planned = facts.get(plan.request);
-  const next: JobPlan = {
+  return {
     ...plan,
     request: {
       ...plan.request,
@@ -110,7 +96,6 @@ export function withInitImage(
     },
     effectiveSteps: steps.effective,
   };
-  return planned ? remember(next, planned) : next;
 }
 
 /** Steps after which partial images are decoded: evenly spaced, the last one before the final step. */

@@ -85,7 +85,7 @@ function b64(image: EncodedImage): string {
 
 async function answerJson(deps: ServerDeps, req: FastifyRequest, reply: FastifyReply, job: ImageJob): Promise<unknown> {
   const { parsed } = job;
-  const result = await runThroughQueue(deps, jobSpec(req, job, []), clientAbortSignal(req, reply));
+  const result = await runThroughQueue(deps, { req, plan: job.plan }, jobSpec(req, job, []), clientAbortSignal(req, reply));
   observeResult(deps, job, result);
   const data = await Promise.all(
     result.images.map(async (image) => ({
@@ -146,7 +146,7 @@ async function answerStream(
   reply.raw.once('close', () => controller.abort());
   // Admission first: a full queue (429) or a draining one (503) is the HTTP status, which SDKs type and retry.
   const previews = parsed.partial_images > 0 ? partialSteps(job.plan.effectiveSteps, parsed.partial_images) : [];
-  const id = await submitJob(deps, jobSpec(req, job, previews), controller.signal);
+  const id = await submitJob(deps, { req, plan: job.plan }, jobSpec(req, job, previews), controller.signal);
   const sse = new SseStream(req, reply, undefined, headers);
   const fields = (image: EncodedImage) => ({
     size: parsed.resolved.size,

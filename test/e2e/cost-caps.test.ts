@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { parseGenerationRequest } from '../../src/contract/generations.js';
 import { openSqliteDb } from '../../src/db/index.js';
-import { checkCostCaps, planJob, plannedFacts } from '../../src/server/plan.js';
+import { checkCostCaps, planJob } from '../../src/server/plan.js';
 import { parseContext } from '../../src/server/routes/generations.js';
 import { type RunningServer, startServer } from '../../src/server/start.js';
 import { type ApiNode, startApiNode } from '../../src/server/start-api.js';
@@ -107,7 +107,7 @@ describe('the default limits on the shipped default model', () => {
     for (const body of documented) {
       const parsed = parseGenerationRequest({ prompt: 'a red circle', ...body }, ctx);
       const plan = planJob(server.models.resolve(parsed.model)!, parsed, parsed.style);
-      expect(() => checkCostCaps(limits, plan.request, plannedFacts(plan.request)!), JSON.stringify(body)).not.toThrow();
+      expect(() => checkCostCaps(limits, plan.request, plan.facts), JSON.stringify(body)).not.toThrow();
     }
   });
 });
