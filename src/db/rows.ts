@@ -1,5 +1,5 @@
-// What the SQLite and Postgres Dbs share, so both keep exactly the same semantics: API key minting, hashing and the
-// cheap pre-check, the usage-list bounds, the row shapes of both tables and their mapping to the seam's types.
+// What the SQLite and Postgres Dbs share, so both keep exactly the same semantics: API key minting, hashing, limits and
+// the cheap pre-check, the usage-list bounds, the Usage API's bucketing SQL, the row shapes and their mapping.
 import { createHash, randomBytes } from 'node:crypto';
 import {
   API_KEY_PREFIX,

@@ -79,7 +79,6 @@ export interface ListUsageOptions {
 
 /** What the Usage API groups images usage by (OpenAI's group_by values, less project_id: Easel has one project). */
 export type UsageGroupField = 'source' | 'size' | 'model' | 'user_id' | 'api_key_id';
-export const USAGE_GROUP_FIELDS: readonly UsageGroupField[] = ['source', 'size', 'model', 'user_id', 'api_key_id'];
 
 /** OpenAI's images usage sources, from the endpoint that answered. */
 export type UsageSource = 'image.generation' | 'image.edit' | 'image.variation';
