@@ -1,7 +1,8 @@
-// bench/metrics-overhead: what metrics and tracing cost a generation. Two `easel serve` processes on the same model:
-// "on" exports OpenTelemetry spans (OTLP/HTTP to a sink in this process) and is scraped every second; "off" has no
-// OTEL_* and nobody reads its /metrics. Requests alternate between them (ABBA order), one at a time; the ratio of
-// medians on/off is printed (goal <= 1.01). Rerun: npx tsx bench/metrics-overhead.ts [--model <folder>] [--runs 10]
+// bench/metrics-overhead: what metrics and tracing cost a generation. Three `easel serve` processes on the same model:
+// "on" exports OpenTelemetry spans (OTLP/HTTP to a sink in this process) and is scraped every second; "off" and
+// "control" have no OTEL_* and nobody reads their /metrics. Requests rotate between them, one at a time; the ratio of
+// medians on/off is printed beside control/off, the noise floor of two identical processes (goal: on/off within it).
+// Rerun: npx tsx bench/metrics-overhead.ts [--model <folder>] [--runs 10]
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -76,6 +77,7 @@ async function generate(s: Served): Promise<number> {
 
 const on = await serve('on', { OTEL_EXPORTER_OTLP_ENDPOINT: otlp, OTEL_BSP_SCHEDULE_DELAY: '1000' });
 const off = await serve('off', {});
+const control = await serve('control', {});
 let scrapes = 0;
 const scraper = setInterval(() => {
   void fetch(`${on.url}/metrics`)
@@ -85,16 +87,17 @@ const scraper = setInterval(() => {
     });
 }, 1000);
 
-await generate(on);
-await generate(off);
-const times: Record<'on' | 'off', number[]> = { on: [], off: [] };
+const all = [on, off, control];
+for (const s of all) await generate(s);
+const times: Record<string, number[]> = { on: [], off: [], control: [] };
 for (let i = 0; i < Number(values.runs); i++) {
-  const order = i % 2 === 0 ? [on, off] : [off, on];
-  for (const s of order) times[s.name as 'on' | 'off'].push(await generate(s));
+  // Each process first, second and third in turn, so no one always follows the same neighbour.
+  const order = all.map((_, k) => all[(i + k) % all.length]);
+  for (const s of i % 2 === 0 ? order : order.reverse()) times[s.name].push(await generate(s));
 }
 clearInterval(scraper);
 await new Promise((r) => setTimeout(r, 1500)); // the last spans' export
-for (const s of [on, off]) {
+for (const s of all) {
   s.child.kill('SIGKILL');
   rmSync(s.dir, { recursive: true, force: true });
 }
@@ -106,4 +109,6 @@ console.log(
 );
 console.log(`metrics + tracing on (median)   ${median(times.on).toFixed(1)} ms   (${spans} spans exported, ${scrapes} scrapes)`);
 console.log(`off (median)                    ${median(times.off).toFixed(1)} ms`);
-console.log(`ratio on / off                  ${(median(times.on) / median(times.off)).toFixed(3)}   (goal <= 1.01)`);
+console.log(`control, as off (median)        ${median(times.control).toFixed(1)} ms`);
+console.log(`ratio on / off                  ${(median(times.on) / median(times.off)).toFixed(3)}`);
+console.log(`ratio control / off             ${(median(times.control) / median(times.off)).toFixed(3)}   (the noise floor)`);
