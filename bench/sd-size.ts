@@ -37,6 +37,8 @@ interface StepRow {
   sessionRunMs: number;
   peakRssMiB: number;
   rssAfterMiB: number;
+  /** Wall time of each step after the first (between step callbacks). */
+  stepMs: number[];
 }
 interface CaseResult {
   name: string;
@@ -73,17 +75,18 @@ async function engineCase(name: string, dir: string): Promise<CaseResult> {
   const loadPeakRssMiB = status('VmHWM');
   const rssAfterLoadMiB = status('VmRSS');
   const rows: StepRow[] = [];
+  const request = (n: number, onStep?: () => void) =>
+    pipe.generate(
+      { prompt: 'a red circle', width, height, numInferenceSteps: n, guidanceScale: 7.5, seed: 1, scheduler: 'euler' },
+      { onStep },
+    );
+  // Warm-up: ORT's first run of a session is several times slower than the next; its peak counts in the first row.
+  resetPeak();
+  await request(1);
   for (const n of steps) {
-    resetPeak();
-    const r = await pipe.generate({
-      prompt: 'a red circle',
-      width,
-      height,
-      numInferenceSteps: n,
-      guidanceScale: 7.5,
-      seed: 1,
-      scheduler: 'euler',
-    });
+    if (rows.length > 0) resetPeak();
+    const marks: number[] = [];
+    const r = await request(n, () => marks.push(performance.now()));
     const t = r.timings;
     rows.push({
       steps: n,
@@ -93,6 +96,7 @@ async function engineCase(name: string, dir: string): Promise<CaseResult> {
       sessionRunMs: t.sessionRunMs,
       peakRssMiB: status('VmHWM'),
       rssAfterMiB: status('VmRSS'),
+      stepMs: marks.slice(1).map((m, i) => m - marks[i]),
     });
   }
   await pipe.dispose();
@@ -121,15 +125,17 @@ async function rawCase(dir: string): Promise<CaseResult> {
   const h = height / 8;
   const w = width / 8;
   const rows: StepRow[] = [];
-  for (const n of steps) {
-    resetPeak();
+  for (const [k, n] of [1, ...steps].entries()) {
+    if (k !== 1) resetPeak();
     runMs = 0;
+    const stepMs: number[] = [];
     const t = performance.now();
     const ids = new ort.Tensor('int32', new Int32Array(2 * 77).fill(49407), [2, 77]);
     const hidden = Object.values(await run(te, { input_ids: ids }))[0];
     const latents = new Float32Array(4 * h * w).map((_, i) => Math.sin(i));
     const tLoop = performance.now();
     for (let i = 0; i < n; i++) {
+      const tStep = performance.now();
       const sample = new Float32Array(2 * latents.length);
       sample.set(latents);
       sample.set(latents, latents.length);
@@ -141,6 +147,7 @@ async function rawCase(dir: string): Promise<CaseResult> {
         }),
       )[0].data as Float32Array;
       for (let j = 0; j < latents.length; j++) latents[j] -= 0.1 * (out[j] + 7.5 * (out[latents.length + j] - out[j]));
+      if (i > 0) stepMs.push(performance.now() - tStep);
     }
     const denoiseMs = performance.now() - tLoop;
     const tVae = performance.now();
@@ -154,10 +161,12 @@ async function rawCase(dir: string): Promise<CaseResult> {
       sessionRunMs: runMs,
       peakRssMiB: status('VmHWM'),
       rssAfterMiB: status('VmRSS'),
+      stepMs,
     });
   }
   await Promise.all([te.release(), unet.release(), vae.release()]);
-  return { name: 'raw', loadMs, loadPeakRssMiB, rssAfterLoadMiB, rows };
+  // The first request was the warm-up, as in the engine case (its peak counts in the first measured row).
+  return { name: 'raw', loadMs, loadPeakRssMiB, rssAfterLoadMiB, rows: rows.slice(1) };
 }
 
 function runChild(name: string, dir: string): CaseResult {
@@ -188,8 +197,10 @@ function report(results: CaseResult[], weights: number): void {
     const last = c.rows[c.rows.length - 1];
     const slope = c.rows.length > 1 ? (last.denoiseMs - first.denoiseMs) / (last.steps - first.steps) : first.denoiseMs / first.steps;
     const peak = Math.max(...c.rows.map((r) => r.peakRssMiB));
+    const each = c.rows.flatMap((r) => r.stepMs).sort((a, b) => a - b);
+    const median = each.length > 0 ? each[Math.floor(each.length / 2)].toFixed(0) : '-';
     console.log(
-      `${c.name.padEnd(15)} load ${(c.loadMs / 1000).toFixed(1)} s  ms/step ${slope.toFixed(0)}  VAE ${last.vaeMs.toFixed(0)} ms`,
+      `${c.name.padEnd(15)} load ${(c.loadMs / 1000).toFixed(1)} s  ms/step ${slope.toFixed(0)} (slope), ${median} (median of ${each.length})  VAE ${last.vaeMs.toFixed(0)} ms`,
     );
     console.log(
       `${''.padEnd(15)} RSS after load ${gib(c.rssAfterLoadMiB)}  load peak ${gib(c.loadPeakRssMiB)}  request peak ${gib(peak)}  after ${gib(last.rssAfterMiB)}`,
