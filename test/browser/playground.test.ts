@@ -17,6 +17,19 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** expect.poll with room for a generation on a busy 2-core machine (its default gives up after 1 s). */
 const until = <T>(probe: () => Promise<T>) => expect.poll(probe, { timeout: 30_000, interval: 100 });
 
+/** `p`, or a failure saying `why()` after `ms`. */
+async function within<T>(p: Promise<T>, ms: number, why: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(why())), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 let browser: Browser;
 const dirs: string[] = [];
 
@@ -163,14 +176,23 @@ describe('playground without auth', () => {
     const logsFrom = server.logs.length;
     await page.getByRole('button', { name: 'Generate' }).click();
     await page.locator('#preview').waitFor({ state: 'visible' });
-    await shot(page, '03-streaming-partial');
-    expect((await queueOf(server)).running).toBe(1); // still generating (about 2 s of work left) when Stop is pressed
+    // The first partial image comes at a quarter of the steps: most of the job (the rest and encoding ten images) is left.
+    expect((await queueOf(server)).running).toBe(1);
     await page.getByRole('button', { name: 'Stop' }).click();
     await until(() => page.locator('#status').textContent()).toMatch(/Stopped after/);
-    await shot(page, '04-stopped');
+    expect(await page.locator('#preview-caption').textContent()).toMatch(/^Partial image \d of 3 \(stopped\)$/);
+    await shot(page, '03-stopped-with-partial');
     expect(await page.locator('#results img').count()).toBe(0);
     // The server saw the client leave (nginx's 499) and its engine has nothing left to do.
-    await server.waitForLog((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 499, logsFrom);
+    await within(
+      server.waitForLog((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 499, logsFrom),
+      20_000,
+      () =>
+        `no 499 in the server log; it logged:\n${server.logs
+          .slice(logsFrom)
+          .map((l) => JSON.stringify(l))
+          .join('\n')}`,
+    );
     await until(() => queueOf(server)).toEqual({ waiting: 0, running: 0 });
     await page.getByLabel('Images (n)', { exact: true }).fill('1');
     await page.getByLabel('Steps', { exact: true }).fill('');

@@ -84,7 +84,8 @@ async function loadModels(): Promise<void> {
     state.models = await listModels();
     el.fields.disabled = false;
     show(el.auth, apiKey.get() !== null);
-    el.authMessage.textContent = 'Using the key kept in this tab.';
+    showKeyEntry(false);
+    el.authMessage.textContent = 'Using the API key kept in this tab (sessionStorage).';
     fillModels();
   } catch (err) {
     if (err instanceof RequestError && err.status === 401) return askForKey(err);
@@ -92,8 +93,15 @@ async function loadModels(): Promise<void> {
   }
 }
 
+/** The key field while one is needed; once a key works, only the line saying so and "Forget key". */
+function showKeyEntry(entry: boolean): void {
+  for (const e of document.querySelectorAll<HTMLElement>('[data-key-entry]')) show(e, entry);
+  show(el.forgetKey, apiKey.get() !== null);
+}
+
 function askForKey(err: RequestError): void {
   show(el.auth, true);
+  showKeyEntry(true);
   el.authMessage.textContent = apiKey.get()
     ? `The server refused this key: ${err.message}`
     : 'This server needs an API key (auth is on). Enter one below; it is kept in this tab only (sessionStorage).';
@@ -223,19 +231,23 @@ async function run(): Promise<void> {
     el.metaSeed.textContent = seed ?? (params.seed === undefined ? 'not reported' : String(params.seed));
     const outcome = req.stream ? await readStream(res) : await readJson(res);
     const seconds = stopClock();
+    show(el.preview, false);
     await showOutcome(outcome, { model: model.id, prompt: String(params.prompt ?? ''), mode, requestId, seed: el.metaSeed.textContent });
     el.status.textContent = `Done in ${seconds.toFixed(1)} s${warning ? `. ${decodeURIComponent(warning)}` : ''}`;
   } catch (err) {
     const seconds = stopClock();
-    if ((err as Error).name === 'AbortError') el.status.textContent = `Stopped after ${seconds.toFixed(1)} s.`;
-    else {
+    if ((err as Error).name === 'AbortError') {
+      // What was seen so far stays on screen, marked as stopped.
+      el.status.textContent = `Stopped after ${seconds.toFixed(1)} s.`;
+      if (!el.preview.hidden) el.previewCaption.textContent += ' (stopped)';
+    } else {
       el.status.textContent = '';
+      show(el.preview, false);
       showError(err);
     }
   } finally {
     state.controller = null;
     setRunning(false);
-    show(el.preview, false);
   }
 }
 
@@ -308,6 +320,7 @@ function objectUrl(blob: Blob): string {
 
 function clearResults(): void {
   el.results.replaceChildren();
+  show(el.preview, false);
   show(el.meta, false);
   el.metaUsage.textContent = '–';
 }
