@@ -24,16 +24,17 @@ import {
   usageValues,
   VERIFIED_KEY_COLUMNS,
 } from './rows.js';
-import type {
-  ApiKeyInfo,
-  CreateApiKeyOptions,
-  CreatedApiKey,
-  Db,
-  ListUsageOptions,
-  UsageBucketQuery,
-  UsageBucketRow,
-  UsageRecord,
-  VerifiedApiKey,
+import {
+  type ApiKeyInfo,
+  type CreateApiKeyOptions,
+  type CreatedApiKey,
+  type Db,
+  DbUnavailableError,
+  type ListUsageOptions,
+  type UsageBucketQuery,
+  type UsageBucketRow,
+  type UsageRecord,
+  type VerifiedApiKey,
 } from './types.js';
 
 export interface PostgresDbOptions {
@@ -44,6 +45,37 @@ export interface PostgresDbOptions {
   migrations?: readonly Migration[];
   /** Pool size (default 10). */
   maxConnections?: number;
+  /** Most milliseconds to get a connection (default 3000). */
+  connectTimeoutMs?: number;
+  /** Most milliseconds one statement may take, including a dropped connection going unnoticed (default 10000). */
+  queryTimeoutMs?: number;
+}
+
+/** Socket errors, Postgres' connection-exception class (08) and shutdown codes (57P01-57P03), pg's own timeouts. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EPIPE',
+  'EAI_AGAIN',
+  '57P01',
+  '57P02',
+  '57P03',
+]);
+const UNREACHABLE_MESSAGES = /timeout exceeded when trying to connect|Connection terminated|Query read timeout|connection timeout/i;
+
+/** The DbUnavailableError for an error that means the server is out of reach, else undefined. */
+function unreachable(err: unknown): DbUnavailableError | undefined {
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  if (UNREACHABLE_CODES.has(code) || code.startsWith('08') || UNREACHABLE_MESSAGES.test(message)) {
+    return new DbUnavailableError(`the database is unreachable (${code || message})`, 2, { cause: err });
+  }
+  return undefined;
 }
 
 /** Arbitrary constant key for pg_advisory_xact_lock: every Easel node migrating the same database takes it. */
@@ -77,19 +109,37 @@ export class PostgresDb implements Db {
   constructor(opts: PostgresDbOptions) {
     this.now = opts.now ?? Date.now;
     this.migrations = sortMigrations(opts.migrations ?? postgresMigrations);
-    this.pool = new pg.Pool({ connectionString: opts.url, max: opts.maxConnections ?? 10, types, connectionTimeoutMillis: 10_000 });
+    this.pool = new pg.Pool({
+      connectionString: opts.url,
+      max: opts.maxConnections ?? 10,
+      types,
+      // An outage answers within seconds: connecting, and every statement, are bounded.
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 3000,
+      query_timeout: opts.queryTimeoutMs ?? 10_000,
+    });
     // An idle client losing its connection must not crash the process; the next query gets a fresh one.
     this.pool.on('error', () => {});
   }
 
+  /** A pooled query; losing the server (refused, timed out, dropped) becomes DbUnavailableError. */
+  private async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(sql, values);
+    } catch (err) {
+      throw unreachable(err) ?? err;
+    }
+  }
+
   /** Ids of applied migrations, in order. */
   async appliedMigrations(): Promise<string[]> {
-    const r = await this.pool.query<{ id: string }>('SELECT id FROM schema_migrations ORDER BY id');
+    const r = await this.query<{ id: string }>('SELECT id FROM schema_migrations ORDER BY id');
     return r.rows.map((row) => row.id);
   }
 
   async migrate(): Promise<void> {
-    const client = await this.pool.connect();
+    const client = await this.pool.connect().catch((err: unknown) => {
+      throw unreachable(err) ?? err;
+    });
     try {
       await client.query('BEGIN');
       // Nodes starting together queue here; the lock ends with the transaction.
@@ -119,7 +169,7 @@ export class PostgresDb implements Db {
     const o = keyOptions(opts);
     const { id, key, keyHash } = mintApiKey(name);
     const createdAt = this.now();
-    await this.pool.query('INSERT INTO api_keys (id, name, key_hash, admin, rpm, tpm, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
+    await this.query('INSERT INTO api_keys (id, name, key_hash, admin, rpm, tpm, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)', [
       id,
       name,
       keyHash,
@@ -133,7 +183,7 @@ export class PostgresDb implements Db {
 
   async verifyApiKey(key: string): Promise<VerifiedApiKey | undefined> {
     if (!looksLikeApiKey(key)) return undefined;
-    const r = await this.pool.query<KeyRow>(
+    const r = await this.query<KeyRow>(
       `UPDATE api_keys SET last_used_at = $1 WHERE key_hash = $2 AND revoked_at IS NULL RETURNING ${VERIFIED_KEY_COLUMNS}`,
       [this.now(), hashApiKey(key)],
     );
@@ -143,23 +193,23 @@ export class PostgresDb implements Db {
 
   async revokeApiKey(id: string): Promise<boolean> {
     if (typeof id !== 'string') return false;
-    const r = await this.pool.query('UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [this.now(), id]);
+    const r = await this.query('UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [this.now(), id]);
     return (r.rowCount ?? 0) > 0;
   }
 
   async listApiKeys(): Promise<ApiKeyInfo[]> {
-    const r = await this.pool.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, id`);
+    const r = await this.query<KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, id`);
     return r.rows.map(rowToKeyInfo);
   }
 
   async recordUsage(r: UsageRecord): Promise<void> {
     const params = USAGE_COLUMNS.map((_, i) => `$${i + 1}`).join(', ');
-    await this.pool.query(`INSERT INTO usage_records (${USAGE_COLUMNS.join(', ')}) VALUES (${params})`, usageValues(r));
+    await this.query(`INSERT INTO usage_records (${USAGE_COLUMNS.join(', ')}) VALUES (${params})`, usageValues(r));
   }
 
   async listUsage(opts: ListUsageOptions = {}): Promise<UsageRecord[]> {
     const { limit, since } = usageQueryBounds(opts);
-    const r = await this.pool.query<UsageRow>(
+    const r = await this.query<UsageRow>(
       `SELECT ${USAGE_COLUMNS.join(', ')} FROM usage_records WHERE created_at >= $1 ORDER BY created_at DESC, id DESC LIMIT $2`,
       [since, limit],
     );
@@ -168,7 +218,7 @@ export class PostgresDb implements Db {
 
   async usageBuckets(q: UsageBucketQuery): Promise<UsageBucketRow[]> {
     const { sql, values } = usageBucketSql(q, (i) => `$${i}`);
-    const r = await this.pool.query<BucketRow>(sql, values);
+    const r = await this.query<BucketRow>(sql, values);
     return r.rows.map((row) => rowToBucket(q, row));
   }
 

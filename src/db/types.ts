@@ -136,3 +136,19 @@ export interface Db {
 }
 
 export const API_KEY_PREFIX = 'esk-';
+
+/**
+ * The database cannot be reached now (refused, timed out, or its connection dropped): the API answers a retryable 503
+ * with Retry-After, never a hang or a bare 500. Other database errors stay what they are.
+ */
+export class DbUnavailableError extends Error {
+  override readonly name = 'DbUnavailableError';
+  constructor(
+    message: string,
+    /** Suggested seconds before retrying. */
+    readonly retryAfterSeconds = 2,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

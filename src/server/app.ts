@@ -14,8 +14,10 @@ import {
   payloadTooLarge,
   redactApiKey,
   serverError,
+  serviceUnavailable,
   unsupportedMediaType,
 } from '../contract/errors.js';
+import { DbUnavailableError } from '../db/types.js';
 import { logBindings, traceRequest } from '../telemetry/http.js';
 import { closeReason, connectionLimits, guardConnections, markClosing, serverTimeouts, tagRequest } from './connections.js';
 import type { ServerDeps } from './deps.js';
@@ -343,6 +345,8 @@ export function sendError(reply: FastifyReply, err: ApiError): void {
 /** Maps Fastify's own errors (bad JSON, size, content type) onto OpenAI's statuses and bodies; other 4xx keep their status; anything else is a 500. */
 function toApiError(err: FastifyError | ApiError, req: FastifyRequest): ApiError {
   if (err instanceof ApiError) return err;
+  if (err instanceof DbUnavailableError)
+    return serviceUnavailable('The database is unreachable; retry the request.', err.retryAfterSeconds);
   const code = (err as FastifyError).code;
   switch (code) {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':

@@ -20,6 +20,9 @@ export interface TestPostgres {
   newDatabase(): Promise<string>;
   /** The URL of database `name` with the given password (for bad-credential tests). */
   url(name: string, password?: string): string;
+  /** Stops the server, keeping its data (an outage); resume() starts it again on the same port. */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -99,6 +102,12 @@ export async function startPostgres(): Promise<TestPostgres> {
         await admin.end();
       }
       return url(name);
+    },
+    async pause() {
+      await exec('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
+    },
+    async resume() {
+      await exec('pg_ctl', ['-D', data, '-o', opts, '-l', join(dir, 'log'), '-w', '-t', '20', 'start']);
     },
     async stop() {
       await exec('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});
