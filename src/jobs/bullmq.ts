@@ -3,7 +3,6 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { jobTrace } from '../telemetry/http.js';
 import { decodeJobEvent, encodeJobEvent, encodeJobSpec, fromWire, type Wire } from './codec.js';
 import { jobCost } from './cost.js';
 import { type ClusterKeys, clusterKeys, liveWorkers, queueName, readyWorkersPerModel, type WorkerRecord } from './redis-keys.js';
@@ -136,12 +135,7 @@ export class BullMqQueue implements JobQueue {
     const [w, a] = counts[[...this.queues.keys()].indexOf(job.model)];
     const id = `job_${randomUUID()}`;
     // A re-run on another worker (this one died) must draw the same image, so the seed is fixed here.
-    const traceparent = jobTrace(job);
-    const spec: JobSpec = {
-      ...job,
-      request: { ...job.request, seed: job.request.seed ?? randomInt(2 ** 32) },
-      ...(traceparent ? { traceparent } : {}),
-    };
+    const spec: JobSpec = { ...job, request: { ...job.request, seed: job.request.seed ?? randomInt(2 ** 32) } };
     await this.unlessUnreachable(() =>
       // The job's name is its cost, so Retry-After reads costs without fetching payloads.
       queue.add(String(jobCost(spec)), encodeJobSpec(spec), {

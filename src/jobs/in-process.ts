@@ -4,7 +4,6 @@
 // and replayed to its reader, exactly as a Redis-backed queue would deliver them from another process.
 // drain() is the graceful half of shutdown: no new jobs, the admitted ones finish until a deadline; close() is the rest.
 import { randomUUID } from 'node:crypto';
-import { jobTrace } from '../telemetry/http.js';
 import { jobCost } from './cost.js';
 import { FairQueue } from './fair.js';
 import {
@@ -85,10 +84,9 @@ export class InProcessQueue implements JobQueue {
     if (waiting >= this.opts.maxWaiting) {
       throw new QueueFullError(this.opts.maxWaiting, this.retryAfterSeconds(lane, job));
     }
-    const traceparent = jobTrace(job);
     const entry: Entry = {
       id: `job_${randomUUID()}`,
-      job: traceparent ? { ...job, traceparent } : job,
+      job,
       submittedAt: Date.now(),
       events: [],
       wake: [],

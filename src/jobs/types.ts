@@ -34,7 +34,7 @@ export interface JobSpec {
   requestId: string;
   /**
    * W3C traceparent of the request's span: the worker's spans are its children and its log lines carry the trace id.
-   * The queue fills it in at submit from the request being answered (telemetry/http.ts) when the caller did not.
+   * The API sets it from the request being answered (server/respond.ts, telemetry/http.ts).
    */
   traceparent?: string;
 }

@@ -5,6 +5,7 @@ import type { ParsedCommon } from '../contract/common.js';
 import { buildImagesResponse, completedEvent, partialImageEvent, type StreamKind } from '../contract/responses.js';
 import type { ImageUsage } from '../contract/usage.js';
 import type { EncodedImage, JobSpec } from '../jobs/types.js';
+import { requestTrace } from '../telemetry/http.js';
 import type { ServedModel } from './catalog.js';
 import { deliver } from './delivery.js';
 import type { ServerDeps } from './deps.js';
@@ -69,6 +70,7 @@ function jobSpec(req: FastifyRequest, job: ImageJob, previewSteps: number[]): Jo
     keyId: req.apiKeyId ?? null,
     user: job.parsed.user ?? null,
     requestId: req.id,
+    traceparent: requestTrace(req.raw).traceparent,
   };
 }
 

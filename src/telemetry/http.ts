@@ -1,6 +1,6 @@
 // One trace per HTTP request: the caller's W3C traceparent continued (or a new trace), the request's own span id,
 // the `traceparent` response header, trace_id/request_id on every log line, and the server span when tracing is on.
-// Jobs submitted while a request runs pick its trace up by request id (jobTrace), so the worker continues it.
+// A job's spec carries its request's traceparent (server/respond.ts), so the worker continues the trace.
 import type { IncomingMessage } from 'node:http';
 import type { Span } from '@opentelemetry/api';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -15,8 +15,6 @@ export interface RequestTrace {
 }
 
 const byRequest = new WeakMap<IncomingMessage, RequestTrace>();
-/** Request id → traceparent while the request is being answered (what submit reads; see jobTrace). */
-const live = new Map<string, string>();
 
 /** The request's trace, made on first use from its `traceparent` header (an invalid one starts a new trace). */
 export function requestTrace(raw: IncomingMessage): RequestTrace {
@@ -37,16 +35,14 @@ export function logBindings(raw: IncomingMessage, requestId: string): { request_
 }
 
 /**
- * In onRequest: answers with `traceparent`, makes the trace readable by jobs of this request, and ends the server span
+ * In onRequest: answers with `traceparent` and ends the server span
  * (named by the route pattern, with the status) when the response closes, answered or not.
  */
 export function traceRequest(req: FastifyRequest, reply: FastifyReply): void {
   const t = requestTrace(req.raw);
   // On the raw response, so that replies which write their own head (SSE streams) carry it too.
   reply.raw.setHeader('traceparent', t.traceparent);
-  live.set(req.id, t.traceparent);
   reply.raw.once('close', () => {
-    live.delete(req.id);
     if (!t.span) return;
     const route = req.is404 ? undefined : req.routeOptions.url;
     // Ended by the server (answered), else the client left first (nginx's 499).
@@ -56,9 +52,4 @@ export function traceRequest(req: FastifyRequest, reply: FastifyReply): void {
     if (status >= 500) t.span.setStatus({ code: SpanStatusCode.ERROR });
     t.span.end();
   });
-}
-
-/** The traceparent a job submitted for this request carries: its own, else its request's while it is being answered. */
-export function jobTrace(job: { requestId: string; traceparent?: string }): string | undefined {
-  return job.traceparent ?? live.get(job.requestId);
 }
