@@ -157,7 +157,12 @@ async function fetchBytes(url: string): Promise<Buffer> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'easel-cluster-shared-'));
-  [redis, pg, s3] = await Promise.all([startRedis(), startPostgres(), startS3rver([BUCKET])]);
+  // Each is assigned as soon as it runs, so afterAll stops it even if another failed to start.
+  await Promise.all([
+    startRedis().then((r) => (redis = r)),
+    startPostgres().then((p) => (pg = p)),
+    startS3rver([BUCKET]).then((s) => (s3 = s)),
+  ]);
   dbUrl = await pg.newDatabase();
   configFile = join(dir, 'easel.json');
   writeFileSync(
