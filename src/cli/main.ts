@@ -1,6 +1,6 @@
 // The `easel` command: serve | generate | models list/pull | keys create/list/revoke | usage.
 // Each subcommand builds what it needs from the Config; nothing here knows HTTP or tensors beyond the calls it makes.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { defaultModelPath, loadConfig } from '../config/config.js';
 import { openDb } from '../db/index.js';
@@ -8,15 +8,13 @@ import type { RgbaImage } from '../engine/index.js';
 import { type ModelInfo, readModelInfo } from '../engine/models/info.js';
 import { EDIT_STRENGTH, INPAINT_STRENGTH, planSize, presetFor, stepsForStrength } from '../engine/plan.js';
 import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from '../engine/schedulers/names.js';
-import { HubError, looksLikeRepoRef } from '../hub/cache.js';
-import { createProgressReporter } from '../hub/progress.js';
-import { resolveModelPath } from '../hub/registry.js';
 import { checkMask, decodeMaskWeights, decodeRgba, inspectImage } from '../imaging/decode.js';
 import { encodeImage } from '../imaging/encode.js';
 import { formatOfFilename } from '../imaging/formats.js';
 import { startTracing, tracingSettings } from '../telemetry/otel.js';
 import { EASEL_VERSION } from '../version.js';
 import { registerConfigCommands } from './config.js';
+import { cliModel, hubModelArg } from './hub-model.js';
 import { registerModelsCommands } from './models.js';
 import { registerUsageCommand } from './usage.js';
 import { registerWorkerCommand } from './worker.js';
@@ -127,39 +125,6 @@ program
       (signal) => process.stderr.write(`easel: second ${signal}: stopping now\n`),
     );
   });
-
-/**
- * `--model org/name[@revision]` (or EASEL_MODEL) as the pipeline folder in the Hugging Face cache, pulled first when it
- * is not cached and HF_HUB_OFFLINE is not set; a path or a configured model's name is passed on unchanged.
- */
-async function hubModelArg(model: string | undefined, spec: { variant?: string; subfolder?: string }): Promise<string | undefined> {
-  if (model === undefined || existsSync(model) || !looksLikeRepoRef(model)) return model;
-  const progress = createProgressReporter(process.stderr);
-  try {
-    return await resolveModelPath(model, {
-      ...spec,
-      pull: true,
-      onProgress: (e) => progress.update(e),
-      warn: (l) => process.stderr.write(`${l}\n`),
-    });
-  } catch (err) {
-    if (err instanceof HubError) throw new Error(`--model ${model}: ${err.message}`);
-    throw err;
-  } finally {
-    progress.done();
-  }
-}
-
-/** -m for generate and edit: a folder, a shipped name or a hub model (pulled when not cached, unless offline). */
-function cliModel(model: string, variant: string | undefined): Promise<string> {
-  const progress = createProgressReporter(process.stderr);
-  return resolveModelPath(model, {
-    variant,
-    pull: true,
-    onProgress: (e) => progress.update(e),
-    warn: (l) => process.stderr.write(`${l}\n`),
-  }).finally(() => progress.done());
-}
 
 /**
  * SIGTERM or SIGINT starts `drain` and exits 0 when it ends (1 if it fails); a second signal exits 130 at once,

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config/config.js';
 import { startTracing, tracingSettings } from '../telemetry/otel.js';
+import { hubModelArg } from './hub-model.js';
 
 function portNumber(v: string): number {
   const n = Number(v);
@@ -17,10 +18,14 @@ export function registerWorkerCommand(program: Command): void {
     .description('run an engine worker: take the cluster\'s jobs for its models from Redis (README "Run a cluster")')
     .option('--queue <url>', 'redis://host:port[/db] of the cluster (or queue.url / EASEL_QUEUE)')
     .option('--config <file>', 'JSON config file: its models and engine settings')
-    .option('--model <path|name>', 'run only this model: a folder (as easel-default) or a configured model name')
+    .option(
+      '--model <path|name>',
+      'run only this model: a folder or hub model org/name[@revision] (as easel-default), or a configured model name',
+    )
     .option('--metrics-port <port>', "serve this worker's GET /metrics on this port (metrics.port)", portNumber)
     .action(async (opts: { queue?: string; config?: string; model?: string; metricsPort?: number }) => {
-      const config = loadConfig({ config: opts.config, model: opts.model, queue: opts.queue, metricsPort: opts.metricsPort });
+      const model = await hubModelArg(opts.model);
+      const config = loadConfig({ config: opts.config, model, queue: opts.queue, metricsPort: opts.metricsPort });
       // OTEL_* (docs/observability.md): the job's spans continue its request's trace when an exporter is configured.
       const tracing = await startTracing(tracingSettings(process.env, 'easel-worker'));
       const url = config.queue.url;
