@@ -1,39 +1,21 @@
 // End-to-end tests of OpenAI's Usage API for images (GET /v1/organization/usage/images) with the official openai
 // client against a real server (tiny-sd fixture, SQLite, auth on): totals equal to the requests made, grouping,
 // filters, paging, and the 401/403/400 answers; every response is validated against the vendored spec.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Ajv2020 } from 'ajv/dist/2020.js';
 import OpenAI, { toFile } from 'openai';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
 import { loadConfig } from '../../src/config/config.js';
 import { openPostgresDb, openSqliteDb } from '../../src/db/index.js';
 import { type RunningServer, startServer } from '../../src/server/start.js';
 import { validateSchema } from '../helpers/openapi.js';
 import { startPostgres } from '../helpers/postgres.js';
+import { validateUsage } from '../helpers/usage-spec.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
-const USAGE_SPEC = join(import.meta.dirname, '..', 'fixtures', 'openai', 'openai-openapi-usage-images.yaml');
 const DAY = 86_400_000;
-
-/**
- * UsageResponse from the vendored subset. Upstream's UsageTimeBucket.results is a oneOf over every usage result type,
- * of which the subset keeps only UsageImagesResult (fixtures README): the items are checked against it directly.
- */
-function usageValidator(): (value: unknown) => string[] {
-  type Bucket = { properties: { results: { items: unknown } } };
-  const spec = parseYaml(readFileSync(USAGE_SPEC, 'utf8')) as { components: { schemas: Record<string, unknown> } };
-  const schemas = structuredClone(spec.components.schemas);
-  (schemas.UsageTimeBucket as Bucket).properties.results.items = { $ref: '#/components/schemas/UsageImagesResult' };
-  const ajv = new Ajv2020({ strict: false, allErrors: true, logger: false });
-  ajv.addSchema({ $id: 'https://easel.invalid/usage.json', components: { schemas } });
-  const validate = ajv.getSchema('https://easel.invalid/usage.json#/components/schemas/UsageResponse')!;
-  return (value) => (validate(value) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message}`));
-}
-const validateUsage = usageValidator();
 
 interface Result {
   images: number;
