@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFailed } from 'vitest';
 import { openSqliteDb } from '../../src/db/index.js';
 import { type ServedCli, serveCli } from '../helpers/serve.js';
 
@@ -103,6 +103,10 @@ describe('playground without auth', () => {
     await server?.kill();
   });
 
+  beforeEach(({ task }) => {
+    onTestFailed(() => shot(page, `failed-${task.name.slice(0, 40).replace(/\W+/g, '-')}`));
+  });
+
   it('is served at / from the built bundle, with nothing from another origin', async () => {
     const res = await fetch(`${server.url}/`);
     expect(res.status).toBe(200);
@@ -111,6 +115,28 @@ describe('playground without auth', () => {
     const html = await res.text();
     expect(html).not.toMatch(/https?:\/\//);
     expect((await fetch(`${server.url}/playground/app.js`)).status).toBe(200);
+  });
+
+  it("offers each family's own options, and the extensions the model lists under Advanced", async () => {
+    const sizes = () => page.locator('#size option').evaluateAll((os: HTMLOptionElement[]) => os.map((o) => o.value));
+    const model = page.getByLabel('Model', { exact: true });
+    await model.selectOption('dall-e-3');
+    expect(await sizes()).toEqual(['1024x1024', '1792x1024', '1024x1792']);
+    expect(await page.getByLabel('Style', { exact: true }).isVisible()).toBe(true);
+    expect(await page.getByLabel('Background', { exact: true }).isVisible()).toBe(false);
+    expect(await page.getByLabel('Images (n)', { exact: true }).getAttribute('max')).toBe('1');
+    await model.selectOption('gpt-image-1');
+    expect(await sizes()).toEqual(['1024x1024', '1536x1024', '1024x1536', 'auto']);
+    expect(await page.getByLabel('Style', { exact: true }).isVisible()).toBe(false);
+    expect(await page.getByLabel('Partial images', { exact: true }).isVisible()).toBe(true);
+    await model.selectOption('gpt-image-2');
+    expect(await sizes()).toContain('custom');
+    await page.getByText('Advanced').click();
+    for (const name of ['Seed', 'Steps', 'Guidance', 'Scheduler', 'Negative prompt']) {
+      expect(await page.getByLabel(name, { exact: true }).isVisible()).toBe(true);
+    }
+    await shot(page, '00-options');
+    await page.getByText('Advanced').click();
   });
 
   it('streams at least two distinct partial images before the final one, at the chosen custom size', async () => {
@@ -380,6 +406,7 @@ describe('playground with auth on', () => {
   it('asks for a key, says so when one is refused, and works with a good one', async () => {
     const context = await browser.newContext({ colorScheme: 'dark' });
     const page = await context.newPage();
+    onTestFailed(() => shot(page, 'failed-auth'));
     await page.goto(server.url);
     const field = page.getByLabel('API key', { exact: true });
     await field.waitFor({ state: 'visible' });
