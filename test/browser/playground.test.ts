@@ -30,6 +30,35 @@ async function within<T>(p: Promise<T>, ms: number, why: () => string): Promise<
   }
 }
 
+/** The first result's bytes, through its Download link (which names the file for its format). */
+async function downloaded(page: Page): Promise<Buffer> {
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download' }).first().click()]);
+  expect(download.suggestedFilename()).toMatch(/^easel-.+\.png$/);
+  return readFileSync((await download.path())!);
+}
+
+/** An empty folder where `openai` resolves from the repository's node_modules (test-results/ is git-ignored). */
+function snippetDir(): string {
+  const dir = join(ROOT, 'test-results', 'playground-snippet');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** The image of the first completed event in an SSE body (what the copied curl prints). */
+function completedImage(sse: string): Buffer {
+  const m = /^data: (.*"type":"image_(?:generation|edit)\.completed".*)$/m.exec(sse);
+  expect(m, sse.slice(0, 500)).not.toBeNull();
+  return Buffer.from((JSON.parse(m![1]) as { b64_json: string }).b64_json, 'base64');
+}
+
+/** Runs a copied Node snippet in `dir`; it writes image-0.<format>. */
+function runNode(dir: string, snippet: string): Buffer {
+  writeFileSync(join(dir, 'snippet.mjs'), snippet);
+  execFileSync(process.execPath, ['snippet.mjs'], { cwd: dir, stdio: 'pipe' });
+  return readFileSync(join(dir, 'image-0.png'));
+}
+
 let browser: Browser;
 const dirs: string[] = [];
 
@@ -167,30 +196,19 @@ describe('playground without auth', () => {
 
   it('copies the exact request as curl and as Node, and both snippets run and remake the image', async () => {
     // The Download button hands over the image's own bytes, named for its format.
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download' }).first().click()]);
-    expect(download.suggestedFilename()).toMatch(/^easel-.+\.png$/);
-    const made = readFileSync((await download.path())!);
+    const made = await downloaded(page);
     expect((await sharp(made).metadata()).width).toBe(1280);
     await page.getByRole('button', { name: 'Copy as curl' }).click();
     const curl = (await page.locator('#code').textContent())!;
     expect(curl).toContain(`${server.url}/v1/images/generations`);
     expect(curl).toContain('"size":"1280x720"');
     expect(curl).toContain('"seed":7');
-    const sse = execFileSync('sh', ['-c', curl], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    const completed = /^data: (.*"type":"image_generation\.completed".*)$/m.exec(sse);
-    expect(completed).not.toBeNull();
-    expect(Buffer.from((JSON.parse(completed![1]) as { b64_json: string }).b64_json, 'base64').equals(made)).toBe(true);
+    expect(completedImage(execFileSync('sh', ['-c', curl], { encoding: 'utf8', maxBuffer: 64 << 20 })).equals(made)).toBe(true);
 
     await page.getByRole('button', { name: 'Copy as Node (openai SDK)' }).click();
     const node = (await page.locator('#code').textContent())!;
     expect(node).toContain('client.images.generate(');
-    // Run where `openai` resolves from the repository's node_modules (test-results/ is git-ignored).
-    const dir = join(ROOT, 'test-results', 'playground-snippet');
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'snippet.mjs'), node);
-    execFileSync(process.execPath, ['snippet.mjs'], { cwd: dir, stdio: 'pipe' });
-    expect(readFileSync(join(dir, 'image-0.png')).equals(made)).toBe(true);
+    expect(runNode(snippetDir(), node).equals(made)).toBe(true);
     await shot(page, '02-code');
   });
 
@@ -260,6 +278,18 @@ describe('playground without auth', () => {
     await page.locator('#results img').first().waitFor();
     expect(await pngSize(page, '#results img')).toEqual([1024, 1024]);
     await shot(page, '05-edit-with-mask');
+
+    // The snippets of a multipart request name the files to save beside them; with those, both remake the edit.
+    const made = await downloaded(page);
+    const dir = snippetDir();
+    writeFileSync(join(dir, 'blue.png'), source);
+    writeFileSync(join(dir, 'mask.png'), Buffer.from(mask.value, 'base64'));
+    await page.getByRole('button', { name: 'Copy as curl' }).click();
+    const curl = (await page.locator('#code').textContent())!;
+    expect(curl).toContain('-F image=@blue.png');
+    expect(completedImage(execFileSync('sh', ['-c', curl], { cwd: dir, encoding: 'utf8', maxBuffer: 64 << 20 })).equals(made)).toBe(true);
+    await page.getByRole('button', { name: 'Copy as Node (openai SDK)' }).click();
+    expect(runNode(dir, (await page.locator('#code').textContent())!).equals(made)).toBe(true);
   });
 
   it('shows a too-long dall-e-2 prompt error beside the prompt box', async () => {
