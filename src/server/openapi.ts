@@ -12,6 +12,7 @@ import {
   IMAGE_URL_MAX_LENGTH,
   type RequestField,
 } from '../contract/request-fields.js';
+import { BUCKET_WIDTHS, LIMIT_DEFAULT, LIMIT_MAX, USAGE_GROUP_BY, USAGE_SOURCES } from '../contract/usage-api.js';
 import { EASEL_VERSION } from '../version.js';
 
 type Schema = Record<string, unknown>;
@@ -400,6 +401,22 @@ export function openApiDocument(models: readonly DocumentedModel[]): Record<stri
           },
         },
       },
+      '/v1/organization/usage/images': {
+        get: {
+          operationId: 'usage-images',
+          summary:
+            'OpenAI\'s Usage API for images over Easel\'s usage records (README "Usage API"): a page of time buckets. ' +
+            "Needs an admin key when auth is on. The response is OpenAI's UsageResponse of organization.usage.images.result rows.",
+          parameters: usageParameters(),
+          responses: {
+            '200': { description: 'A page of buckets', content: { 'application/json': { schema: { type: 'object' } } } },
+            '400': errors['400'],
+            '401': errors['401'],
+            '403': { description: 'A key that is not an admin key', content: errors['401'].content },
+            '503': { description: 'The database is unreachable (Retry-After)', content: errors['401'].content },
+          },
+        },
+      },
       '/healthz': { get: { operationId: 'health', security: [], responses: { '200': { description: 'Process alive' } } } },
       '/readyz': {
         get: {
@@ -416,4 +433,31 @@ export function openApiDocument(models: readonly DocumentedModel[]): Record<stri
       },
     },
   };
+}
+
+/** The Usage API's query parameters, with the limits src/contract/usage-api.ts enforces. */
+function usageParameters(): object[] {
+  const list = (name: string, items: object, description: string) => ({
+    name,
+    in: 'query',
+    style: 'form',
+    explode: true,
+    schema: { type: 'array', items },
+    description,
+  });
+  const widths = BUCKET_WIDTHS.map((w) => `${w}: default ${LIMIT_DEFAULT[w]}, at most ${LIMIT_MAX[w]}`).join('; ');
+  return [
+    { name: 'start_time', in: 'query', required: true, schema: { type: 'integer' }, description: 'Start (inclusive), Unix seconds' },
+    { name: 'end_time', in: 'query', schema: { type: 'integer' }, description: 'End (exclusive), Unix seconds' },
+    { name: 'bucket_width', in: 'query', schema: { type: 'string', enum: [...BUCKET_WIDTHS], default: '1d' } },
+    list('sources', { type: 'string', enum: [...USAGE_SOURCES] }, 'Only these sources'),
+    list('sizes', { type: 'string' }, 'Only these sizes (WIDTHxHEIGHT)'),
+    list('models', { type: 'string' }, 'Only these models'),
+    list('user_ids', { type: 'string' }, 'Only these `user` values'),
+    list('api_key_ids', { type: 'string' }, 'Only these API key ids'),
+    list('project_ids', { type: 'string' }, 'Only these projects (Easel has one)'),
+    list('group_by', { type: 'string', enum: [...USAGE_GROUP_BY] }, 'Fields to group each bucket by'),
+    { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1 }, description: `Buckets per page (${widths})` },
+    { name: 'page', in: 'query', schema: { type: 'string' }, description: 'The next_page cursor of the previous page' },
+  ];
 }

@@ -258,6 +258,7 @@ describe('the document is OpenAPI 3.1', () => {
         '/v1/images/variations',
         '/v1/models',
         '/v1/models/{id}',
+        '/v1/organization/usage/images',
       ].sort(),
     );
     const ids = operations.map(({ op }) => op.operationId);
