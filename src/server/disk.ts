@@ -124,6 +124,9 @@ export function guardStore(store: ImageStore, guard: DiskGuard): ImageStore {
       }
     },
     get: (id) => store.get(id),
+    // Optional capabilities pass through, so a guarded store streams (and presigns) like the one it wraps.
+    ...(store.open ? { open: store.open.bind(store) } : {}),
+    ...(store.presign ? { presign: store.presign.bind(store) } : {}),
     delete: (id) => store.delete(id),
     sweep: (now) => store.sweep(now),
     close: () => store.close(),
