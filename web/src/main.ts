@@ -1,10 +1,11 @@
 // The playground's wiring: loads the models (asking for a key on a 401), runs generate / edit / variation requests
-// (streamed where the family streams), shows partial and final images, errors by their control, the snippets and
-// the history. The controls themselves are in web/index.html and form.ts; nothing here is framework code.
+// (streamed where the family streams), shows partial images, errors by their control and the snippets. The controls
+// are in web/index.html and form.ts, the images in gallery.ts; nothing here is framework code.
 import { apiKey, call, listModels, type ModelInfo, RequestError } from './api.js';
 import { base64Bytes, byId, show } from './dom.js';
 import { clearFieldErrors, collect, configure, controls, modelFits, refresh, showFieldError } from './form.js';
-import { addHistory, clearHistory, type HistoryEntry, listHistory } from './history.js';
+import { fileName, Gallery } from './gallery.js';
+import { addHistory, type HistoryEntry } from './history.js';
 import { MaskPainter } from './mask.js';
 import { curlCommand, type FilePart, type Mode, nodeSnippet, PATHS, type PlannedRequest, requestInit } from './request.js';
 import { readSse } from './sse.js';
@@ -33,8 +34,6 @@ const el = {
   preview: byId('preview'),
   previewImage: byId<HTMLImageElement>('preview-image'),
   previewCaption: byId('preview-caption'),
-  results: byId<HTMLUListElement>('results'),
-  resultsEmpty: byId('results-empty'),
   meta: byId('meta'),
   metaUsage: byId('meta-usage'),
   metaSeed: byId('meta-seed'),
@@ -43,15 +42,6 @@ const el = {
   code: byId<HTMLPreElement>('code'),
   copyCurl: byId<HTMLButtonElement>('copy-curl'),
   copyNode: byId<HTMLButtonElement>('copy-node'),
-  history: byId<HTMLUListElement>('history'),
-  historyEmpty: byId('history-empty'),
-  clearHistory: byId<HTMLButtonElement>('clear-history'),
-  viewer: byId<HTMLDialogElement>('viewer'),
-  viewerImage: byId<HTMLImageElement>('viewer-image'),
-  viewerCaption: byId('viewer-caption'),
-  viewerDownload: byId<HTMLAnchorElement>('viewer-download'),
-  viewerEdit: byId<HTMLButtonElement>('viewer-edit'),
-  viewerClose: byId<HTMLButtonElement>('viewer-close'),
 };
 
 interface SourceImage {
@@ -67,11 +57,10 @@ const state = {
   image: null as SourceImage | null,
   controller: null as AbortController | null,
   last: null as PlannedRequest | null,
-  viewing: null as HistoryEntry | null,
-  urls: [] as string[],
 };
 
 const painter = new MaskPainter(el.maskCanvas);
+const gallery = new Gallery((e) => void sendToEdit(e));
 
 function currentModel(): ModelInfo | undefined {
   return state.models.find((m) => m.id === controls.model.value);
@@ -278,7 +267,7 @@ async function readJson(res: Response): Promise<Outcome> {
 
 function showPartial(b64: string, format: string, index: number): void {
   show(el.preview, true);
-  show(el.resultsEmpty, false);
+  gallery.showEmpty(false);
   el.previewImage.src = `data:image/${format};base64,${b64}`;
   const total = state.last?.params.partial_images;
   el.previewCaption.textContent = `Partial image ${index + 1}${total ? ` of ${total}` : ''}`;
@@ -300,68 +289,23 @@ async function showOutcome(o: Outcome, info: Pick<HistoryEntry, 'model' | 'promp
     format: img.format,
     blob: new Blob([base64Bytes(img.b64)], { type: `image/${img.format}` }),
   }));
-  entries.forEach((e, i) => {
-    el.results.append(resultCard(e, i));
-  });
-  show(el.resultsEmpty, entries.length === 0);
+  gallery.addResults(entries);
   el.metaUsage.textContent = describeUsage(o.usage);
   show(el.meta, true);
   await addHistory(entries).catch((err: Error) => {
     el.status.textContent = `Not kept in history: ${err.message}`;
   });
-  await renderHistory();
-}
-
-function objectUrl(blob: Blob): string {
-  const url = URL.createObjectURL(blob);
-  state.urls.push(url);
-  return url;
+  await gallery.renderHistory();
 }
 
 function clearResults(): void {
-  el.results.replaceChildren();
+  gallery.clearResults();
   show(el.preview, false);
   show(el.meta, false);
   el.metaUsage.textContent = '–';
 }
 
-function fileName(e: HistoryEntry): string {
-  return `easel-${e.id}.${e.format === 'jpeg' ? 'jpg' : e.format}`;
-}
-
-function resultCard(e: HistoryEntry, i: number): HTMLLIElement {
-  const li = document.createElement('li');
-  const open = document.createElement('button');
-  open.type = 'button';
-  open.className = 'open';
-  open.setAttribute('aria-label', `Open image ${i + 1} large`);
-  const img = document.createElement('img');
-  img.src = objectUrl(e.blob);
-  img.alt = `Result ${i + 1}: ${e.prompt || e.mode} (${e.size})`;
-  open.append(img);
-  open.addEventListener('click', () => openViewer(e));
-  const download = document.createElement('a');
-  download.className = 'button';
-  download.href = img.src;
-  download.download = fileName(e);
-  download.textContent = 'Download';
-  const edit = document.createElement('button');
-  edit.type = 'button';
-  edit.textContent = 'Send to Edit';
-  edit.addEventListener('click', () => void sendToEdit(e));
-  const row = document.createElement('div');
-  row.className = 'row';
-  row.append(
-    download,
-    edit,
-    Object.assign(document.createElement('span'), { className: 'field-note', textContent: `${e.size} ${e.format}` }),
-  );
-  li.append(open, row);
-  return li;
-}
-
 async function sendToEdit(e: HistoryEntry): Promise<void> {
-  if (el.viewer.open) el.viewer.close();
   setMode('edit');
   await useImage(e.blob, fileName(e));
   el.imageFile.focus();
@@ -406,41 +350,6 @@ async function copy(kind: 'curl' | 'node'): Promise<void> {
   }
 }
 
-// ---- history -----------------------------------------------------------------------------------------------------
-
-async function renderHistory(): Promise<void> {
-  const entries = await listHistory().catch(() => []);
-  el.history.replaceChildren(
-    ...entries.map((e) => {
-      const li = document.createElement('li');
-      const b = document.createElement('button');
-      b.type = 'button';
-      b.className = 'open';
-      b.title = `${e.prompt || e.mode} · ${e.model} · ${e.size}`;
-      const img = document.createElement('img');
-      img.src = objectUrl(e.blob);
-      img.alt = `${e.prompt || e.mode} (${e.model}, ${e.size})`;
-      b.append(img);
-      b.addEventListener('click', () => openViewer(e));
-      li.append(b);
-      return li;
-    }),
-  );
-  show(el.historyEmpty, entries.length === 0);
-  el.clearHistory.disabled = entries.length === 0;
-}
-
-function openViewer(e: HistoryEntry): void {
-  state.viewing = e;
-  const url = objectUrl(e.blob);
-  el.viewerImage.src = url;
-  el.viewerImage.alt = e.prompt || e.mode;
-  el.viewerCaption.textContent = `${e.prompt ? `“${e.prompt}” · ` : ''}${e.model} · ${e.size} ${e.format}${e.seed ? ` · seed ${e.seed}` : ''}`;
-  el.viewerDownload.href = url;
-  el.viewerDownload.download = fileName(e);
-  el.viewer.showModal();
-}
-
 // ---- events ------------------------------------------------------------------------------------------------------
 
 function setMode(mode: Mode): void {
@@ -458,7 +367,7 @@ function wire(): void {
     void run();
   });
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !el.viewer.open) {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !gallery.viewerOpen) {
       e.preventDefault();
       void run();
     }
@@ -516,15 +425,10 @@ function wire(): void {
   el.clearMask.addEventListener('click', () => painter.clear());
   el.copyCurl.addEventListener('click', () => void copy('curl'));
   el.copyNode.addEventListener('click', () => void copy('node'));
-  el.clearHistory.addEventListener('click', () => void clearHistory().then(renderHistory));
-  el.viewerClose.addEventListener('click', () => el.viewer.close());
-  el.viewerEdit.addEventListener('click', () => {
-    if (state.viewing) void sendToEdit(state.viewing);
-  });
 }
 
 painter.brush = Number(el.brushSize.value);
 painter.cursorEl = byId('brush-cursor');
 wire();
 void loadModels();
-void renderHistory();
+void gallery.renderHistory();
