@@ -8,6 +8,8 @@
 // next, after the one running at most; a busy client's later jobs sit further out in proportion to what it already
 // asked for. Work is conserved: the engine never idles while anything waits.
 
+import type { JobSpec } from './types.js';
+
 /** One waiting item with its tags; exposed read-only for stats and tests. */
 interface Tagged<T> {
   item: T;
@@ -82,4 +84,11 @@ export class FairQueue<T> {
       if (tag <= this.virtualNow && !this.waiting.some((w) => w.flow === flow)) this.finish.delete(flow);
     }
   }
+}
+
+/** Whose share a job counts against: its API key, else (auth off) the `user` it sent, else one shared anonymous flow. */
+export function fairnessFlow(job: Pick<JobSpec, 'keyId' | 'user'>): string {
+  if (job.keyId) return `key:${job.keyId}`;
+  if (job.user) return `user:${job.user}`;
+  return 'anonymous';
 }

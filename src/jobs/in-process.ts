@@ -5,7 +5,7 @@
 // drain() is the graceful half of shutdown: no new jobs, the admitted ones finish until a deadline; close() is the rest.
 import { randomUUID } from 'node:crypto';
 import { jobCost } from './cost.js';
-import { FairQueue } from './fair.js';
+import { FairQueue, fairnessFlow } from './fair.js';
 import {
   isTerminal,
   type JobContext,
@@ -268,11 +268,4 @@ export class InProcessQueue implements JobQueue {
     this.cancelAll();
     await Promise.all([...this.lanes.values()].map((l) => l.current));
   }
-}
-
-/** Whose share a job counts against: its API key, else (auth off) the `user` it sent, else one shared anonymous flow. */
-export function fairnessFlow(job: Pick<JobSpec, 'keyId' | 'user'>): string {
-  if (job.keyId) return `key:${job.keyId}`;
-  if (job.user) return `user:${job.user}`;
-  return 'anonymous';
 }
