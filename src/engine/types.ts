@@ -81,6 +81,11 @@ export interface GenerateTimings {
   vaeMs: number;
   /** Sum of the raw session.run() times inside this generation. */
   sessionRunMs: number;
+  /**
+   * Images the UNet ran together: this request's n alone, or every image of the batch it shared (Pipeline.generateBatch),
+   * whose stage times above are then those of the whole batch.
+   */
+  batchImages?: number;
 }
 
 export interface ModelCapabilities {
@@ -103,10 +108,32 @@ export interface ModelCapabilities {
   maxPromptTokens: number;
 }
 
+/** One request of a batch, with its own callbacks and abort signal. */
+export interface BatchItem {
+  req: GenerateRequest;
+  opts?: GenerateOptions;
+}
+
 export interface Pipeline {
   readonly capabilities: ModelCapabilities;
   generate(req: GenerateRequest, opts?: GenerateOptions): Promise<GenerateResult>;
+  /**
+   * Runs requests together, sharing UNet calls among those with the same batchKeyOf(); the others run one after another.
+   * One promise per item, in order, each settling on its own: an aborted item rejects with AbortError at once and its
+   * rows leave the batch, the others go on. Image i of an item uses its seed + i, as alone.
+   */
+  generateBatch?(items: readonly BatchItem[]): Array<Promise<GenerateResult>>;
   dispose(): Promise<void>;
+}
+
+/**
+ * Which requests can share UNet calls: text-to-image (no init image, no mask) of one size, step count, scheduler and
+ * guidance on/off. Prompts, negative prompts, n, seeds, guidance scale and guidance interval may differ (they are per
+ * row). Undefined: the request runs alone.
+ */
+export function batchKeyOf(req: GenerateRequest): string | undefined {
+  if (req.initImage || req.mask) return undefined;
+  return JSON.stringify([req.width, req.height, req.numInferenceSteps, req.scheduler ?? '', req.guidanceScale > 1]);
 }
 
 export class AbortError extends Error {

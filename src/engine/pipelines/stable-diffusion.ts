@@ -12,6 +12,8 @@ import { sizeOf, type Tensor, tensor } from '../tensor.js';
 import { ClipTokenizer } from '../tokenizers/clip.js';
 import {
   AbortError,
+  type BatchItem,
+  batchKeyOf,
   type GenerateOptions,
   type GenerateRequest,
   type GenerateResult,
@@ -31,6 +33,8 @@ export interface PipelineOptions extends BackendOptions {
    * so memory stays that of one tile; rounded down to a multiple of 4 latent cells. 0 or absent: never tiled.
    */
   vaeTileSize?: number;
+  /** Most output pixels one VAE decoder call decodes (images of a batch share a call up to it). Default 1024 x 1024. */
+  vaeBatchPixels?: number;
 }
 
 export class GenerateRequestError extends Error {
@@ -163,6 +167,174 @@ export class StableDiffusionPipeline implements Pipeline {
     );
     this.lane.tail = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * Requests run together on this pipeline's lane (Pipeline.generateBatch): those with the same batchKeyOf() share each
+   * UNet call, row by row (each keeps its prompt embeddings, guidance scale and interval, seeds and scheduler); the
+   * others run alone, one after another. Each item's scheduler is its own instance, so a cancelled item's rows simply
+   * stop being fed: nothing of the others' state is touched. Timings are those of the whole batch.
+   */
+  generateBatch(items: readonly BatchItem[]): Array<Promise<GenerateResult>> {
+    if (items.length === 1) return [this.generate(items[0].req, items[0].opts)];
+    const slots = items.map((item) => new BatchSlot(item.req, item.opts ?? {}));
+    const run = this.lane.tail.then(
+      () => this.runGroups(slots),
+      () => this.runGroups(slots),
+    );
+    this.lane.tail = run.catch(() => undefined);
+    return slots.map((s) => s.promise);
+  }
+
+  /** Splits the items by batch key; groups of one run the ordinary way. */
+  private async runGroups(slots: readonly BatchSlot[]): Promise<void> {
+    const groups = new Map<string, BatchSlot[]>();
+    for (const [i, s] of slots.entries()) {
+      const key = batchKeyOf(s.req) ?? `alone:${i}`;
+      groups.set(key, [...(groups.get(key) ?? []), s]);
+    }
+    for (const group of groups.values()) {
+      if (group.length === 1) await group[0].settleWith(() => this.run(group[0].req, group[0].opts));
+      else await this.runBatch(group);
+    }
+  }
+
+  private async runBatch(slots: readonly BatchSlot[]): Promise<void> {
+    const t0 = performance.now();
+    const runMs0 = this.timer.totalMs;
+    for (const s of slots) s.settleIf(() => this.validate(s.req, s.n));
+    try {
+      const tText = performance.now();
+      const members: BatchMember[] = [];
+      for (const slot of slots) if (slot.live) members.push(await this.batchMember(slot));
+      const textEncoderMs = performance.now() - tText;
+      if (members.length === 0) return;
+      const batchImages = members.reduce((sum, m) => sum + m.slot.n, 0);
+      const timeIdRow = this.sdxlTimeIds(members[0].slot.req);
+
+      const tLoop = performance.now();
+      let vaeMs = 0;
+      const total = members[0].scheduler.timesteps.length;
+      for (let i = 0; i < total; i++) {
+        const active = members.filter((m) => m.slot.live);
+        if (active.length === 0) return;
+        const t = members[0].scheduler.timesteps[i];
+        const preds = await this.predictBatchNoise(active, i, t, timeIdRow);
+        for (const [a, m] of active.entries()) {
+          if (!m.slot.live) continue;
+          const out = m.scheduler.step(concatBatch(preds[a]), i, m.latents, m.rng);
+          m.latents = out.prevSample;
+          m.slot.opts.onStep?.({ step: i, totalSteps: total, timestep: t, predOriginalSample: out.predOriginalSample });
+          if (m.previewSteps.has(i) && m.slot.opts.onPreview) {
+            const tp = performance.now();
+            const previews = await this.decodeLatents(out.predOriginalSample ?? m.latents, m.slot.opts.signal);
+            vaeMs += performance.now() - tp;
+            if (m.slot.live) await m.slot.opts.onPreview(i, previews);
+          }
+        }
+      }
+      const denoiseMs = performance.now() - tLoop;
+
+      // One decode for every image still wanted, then each item takes its own rows.
+      const done = members.filter((m) => m.slot.live);
+      if (done.length === 0) return;
+      const tDec = performance.now();
+      const images = await this.decodeLatents(concatBatch(done.map((m) => m.latents)), allAborted(done.map((m) => m.slot.opts.signal)));
+      vaeMs += performance.now() - tDec;
+      const timings = {
+        totalMs: performance.now() - t0,
+        textEncoderMs,
+        denoiseMs,
+        vaeMs,
+        sessionRunMs: this.timer.totalMs - runMs0,
+        batchImages,
+      };
+      let offset = 0;
+      for (const m of done) {
+        m.slot.succeed({ images: images.slice(offset, offset + m.slot.n), seed: m.seed, timings });
+        offset += m.slot.n;
+      }
+    } catch (err) {
+      for (const s of slots) s.fail(err);
+    }
+  }
+
+  /** An item's own seeds, scheduler, initial noise and per-row text conditioning. */
+  private async batchMember(slot: BatchSlot): Promise<BatchMember> {
+    const { req } = slot;
+    const seed = req.seed ?? randomSeed();
+    const rng = new BatchRng(Array.from({ length: slot.n }, (_, i) => createRng((seed + i) >>> 0)));
+    const scheduler = createScheduler(req.scheduler, this.schedulerConfigs['text-to-image']);
+    scheduler.setTimesteps(req.numInferenceSteps);
+    const f = this.folder;
+    const dims = [slot.n, f.latentChannels, req.height / f.vaeScaleFactor, req.width / f.vaeScaleFactor];
+    const noise = rng.fillNormal(new Float32Array(sizeOf(dims)));
+    const latents = tensor(
+      noise.map((v) => v * scheduler.initNoiseSigma),
+      dims,
+    );
+    const doCfg = req.guidanceScale > 1;
+    const cond = await this.encodePrompts(req.prompt, req.negativePrompt, doCfg);
+    const extras = this.sdxlExtras(cond, req, doCfg);
+    const row = (r: number): RowText => ({
+      hidden: sliceBatch(cond.hiddenStates, r, r + 1),
+      pooled: extras && sliceBatch(extras.pooled, r, r + 1),
+    });
+    const [lo, hi] = req.guidanceInterval ?? [-Infinity, Infinity];
+    return {
+      slot,
+      seed,
+      rng,
+      scheduler,
+      latents,
+      uncond: doCfg ? row(0) : undefined,
+      cond: row(doCfg ? 1 : 0),
+      guided: (t) => doCfg && t >= lo && t <= hi,
+      previewSteps: new Set(slot.opts.previewSteps ?? []),
+    };
+  }
+
+  /** SDXL's one time_ids row for the batch's common size, or undefined when the UNet takes no text_embeds. */
+  private sdxlTimeIds(req: GenerateRequest): Tensor | undefined {
+    if (!this.text2 || !this.unet.hasInput('text_embeds')) return undefined;
+    return tensor(Float32Array.from([req.height, req.width, 0, 0, req.height, req.width]), [1, 6]);
+  }
+
+  /**
+   * One step's noise prediction for every live member, as per-image rows (preds[a][j]: member a, image j). Images are
+   * packed into UNet calls of at most maxBatchSize rows (a guided image takes two), each call laid out as diffusers
+   * does: the unconditional rows of its guided images, then the conditional rows of all of them. Before each call,
+   * members cancelled meanwhile leave; their rows are not run.
+   */
+  private async predictBatchNoise(
+    active: readonly BatchMember[],
+    i: number,
+    t: number,
+    timeIdRow: Tensor | undefined,
+  ): Promise<Tensor[][]> {
+    const inputs = active.map((m) => m.scheduler.scaleModelInput(m.latents, i));
+    const preds: Tensor[][] = active.map(() => []);
+    const units = active.flatMap((m, a) => Array.from({ length: m.slot.n }, (_, j) => ({ a, j, guided: m.guided(t) })));
+    for (const call of packRows(units, this.maxBatchSize)) {
+      const live = call.filter((u) => active[u.a].slot.live);
+      if (live.length === 0) continue;
+      const guided = live.filter((u) => u.guided);
+      const order = [...guided.map((u) => ({ u, text: active[u.a].uncond! })), ...live.map((u) => ({ u, text: active[u.a].cond }))];
+      const sample = concatBatch(order.map(({ u }) => sliceBatch(inputs[u.a], u.j, u.j + 1)));
+      const feeds: Record<string, Tensor> = { encoder_hidden_states: concatBatch(order.map((o) => o.text.hidden)) };
+      if (timeIdRow) {
+        feeds.text_embeds = concatBatch(order.map((o) => o.text.pooled!));
+        feeds.time_ids = repeatBatch(timeIdRow, order.length);
+      }
+      const out = await this.unet.run({ ...feeds, sample, timestep: this.timestepFeed(t, sample.dims[0]) });
+      const pred = out.out_sample ?? Object.values(out)[0];
+      for (const [k, u] of live.entries()) {
+        const c = sliceBatch(pred, guided.length + k, guided.length + k + 1);
+        const g = guided.indexOf(u);
+        preds[u.a][u.j] = g < 0 ? c : applyGuidance(concatBatch([sliceBatch(pred, g, g + 1), c]), active[u.a].slot.req.guidanceScale);
+      }
+    }
+    return preds;
   }
 
   private async run(req: GenerateRequest, opts: GenerateOptions): Promise<GenerateResult> {
@@ -432,16 +604,21 @@ export class StableDiffusionPipeline implements Pipeline {
     );
   }
 
-  /** Unscales latents and decodes them one image at a time (bounds memory at large sizes). */
+  /**
+   * Unscales latents and decodes them, several images per VAE call up to vaeBatchPixels (one at a time when tiled or
+   * when the decoder's batch axis is fixed), so memory stays bounded at large sizes.
+   */
   private async decodeLatents(latents: Tensor, signal: AbortSignal | undefined): Promise<RgbaImage[]> {
     const { scalingFactor: s, shiftFactor: sh } = this.folder;
     const images: RgbaImage[] = [];
-    for (let i = 0; i < latents.dims[0]; i++) {
+    const count = latents.dims[0];
+    const per = this.decodeBatchSize(latents);
+    for (let i = 0; i < count; i += per) {
       checkAborted(signal);
-      const one = sliceBatch(latents, i, i + 1);
+      const part = sliceBatch(latents, i, Math.min(count, i + per));
       const scaled = tensor(
-        one.data.map((v) => v / s + sh),
-        one.dims,
+        part.data.map((v) => v / s + sh),
+        part.dims,
       );
       const tiles = this.vaeTiles;
       const decoded =
@@ -453,9 +630,19 @@ export class StableDiffusionPipeline implements Pipeline {
               () => checkAborted(signal),
             )
           : await this.decodeOne(scaled);
-      images.push(tensorToImage(decoded));
+      for (let r = 0; r < part.dims[0]; r++) images.push(tensorToImage(decoded, r));
     }
     return images;
+  }
+
+  /** Images per VAE decoder call for latents of this size. */
+  private decodeBatchSize(latents: Tensor): number {
+    const tiles = this.vaeTiles;
+    if (tiles && needsTiling(sliceBatch(latents, 0, 1), tiles)) return 1;
+    if (typeof this.vaeDecoder.input('latent_sample').shape[0] === 'number') return 1;
+    const f = this.folder.vaeScaleFactor;
+    const pixels = latents.dims[2] * latents.dims[3] * f * f;
+    return Math.max(1, Math.floor((this.opts.vaeBatchPixels ?? 1024 * 1024) / pixels));
   }
 
   private async decodeOne(latent: Tensor): Promise<Tensor> {
@@ -469,6 +656,120 @@ export class StableDiffusionPipeline implements Pipeline {
     const models = [this.text.model, this.text2?.model, this.unet, this.vaeDecoder, this.vaeEncoder];
     await Promise.all(models.map((m) => m?.release()));
   }
+}
+
+/** One image of a batch step: member a's image j, with its unconditional row too when guided at this step. */
+interface RowUnit {
+  a: number;
+  j: number;
+  guided: boolean;
+}
+
+/** Packs images into UNet calls of at most maxRows rows, in order (an image's rows never straddle two calls). */
+function packRows(units: readonly RowUnit[], maxRows: number): RowUnit[][] {
+  const calls: RowUnit[][] = [];
+  let rows = maxRows;
+  for (const u of units) {
+    const need = u.guided ? 2 : 1;
+    if (rows + need > maxRows) {
+      calls.push([]);
+      rows = 0;
+    }
+    calls[calls.length - 1].push(u);
+    rows += need;
+  }
+  return calls;
+}
+
+/** The text conditioning of one UNet row: encoder hidden states and, on SDXL, the pooled embedding. */
+interface RowText {
+  hidden: Tensor;
+  pooled?: Tensor;
+}
+
+/** A batch item's own generation state; only the UNet calls are shared. */
+interface BatchMember {
+  slot: BatchSlot;
+  seed: number;
+  rng: Rng;
+  scheduler: Scheduler;
+  latents: Tensor;
+  uncond: RowText | undefined;
+  cond: RowText;
+  /** Whether guidance applies at timestep t (guidance on and t inside the item's guidance interval). */
+  guided(t: number): boolean;
+  previewSteps: ReadonlySet<number>;
+}
+
+/** An item's promise: settled once, and rejected with AbortError the moment its signal fires. */
+class BatchSlot {
+  readonly promise: Promise<GenerateResult>;
+  readonly n: number;
+  private settled = false;
+  private resolve!: (r: GenerateResult) => void;
+  private reject!: (err: unknown) => void;
+  private readonly onAbort = () => this.fail(new AbortError());
+
+  constructor(
+    readonly req: GenerateRequest,
+    readonly opts: GenerateOptions,
+  ) {
+    this.n = req.numImages ?? 1;
+    this.promise = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    if (opts.signal?.aborted) this.fail(new AbortError());
+    else opts.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  get live(): boolean {
+    return !this.settled;
+  }
+
+  succeed(result: GenerateResult): void {
+    if (this.finish()) this.resolve(result);
+  }
+
+  fail(err: unknown): void {
+    if (this.finish()) this.reject(err);
+  }
+
+  /** Fails the item when `check` throws (validation). */
+  settleIf(check: () => void): void {
+    try {
+      check();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  async settleWith(run: () => Promise<GenerateResult>): Promise<void> {
+    if (!this.live) return;
+    await run().then(
+      (r) => this.succeed(r),
+      (err) => this.fail(err),
+    );
+  }
+
+  private finish(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.opts.signal?.removeEventListener('abort', this.onAbort);
+    return true;
+  }
+}
+
+/** A signal that fires once every one of `signals` has (undefined when one of them can never fire). */
+function allAborted(signals: ReadonlyArray<AbortSignal | undefined>): AbortSignal | undefined {
+  if (signals.some((s) => s === undefined)) return undefined;
+  const all = new AbortController();
+  const check = () => {
+    if (signals.every((s) => s!.aborted)) all.abort();
+  };
+  for (const s of signals) s!.addEventListener('abort', check, { once: true });
+  check();
+  return all.signal;
 }
 
 interface UnetChunk {
