@@ -59,6 +59,20 @@ function runNode(dir: string, snippet: string): Buffer {
   return readFileSync(join(dir, 'image-0.png'));
 }
 
+const pageErrors: string[] = [];
+
+/** Script errors, console errors (a CSP violation is one) and failed responses, but the 400 the tests ask for. */
+function watchForErrors(page: Page): void {
+  page.on('pageerror', (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.text().includes('status of 400')) pageErrors.push(`console: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400 && !(r.status() === 400 && r.url().endsWith('/v1/images/generations')))
+      pageErrors.push(`${r.status()} ${r.url()}`);
+  });
+}
+
 let browser: Browser;
 const dirs: string[] = [];
 
@@ -122,6 +136,7 @@ describe('playground without auth', () => {
     server = await serveCli(tempDir(), {});
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
+    watchForErrors(page);
     await keepMultipartBodies(page);
     await page.goto(server.url);
     await page.locator('#model option').nth(1).waitFor({ state: 'attached' });
@@ -142,7 +157,7 @@ describe('playground without auth', () => {
     expect(res.headers.get('content-type')).toMatch(/text\/html/);
     expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
     const html = await res.text();
-    expect(html).not.toMatch(/https?:\/\//);
+    expect(html).not.toMatch(/(?:src|href)=["'](?:https?:)?\/\//);
     expect((await fetch(`${server.url}/playground/app.js`)).status).toBe(200);
   });
 
@@ -394,6 +409,7 @@ describe('playground without auth', () => {
 
   it('works by keyboard alone at a phone width: Ctrl+Enter from the prompt generates', async () => {
     const phone = await context.newPage();
+    watchForErrors(phone);
     await phone.setViewportSize({ width: 375, height: 812 });
     await phone.goto(server.url);
     await until(() => phone.locator('#model option').count()).toBeGreaterThan(1);
@@ -413,6 +429,10 @@ describe('playground without auth', () => {
     await phone.locator('#prompt').focus();
     await shot(phone, '11-phone-375');
     await phone.close();
+  });
+
+  it('raised no script error, console error or failed request in all of the above', () => {
+    expect(pageErrors).toEqual([]);
   });
 });
 

@@ -95,6 +95,7 @@ export function refresh(model: ModelInfo | undefined): void {
   show(controls.compressionField, controls.outputFormat.value !== 'png');
   const max = rules?.promptMaxLength;
   controls.promptCount.textContent = max ? `${controls.prompt.value.length} / ${max} characters` : '';
+  controls.promptCount.classList.toggle('over', max !== undefined && controls.prompt.value.length > max);
 }
 
 function numberOf(input: HTMLInputElement): number | undefined {

@@ -222,7 +222,7 @@ async function run(): Promise<void> {
     const seconds = stopClock();
     show(el.preview, false);
     await showOutcome(outcome, { model: model.id, prompt: String(params.prompt ?? ''), mode, requestId, seed: el.metaSeed.textContent });
-    el.status.textContent = `Done in ${seconds.toFixed(1)} s${warning ? `. ${decodeURIComponent(warning)}` : ''}`;
+    el.status.textContent = `Done in ${seconds.toFixed(1)} s${warning ? `. ${readableWarning(warning)}` : ''}`;
   } catch (err) {
     const seconds = stopClock();
     if ((err as Error).name === 'AbortError') {
@@ -237,6 +237,15 @@ async function run(): Promise<void> {
   } finally {
     state.controller = null;
     setRunning(false);
+  }
+}
+
+/** x-easel-warning percent-encodes words outside Latin-1; a malformed one is shown as sent. */
+function readableWarning(header: string): string {
+  try {
+    return decodeURIComponent(header);
+  } catch {
+    return header;
   }
 }
 
