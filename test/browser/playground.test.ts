@@ -265,6 +265,7 @@ describe('playground without auth', () => {
     await page.getByLabel('Image', { exact: true }).setInputFiles({ name: 'blue.png', mimeType: 'image/png', buffer: source });
     const canvas = page.getByLabel('Mask: paint the areas to repaint', { exact: true });
     await canvas.waitFor({ state: 'visible' });
+    expect(await page.locator('#image-name').textContent()).toBe('Using blue.png, 256x256');
     const box = (await canvas.boundingBox())!;
     // A stroke across the middle of the image, at the default brush size.
     await page.mouse.move(box.x + box.width * 0.3, box.y + box.height * 0.5);
@@ -428,6 +429,10 @@ describe('playground without auth', () => {
     expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
     await phone.locator('#prompt').focus();
     await shot(phone, '11-phone-375');
+    await phone.getByRole('button', { name: 'Send to Edit' }).first().click();
+    await phone.getByLabel('Mask: paint the areas to repaint').waitFor({ state: 'visible' });
+    expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(375);
+    await shot(phone, '12-phone-375-edit');
     await phone.close();
   });
 
@@ -461,7 +466,7 @@ describe('playground with auth on', () => {
     const field = page.getByLabel('API key', { exact: true });
     await field.waitFor({ state: 'visible' });
     expect(await page.locator('#auth-message').textContent()).toMatch(/needs an API key/);
-    await shot(page, '12-auth-needed');
+    await shot(page, '13-auth-needed');
 
     await field.fill('esk-not-a-key');
     await page.getByRole('button', { name: 'Use key' }).click();
@@ -475,7 +480,7 @@ describe('playground with auth on', () => {
     await page.getByLabel('Prompt', { exact: true }).fill('a blue square');
     await page.getByRole('button', { name: 'Generate' }).click();
     await page.locator('#results img').first().waitFor();
-    await shot(page, '13-auth-generated');
+    await shot(page, '14-auth-generated');
     await context.close();
   });
 });

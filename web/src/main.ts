@@ -23,6 +23,7 @@ const el = {
   status: byId('status'),
   error: byId('error'),
   imageFile: byId<HTMLInputElement>('image-file'),
+  imageName: byId('image-name'),
   dropZone: byId('drop-zone'),
   maskTools: byId('mask-tools'),
   editImage: byId<HTMLImageElement>('edit-image'),
@@ -119,6 +120,7 @@ async function useImage(blob: Blob, filename: string): Promise<void> {
   }
   state.image = { blob, filename, width: bitmap.width, height: bitmap.height };
   bitmap.close();
+  el.imageName.textContent = `Using ${filename}, ${state.image.width}x${state.image.height}`;
   const url = URL.createObjectURL(blob);
   el.editImage.src = url;
   el.variationImage.src = url;
