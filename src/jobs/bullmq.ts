@@ -5,6 +5,8 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { decodeJobEvent, encodeJobEvent, encodeJobSpec, fromWire, type Wire } from './codec.js';
 import { jobCost } from './cost.js';
+import { fairnessFlow } from './fair.js';
+import { fairTag, priorityOfTag } from './fair-redis.js';
 import { type ClusterKeys, clusterKeys, liveWorkers, queueName, readyWorkersPerModel, type WorkerRecord } from './redis-keys.js';
 import {
   isTerminal,
@@ -125,9 +127,7 @@ export class BullMqQueue implements JobQueue {
     if (!readyWorkersPerModel(records)[job.model]) {
       throw new QueueUnavailableError(`no engine worker serves model '${job.model}' right now; retry later`, 5);
     }
-    const counts = await this.unlessUnreachable(() =>
-      Promise.all([...this.queues.values()].map((q) => Promise.all([q.getWaitingCount(), q.getActiveCount()]))),
-    );
+    const counts = await this.unlessUnreachable(() => this.waitingAndActive());
     const waiting = counts.reduce((n, [w]) => n + w, 0);
     if (waiting >= this.opts.maxWaiting) {
       throw new QueueFullError(this.opts.maxWaiting, await this.retryAfterSeconds(queue, job, records));
@@ -136,10 +136,13 @@ export class BullMqQueue implements JobQueue {
     const id = `job_${randomUUID()}`;
     // A re-run on another worker (this one died) must draw the same image, so the seed is fixed here.
     const spec: JobSpec = { ...job, request: { ...job.request, seed: job.request.seed ?? randomInt(2 ** 32) } };
+    // Fair order across clients (jobs/fair-redis.ts): the job's start tag is its priority.
+    const tag = await this.unlessUnreachable(() => fairTag(this.redis, this.keys.fair(job.model), fairnessFlow(job), jobCost(spec)));
     await this.unlessUnreachable(() =>
       // The job's name is its cost, so Retry-After reads costs without fetching payloads.
       queue.add(String(jobCost(spec)), encodeJobSpec(spec), {
         jobId: id,
+        priority: priorityOfTag(tag),
         // The API node removes a job once it has read its end; these catch the ones whose node died first.
         removeOnComplete: { age: 600 },
         removeOnFail: { age: 600 },
@@ -164,15 +167,35 @@ export class BullMqQueue implements JobQueue {
    * throughput the model's live workers have measured together (jobs/cost.ts units per millisecond).
    */
   private async retryAfterSeconds(queue: Queue, job: JobSpec, records: readonly WorkerRecord[]): Promise<number> {
-    const ahead = [...(await this.costs(queue, 'wait')), ...(await this.costs(queue, 'active'))].reduce((sum, j) => sum + j.cost, 0);
+    const ahead = [...(await this.waitingCosts(queue)), ...(await this.costs(queue, 'active'))].reduce((sum, j) => sum + j.cost, 0);
     const ms = (ahead + jobCost(job)) / this.unitsPerMs(job.model, records);
     return Math.max(1, Math.ceil(ms / 1000));
+  }
+
+  /** Waiting and running jobs per queue: [waiting (plain and prioritized), active], in the order of this.queues. */
+  private waitingAndActive(): Promise<Array<[number, number]>> {
+    return Promise.all(
+      // One read per queue (BullMQ counts in one script), so a job moving to active is not counted twice.
+      [...this.queues.values()].map(async (q) => {
+        const c = await q.getJobCounts('waiting', 'prioritized', 'active');
+        return [(c.waiting ?? 0) + (c.prioritized ?? 0), c.active ?? 0] as [number, number];
+      }),
+    );
+  }
+
+  /** Waiting jobs with their cost, in the order workers take them: the plain list (none from this version), then by priority. */
+  private async waitingCosts(queue: Queue): Promise<Array<{ id: string; cost: number }>> {
+    const prioritized = await this.redis.zrange(queue.keys.prioritized, 0, -1);
+    return [...(await this.costs(queue, 'wait')), ...(await this.costsOf(queue, prioritized))];
   }
 
   /** The jobs of a BullMQ list with their cost (from their names), oldest first. */
   private async costs(queue: Queue, list: 'wait' | 'active'): Promise<Array<{ id: string; cost: number }>> {
     // BullMQ pushes new jobs on the left and takes the oldest from the right.
-    const ids = (await this.redis.lrange(queue.keys[list], 0, -1)).reverse();
+    return this.costsOf(queue, (await this.redis.lrange(queue.keys[list], 0, -1)).reverse());
+  }
+
+  private async costsOf(queue: Queue, ids: string[]): Promise<Array<{ id: string; cost: number }>> {
     if (ids.length === 0) return [];
     const pipe = this.redis.pipeline();
     for (const id of ids) pipe.hget(queue.toKey(id), 'name');
@@ -367,7 +390,7 @@ export class BullMqQueue implements JobQueue {
     const none = Object.fromEntries(this.opts.models.map((m) => [m, 0]));
     try {
       const names = [...this.queues.keys()];
-      const counts = await Promise.all([...this.queues.values()].map((q) => Promise.all([q.getWaitingCount(), q.getActiveCount()])));
+      const counts = await this.waitingAndActive();
       this.workersCache = undefined;
       const ready = readyWorkersPerModel(await this.workerRecords());
       const workers = Object.fromEntries(this.opts.models.map((m) => [m, ready[m] ?? 0]));
@@ -431,7 +454,7 @@ export class BullMqQueue implements JobQueue {
       if (![...this.own.values()].some((o) => o.model === model)) continue;
       const speed = this.unitsPerMs(model, records);
       let ahead = (await this.costs(queue, 'active')).reduce((sum, j) => sum + j.cost, 0);
-      for (const { id, cost } of await this.costs(queue, 'wait')) {
+      for (const { id, cost } of await this.waitingCosts(queue)) {
         if (this.own.has(id) && (ahead + cost) / speed > budgetMs) await this.cancel(id, SHUTDOWN_MESSAGE);
         else ahead += cost;
       }

@@ -10,6 +10,11 @@ export function queueName(model: string): string {
   return `model.${encodeURIComponent(model)}`;
 }
 
+/** A key of BullMQ's own for a model's queue (`wait`, `prioritized`, ...), as BullMQ spells it: prefix:queue:type. */
+export function bullKey(prefix: string, model: string, type: 'wait' | 'prioritized' | 'active'): string {
+  return `${prefix}:${queueName(model)}:${type}`;
+}
+
 export interface ClusterKeys {
   /** The BullMQ prefix: every key of this cluster starts with it (two clusters can share one Redis). */
   prefix: string;
@@ -21,6 +26,8 @@ export interface ClusterKeys {
   workers: string;
   /** JSON WorkerRecord, expiring unless the worker beats again. */
   worker(workerId: string): string;
+  /** Hash of a model's fair-order state (jobs/fair-redis.ts): `vt` (virtual time) and `f:<flow>` (finish tags). */
+  fair(model: string): string;
 }
 
 export function clusterKeys(prefix = DEFAULT_PREFIX): ClusterKeys {
@@ -30,6 +37,7 @@ export function clusterKeys(prefix = DEFAULT_PREFIX): ClusterKeys {
     cancel: (id) => `${prefix}:cancel:${id}`,
     workers: `${prefix}:workers`,
     worker: (id) => `${prefix}:worker:${id}`,
+    fair: (model) => `${prefix}:fair:${queueName(model)}`,
   };
 }
 

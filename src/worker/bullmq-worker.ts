@@ -6,7 +6,8 @@ import { Redis } from 'ioredis';
 import type { ModelInfo } from '../engine/models/info.js';
 import { decodeJobSpec, encodeJobEvent, toWire, type Wire } from '../jobs/codec.js';
 import { jobCost } from '../jobs/cost.js';
-import { type ClusterKeys, clusterKeys, queueName, type WorkerRecord } from '../jobs/redis-keys.js';
+import { advanceFairTime } from '../jobs/fair-redis.js';
+import { bullKey, type ClusterKeys, clusterKeys, queueName, type WorkerRecord } from '../jobs/redis-keys.js';
 import { isTerminal, type JobContext, type JobEvent, type JobExecutor } from '../jobs/types.js';
 import { jobLogFields } from '../telemetry/jobs.js';
 
@@ -93,6 +94,15 @@ export class BullMqWorker {
     return worker;
   }
 
+  /** The model's fair-order clock moves to the job just taken (jobs/fair-redis.ts); an outage only costs fairness. */
+  private async advanceFairTime(model: string, priority: number): Promise<void> {
+    const p = this.keys.prefix;
+    const keys = { fair: this.keys.fair(model), prioritized: bullKey(p, model, 'prioritized'), wait: bullKey(p, model, 'wait') };
+    await advanceFairTime(this.redis, keys, priority).catch((err: unknown) =>
+      this.opts.log?.warn({ err, model }, 'fair-order clock not moved'),
+    );
+  }
+
   /** Runs one job; its return value (the terminal event) is what BullMQ stores as the job's result. */
   private async process(model: string, job: Job): Promise<Wire> {
     const id = job.id as string;
@@ -102,6 +112,7 @@ export class BullMqWorker {
       return toWire({ type: 'error', kind: 'cancelled', message: 'generation cancelled before it started' } satisfies Terminal);
     }
     this.running.set(id, controller);
+    await this.advanceFairTime(model, job.priority);
     const emit = (event: JobEvent, watch?: AbortController) => this.append(id, ['e', encodeJobEvent(event), 'a', attempt], watch);
     const spec = decodeJobSpec(job.data);
     const fields = { jobId: id, model, attempt: job.attemptsStarted, ...jobLogFields(spec) };

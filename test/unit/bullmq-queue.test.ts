@@ -107,6 +107,23 @@ describe('BullMQ queue in a cluster', () => {
     expect(log.filter((l) => l === 'start survivor')).toHaveLength(2); // it ran again
   });
 
+  it("shares a model fairly across API nodes: a second key's light job runs right after the running one", async () => {
+    const c = cluster();
+    const log: string[] = [];
+    await c.worker(['m'], steppingExecutor(log, 20, 3));
+    const node1 = await c.queue(16, ['m']);
+    const node2 = await c.queue(16, ['m']);
+    const heavy = { prompt: 'heavy', width: 64, height: 64, numInferenceSteps: 50, guidanceScale: 7, seed: 1 };
+    const flood = [];
+    for (let i = 0; i < 5; i++)
+      flood.push(await node1.submit(spec('m', `heavy${i}`, { keyId: 'key_a', request: { ...heavy, prompt: `heavy${i}` } })));
+    const light = await node2.submit(spec('m', 'light', { keyId: 'key_b' }));
+    await Promise.all([...flood.map((j) => collect(node1, j.id)), collect(node2, light.id)]);
+    const starts = log.filter((l) => l.startsWith('start ')).map((l) => l.slice(6));
+    expect(starts.indexOf('light')).toBeLessThanOrEqual(1);
+    expect(starts.filter((s) => s !== 'light')).toEqual(['heavy0', 'heavy1', 'heavy2', 'heavy3', 'heavy4']);
+  });
+
   it('does not retry a deterministic refusal: one run, the error at once', async () => {
     const c = cluster();
     const log: string[] = [];
