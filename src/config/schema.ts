@@ -71,7 +71,9 @@ export const SETTINGS = {
   /** Shared Postgres for keys and usage; absent: the embedded SQLite file under dataDir. */
   'db.url': z.string().refine(isPostgresUrl, { error: (iss) => `${POSTGRES_RULE}, got ${show(withoutPassword(iss.input))}` }),
   /** Images for `url` responses in an S3-compatible bucket (s3://BUCKET[/PREFIX]); absent: <dataDir>/images. */
-  'images.store': z.string().refine((t) => parseS3StoreUrl(t) !== undefined, { error: (iss) => `${S3_STORE_RULE}, got ${show(iss.input)}` }),
+  'images.store': z
+    .string()
+    .refine((t) => parseS3StoreUrl(t) !== undefined, { error: (iss) => `${S3_STORE_RULE}, got ${show(iss.input)}` }),
   /** GET /metrics on a listener of its own (no key there), on the server's host; 0 picks a free port. */
   'metrics.port': z.int().min(0).max(65535),
 } as const;
@@ -289,6 +291,10 @@ function fileSchema(ctx: SchemaContext) {
           provider: SETTINGS['engine.provider'].default('cpu'),
           threads: SETTINGS['engine.threads'].optional(),
           maxBatchSize: positiveInt.default(8),
+          /** Most queued jobs one batch takes across requests (README "Batching across requests"); 1: no batching. */
+          maxBatchJobs: positiveInt.default(4),
+          /** Milliseconds a busy lane waits for more compatible jobs before the next batch; 0: none. */
+          batchWindowMs: z.int().min(0).max(1000).default(15),
           /** Decodes with a side above this many pixels run in overlapping VAE tiles of this size (README "Performance"); absent or 0: never. */
           vaeTileSize: z.int().min(0).optional(),
         })
