@@ -1,9 +1,11 @@
-// The embedded JobQueue: jobs wait in memory, one lane per local model, and run one at a time per lane (a
+// The embedded JobQueue: jobs wait in memory, one lane per local model, and run one batch at a time per lane (a
 // pipeline's sessions already use every core), so several models can run at once. Waiting jobs leave in fair order
-// across clients, weighted by their cost (jobs/fair.ts). Events are buffered per job
+// across clients, weighted by their cost (jobs/fair.ts); compatible ones (jobs/batch.ts) leave together as one batch,
+// each keeping its own events and cancel. Events are buffered per job
 // and replayed to its reader, exactly as a Redis-backed queue would deliver them from another process.
 // drain() is the graceful half of shutdown: no new jobs, the admitted ones finish until a deadline; close() is the rest.
 import { randomUUID } from 'node:crypto';
+import { type BatchExecutor, batchKey } from './batch.js';
 import { jobCost } from './cost.js';
 import { FairQueue, fairnessFlow } from './fair.js';
 import {
@@ -27,6 +29,17 @@ export interface InProcessQueueOptions {
   /** Local model names; each gets its own lane. */
   models: readonly string[];
   execute: JobExecutor;
+  /**
+   * Runs compatible jobs (same jobs/batch.ts batchKey) as one batch. Absent: every job runs alone through `execute`.
+   */
+  executeBatch?: BatchExecutor;
+  /** Most jobs one batch takes (the next in fair order, then compatible ones in fair order); 1: no batching. Default 4. */
+  maxBatchJobs?: number;
+  /**
+   * Milliseconds a lane that just finished waits for more compatible jobs before starting the next batch, when others
+   * are already waiting and fewer than maxBatchJobs of them fit. An idle lane starts a new job at once. Default 15.
+   */
+  batchWindowMs?: number;
   /** Ready workers per model (the embedded worker: 1 once its pipeline is loaded and warm). */
   workers(): Record<string, number>;
   /**
@@ -55,10 +68,13 @@ interface Entry {
 interface Lane {
   /** Waiting jobs in fair order across clients (jobs/fair.ts), weighted by cost. */
   pending: FairQueue<Entry>;
-  running: Entry | undefined;
+  /** The jobs of the running batch (empty when none runs). */
+  running: Entry[];
+  /** Gathering a batch or running one: the next pump waits. */
+  busy: boolean;
   /** Measured milliseconds per cost unit (moving average). */
   msPerUnit: number;
-  /** Settles when the running job does (close() waits for it). */
+  /** Settles when the gathering and the running batch do (close() waits for it). */
   current: Promise<void>;
 }
 
@@ -73,7 +89,7 @@ export class InProcessQueue implements JobQueue {
   constructor(private readonly opts: InProcessQueueOptions) {
     const msPerUnit = opts.initialMsPerCostUnit ?? 250;
     for (const m of opts.models)
-      this.lanes.set(m, { pending: new FairQueue<Entry>(), running: undefined, msPerUnit, current: Promise.resolve() });
+      this.lanes.set(m, { pending: new FairQueue<Entry>(), running: [], busy: false, msPerUnit, current: Promise.resolve() });
   }
 
   async submit(job: JobSpec): Promise<{ id: string; position: number }> {
@@ -95,7 +111,7 @@ export class InProcessQueue implements JobQueue {
     };
     this.jobs.set(entry.id, entry);
     lane.pending.push(fairnessFlow(job), entry, jobCost(job));
-    const position = lane.pending.ordered().indexOf(entry) + (lane.running ? 1 : 0);
+    const position = lane.pending.ordered().indexOf(entry) + (lane.running.length > 0 ? 1 : 0);
     queueMicrotask(() => this.pump(lane));
     return { id: entry.id, position };
   }
@@ -146,7 +162,7 @@ export class InProcessQueue implements JobQueue {
 
   async stats(): Promise<QueueStats> {
     const models: QueueStats['models'] = {};
-    for (const [model, lane] of this.lanes) models[model] = { waiting: lane.pending.length, running: lane.running ? 1 : 0 };
+    for (const [model, lane] of this.lanes) models[model] = { waiting: lane.pending.length, running: lane.running.length };
     const running = Object.values(models).reduce((n, m) => n + m.running, 0);
     return { waiting: this.waitingCount(), running, models, workers: this.opts.workers() };
   }
@@ -162,32 +178,64 @@ export class InProcessQueue implements JobQueue {
    * and the running one, counted whole) plus its own, at the lane's measured speed. One worker per lane here.
    */
   private retryAfterSeconds(lane: Lane, job: JobSpec): number {
-    const ahead = [...lane.pending.items(), ...(lane.running ? [lane.running] : [])].reduce((sum, e) => sum + jobCost(e.job), 0);
+    const ahead = [...lane.pending.items(), ...lane.running].reduce((sum, e) => sum + jobCost(e.job), 0);
     return Math.max(1, Math.ceil(((ahead + jobCost(job)) * lane.msPerUnit) / 1000));
   }
 
-  /** Starts the lane's next job when it is idle. */
-  private pump(lane: Lane): void {
+  private get maxBatchJobs(): number {
+    return this.opts.executeBatch ? Math.max(1, this.opts.maxBatchJobs ?? 4) : 1;
+  }
+
+  /**
+   * Starts the lane's next batch when it is idle. `justFinished`: the lane has just ended a batch, so when others wait
+   * but too few compatible ones to fill a batch, it gathers for batchWindowMs first.
+   */
+  private pump(lane: Lane, justFinished = false): void {
     // Not stopped by drain() or close(): a draining queue still runs what it admitted, close() empties the lanes.
-    if (lane.running) return;
-    const next = lane.pending.shift();
-    if (!next) return;
-    lane.running = next;
-    next.startedAt = Date.now();
-    const started = performance.now();
-    this.emit(next, { type: 'started', worker: this.opts.workerName ?? 'embedded' });
-    lane.current = this.run(next).then((finished) => {
-      lane.running = undefined;
-      // Only whole runs say how fast the worker is (a cancelled job ends early).
-      const cost = jobCost(next.job);
-      if (finished && cost > 0) lane.msPerUnit = lane.msPerUnit * 0.7 + ((performance.now() - started) / cost) * 0.3;
-      this.pump(lane);
+    if (lane.busy) return;
+    const head = lane.pending.ordered()[0];
+    if (!head) return;
+    lane.busy = true;
+    const window = this.opts.batchWindowMs ?? 15;
+    const gather = justFinished && window > 0 && this.maxBatchJobs > 1 && this.batchFor(lane, head).length < this.maxBatchJobs;
+    const run = () => this.runBatch(lane);
+    lane.current = (gather ? new Promise((r) => setTimeout(r, window)).then(run) : run()).then(() => {
+      lane.busy = false;
+      this.pump(lane, true);
       this.notifyIdle();
     });
   }
 
+  /** `head` and the waiting jobs that can run with it, in fair order, up to maxBatchJobs. */
+  private batchFor(lane: Lane, head: Entry): Entry[] {
+    const key = this.maxBatchJobs > 1 ? batchKey(head.job) : undefined;
+    if (key === undefined) return [head];
+    const others = lane.pending.ordered().filter((e) => e !== head && batchKey(e.job) === key);
+    return [head, ...others.slice(0, this.maxBatchJobs - 1)];
+  }
+
+  /** Takes the next job in fair order and every compatible waiting one, and runs them to their terminal events. */
+  private async runBatch(lane: Lane): Promise<void> {
+    const head = lane.pending.shift();
+    if (!head) return;
+    const batch = this.batchFor(lane, head);
+    for (const e of batch.slice(1)) lane.pending.remove(e);
+    lane.running = batch;
+    const started = performance.now();
+    for (const e of batch) {
+      e.startedAt = Date.now();
+      this.emit(e, { type: 'started', worker: this.opts.workerName ?? 'embedded' });
+    }
+    const ends = batch.length === 1 ? [this.run(batch[0])] : this.runTogether(batch);
+    const finished = await Promise.all(ends);
+    lane.running = [];
+    // Only whole runs say how fast the worker is (a cancelled job ends early).
+    const cost = batch.reduce((sum, e) => sum + jobCost(e.job), 0);
+    if (finished.every(Boolean) && cost > 0) lane.msPerUnit = lane.msPerUnit * 0.7 + ((performance.now() - started) / cost) * 0.3;
+  }
+
   private isIdle(): boolean {
-    for (const lane of this.lanes.values()) if (lane.running || lane.pending.length > 0) return false;
+    for (const lane of this.lanes.values()) if (lane.busy || lane.pending.length > 0) return false;
     return true;
   }
 
@@ -195,9 +243,8 @@ export class InProcessQueue implements JobQueue {
     if (this.isIdle()) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  /** Runs the job to its terminal event; true when it produced a result. */
-  private async run(entry: Entry): Promise<boolean> {
-    const ctx: JobContext = {
+  private context(entry: Entry): JobContext {
+    return {
       id: entry.id,
       signal: entry.controller.signal,
       submittedAt: entry.submittedAt,
@@ -205,10 +252,29 @@ export class InProcessQueue implements JobQueue {
         if (!isTerminal(event)) this.emit(entry, event);
       },
     };
+  }
+
+  /** Runs the job to its terminal event; true when it produced a result. */
+  private run(entry: Entry): Promise<boolean> {
+    return this.settle(entry, () => this.opts.execute(entry.job, this.context(entry)));
+  }
+
+  /** Runs a batch through executeBatch: each job's terminal event is emitted as soon as it settles. */
+  private runTogether(batch: readonly Entry[]): Array<Promise<boolean>> {
+    let ends: Array<Promise<Extract<JobEvent, { type: 'result' | 'error' }>>>;
     try {
-      const end = await this.opts.execute(entry.job, ctx);
-      this.emit(entry, end);
-      return end.type === 'result';
+      ends = this.opts.executeBatch!(batch.map((e) => ({ job: e.job, ctx: this.context(e) })));
+    } catch (err) {
+      ends = batch.map(() => Promise.reject(err));
+    }
+    return batch.map((e, i) => this.settle(e, () => ends[i]));
+  }
+
+  private async settle(entry: Entry, end: () => Promise<Extract<JobEvent, { type: 'result' | 'error' }>>): Promise<boolean> {
+    try {
+      const event = await end();
+      this.emit(entry, event);
+      return event.type === 'result';
     } catch (err) {
       this.emit(entry, { type: 'error', kind: 'failed', message: (err as Error)?.message ?? String(err) });
       return false;
@@ -239,8 +305,8 @@ export class InProcessQueue implements JobQueue {
    * within `budgetMs`; the others are cancelled now, so their clients can retry elsewhere without waiting.
    */
   private shedUnfinishable(lane: Lane, budgetMs: number): void {
-    const running = lane.running;
-    let t = running ? Math.max(0, jobCost(running.job) * lane.msPerUnit - (Date.now() - (running.startedAt ?? Date.now()))) : 0;
+    const ranFor = Date.now() - (lane.running[0]?.startedAt ?? Date.now());
+    let t = Math.max(0, lane.running.reduce((sum, e) => sum + jobCost(e.job), 0) * lane.msPerUnit - ranFor);
     for (const e of lane.pending.ordered()) {
       const ms = jobCost(e.job) * lane.msPerUnit;
       if (t + ms <= budgetMs) t += ms;
@@ -257,7 +323,7 @@ export class InProcessQueue implements JobQueue {
   private cancelAll(): void {
     for (const lane of this.lanes.values()) {
       for (const e of lane.pending.items()) this.cancelWaiting(lane, e);
-      lane.running?.controller.abort(SHUTDOWN_MESSAGE);
+      for (const e of lane.running) e.controller.abort(SHUTDOWN_MESSAGE);
     }
     this.notifyIdle();
   }

@@ -10,7 +10,7 @@ import { openDb } from '../db/index.js';
 import { InProcessQueue } from '../jobs/in-process.js';
 import { openImageStore, type StoreFs, startSweeper } from '../storage/index.js';
 import { EnginePool } from '../worker/engine-pool.js';
-import { runJob } from '../worker/run-job.js';
+import { runJob, runJobs } from '../worker/run-job.js';
 import { buildServer } from './app.js';
 import { ModelCatalog } from './catalog.js';
 import { DiskGuard, type DiskGuardOptions, guardStore } from './disk.js';
@@ -91,6 +91,9 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     maxWaiting: config.queue.maxWaiting,
     models: engines.names,
     execute: (job, ctx) => runJob(engines.pipeline(job.model), job, ctx, log, config.images.encoding),
+    executeBatch: (jobs) => runJobs(engines.pipeline(jobs[0].job.model), jobs, log, config.images.encoding),
+    maxBatchJobs: config.engine.maxBatchJobs,
+    batchWindowMs: config.engine.batchWindowMs,
     workers: () => engines.readiness(),
   });
   // The token counter for usage is built before /readyz says ready, so the first request pays nothing for it.
