@@ -67,7 +67,7 @@ export class JobMetrics {
     });
     this.batchSize = new Histogram({
       name: 'easel_batch_size',
-      help: 'Images a worker ran through the pipeline together in one job.',
+      help: "Images a worker ran through the UNet together (a job's n, or its whole batch across requests), per job.",
       labelNames: ['model'],
       buckets: BATCH_SIZES,
       registers,
@@ -78,7 +78,7 @@ export class JobMetrics {
   observeResult(job: JobLabels, images: number, t: JobTimings): void {
     const { model } = job;
     this.images.inc(job.quality === undefined ? { model, size: job.size } : { model, size: job.size, quality: job.quality }, images);
-    this.batchSize.observe({ model }, images);
+    this.batchSize.observe({ model }, t.batchImages ?? images);
     this.waitSeconds.observe({ model }, t.queueMs / 1000);
     this.jobSeconds.observe({ model, outcome: 'ok' }, (t.queueMs + t.totalMs + t.encodeMs) / 1000);
     if (job.steps > 0) this.stepSeconds.observe({ model }, t.denoiseMs / job.steps / 1000);
