@@ -98,6 +98,7 @@ program
       port: opts.port,
       dataDir: opts.dataDir,
       model: await hubModelArg(opts.model ?? process.env.EASEL_MODEL, opts),
+      variant: opts.variant,
       publicBaseUrl: opts.publicUrl,
       queue: opts.queue,
       db: opts.db,

@@ -37,6 +37,8 @@ export interface ConfigFlags {
   dataDir?: string;
   publicBaseUrl?: string;
   model?: string;
+  /** The weights variant of `model` (e.g. fp16). */
+  variant?: string;
   /** queue.url: the cluster's Redis. */
   queue?: string;
   /** db.url: a Postgres for keys and usage. */
@@ -54,6 +56,7 @@ const FLAG_NAMES: { readonly [K in keyof Required<ConfigFlags>]: string } = {
   dataDir: '--data-dir',
   publicBaseUrl: '--public-url',
   model: '--model',
+  variant: '--variant',
   queue: '--queue',
   db: '--db',
   store: '--store',
@@ -68,6 +71,7 @@ const FLAG_SETTINGS: { readonly [K in keyof Required<ConfigFlags>]: Setting } = 
   dataDir: 'dataDir',
   publicBaseUrl: 'publicBaseUrl',
   model: 'model',
+  variant: 'variant',
   queue: 'queue.url',
   db: 'db.url',
   store: 'images.store',
@@ -114,11 +118,11 @@ function fromFile(file: string | undefined, problems: string[]): Config | undefi
 }
 
 /** `--model`/EASEL_MODEL: a configured model's name makes it the default; anything else is a folder served as easel-default. */
-function serveModel(cfg: Config, model: string): void {
+function serveModel(cfg: Config, model: string, variant: string | undefined): void {
   if (cfg.models.some((m) => m.name === model)) cfg.defaultModel = model;
   else {
     const others = cfg.models.filter((m) => m.name !== 'easel-default');
-    cfg.models = [{ name: 'easel-default', path: resolve(model), family: 'gpt-image' }, ...others];
+    cfg.models = [{ name: 'easel-default', path: resolve(model), family: 'gpt-image', ...(variant ? { variant } : {}) }, ...others];
     cfg.defaultModel = 'easel-default';
   }
   for (const name of Object.keys(OPENAI_MODEL_FAMILIES)) cfg.aliases[name] = cfg.defaultModel;
@@ -137,7 +141,7 @@ function applySettings(cfg: Config, s: Partial<SettingValues>): void {
   if (s['db.url'] !== undefined) cfg.db.url = s['db.url'];
   if (s['images.store'] !== undefined) cfg.images.store = s['images.store'];
   if (s['metrics.port'] !== undefined) cfg.metrics.port = s['metrics.port'];
-  if (s.model !== undefined) serveModel(cfg, s.model);
+  if (s.model !== undefined) serveModel(cfg, s.model, s.variant);
 }
 
 function deepFreeze<T>(o: T): T {

@@ -5,7 +5,7 @@ import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { type Family, OPENAI_MODEL_FAMILIES } from '../contract/families.js';
 import type { ExecutionProvider } from '../engine/backends/onnx.js';
-import { checkVariantServed, resolveCachedModel } from '../hub/cache.js';
+import { resolveCachedModel } from '../hub/cache.js';
 import { DEFAULT_ENCODE_SETTINGS as ENCODING, JPEG_CHROMA_SUBSAMPLING, RESIZE_KERNELS } from '../imaging/encode.js';
 import { parseS3StoreUrl, S3_STORE_RULE } from '../storage/s3-url.js';
 import { show } from './errors.js';
@@ -61,6 +61,8 @@ export const SETTINGS = {
   dataDir: nonEmpty.transform((p) => resolve(p)),
   publicBaseUrl: z.url({ protocol: /^https?$/ }),
   model: nonEmpty,
+  /** With `model` a folder or hub model: its weights variant, e.g. "fp16". */
+  variant: nonEmpty,
   'auth.mode': z.enum(['none', 'keys']),
   'engine.provider': z.enum(PROVIDERS),
   'engine.threads': positiveInt,
@@ -131,7 +133,6 @@ function modelEntrySchema(base: string) {
         return z.NEVER;
       }
       try {
-        if (m.path !== undefined) checkVariantServed(m.path, m.variant);
         if (m.path !== undefined) return { ...m, path: m.path };
         return { ...m, path: resolveCachedModel(m.repo!, { subfolder: m.subfolder, variant: m.variant }).path };
       } catch (err) {

@@ -149,24 +149,6 @@ export function pipelineRoot(top: string, spec: PipelineSpec = {}, what = top): 
   throw new HubError(`${what} has no ONNX pipeline (model_index.json, unet/model.onnx) in ${where}${variant}`, 'not_a_pipeline');
 }
 
-/**
- * Throws when the engine would not load what `variant` names: it loads each part's default file (model.onnx, or the
- * only variant file there), so a folder holding both the plain and the variant file of a part serves the plain one.
- */
-export function checkVariantServed(path: string, variant: string | undefined, what = path): void {
-  if (!variant || !isDir(path)) return;
-  for (const e of readdirSync(path, { withFileTypes: true })) {
-    if (!e.isDirectory()) continue;
-    const part = join(path, e.name);
-    if (findOnnxFile(part, variant) === findOnnxFile(part)) continue;
-    throw new HubError(
-      `${what} holds both the plain and the ${variant} ONNX files of ${e.name}/, and Easel's engine loads the plain ones: ` +
-        `pull --variant ${variant} alone into a cache of its own (HF_HUB_CACHE), or serve the plain files`,
-      'not_a_pipeline',
-    );
-  }
-}
-
 export interface ResolvedModel {
   repo: string;
   revision: string;
@@ -190,7 +172,6 @@ export function resolveCachedModel(ref: string, spec: PipelineSpec = {}, env: No
   if (sha) {
     const snapshot = join(repoStorageDir(cacheDir, repo), 'snapshots', sha);
     const path = pipelineRoot(snapshot, spec, `${repo}@${revision}`);
-    checkVariantServed(path, spec.variant, `${repo}@${revision}`);
     return { repo, revision, sha, snapshot, path, legacy: false };
   }
   const legacy = legacySnapshot(legacyCacheDir(env), repo, revision);

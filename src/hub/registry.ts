@@ -10,7 +10,6 @@ import { scanCacheDir } from '@huggingface/hub';
 import { findOnnxFile } from '../engine/models/folder.js';
 import {
   cachedCommit,
-  checkVariantServed,
   HubError,
   hubCacheDir,
   isOffline,
@@ -203,9 +202,7 @@ async function resolveFolder(input: string, asPath: string, spec: PipelineSpec):
   if (!(await stat(asPath)).isDirectory()) throw new HubError(`${input} is not a folder`, 'invalid_argument');
   if (spec.variant === undefined && spec.subfolder === undefined && existsSync(join(asPath, 'model_index.json'))) return asPath;
   try {
-    const root = pipelineRoot(asPath, spec, input);
-    checkVariantServed(root, spec.variant, input);
-    return root;
+    return pipelineRoot(asPath, spec, input);
   } catch (err) {
     if (!existsSync(join(asPath, 'model_index.json'))) {
       throw new HubError(`${input} has no model_index.json: not a diffusers model folder`, 'not_a_pipeline');

@@ -15,7 +15,11 @@ export class EnginePool {
   static async load(models: readonly ModelEntry[], opts: PipelineOptions): Promise<EnginePool> {
     const loaded = new Map<string, Loaded>();
     try {
-      for (const m of models) loaded.set(m.name, { pipeline: await loadPipeline(m.path, opts), warmed: false });
+      for (const m of models)
+        loaded.set(m.name, {
+          pipeline: await loadPipeline(m.path, { ...opts, ...(m.variant ? { variant: m.variant } : {}) }),
+          warmed: false,
+        });
     } catch (err) {
       await Promise.all([...loaded.values()].map((l) => l.pipeline.dispose()));
       throw err;

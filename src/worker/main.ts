@@ -45,7 +45,7 @@ export function jsonLogger(name: string): WorkerLogger {
 
 export async function startWorker(config: Readonly<Config>, opts: { url: string; log?: WorkerLogger }): Promise<RunningWorker> {
   const log = opts.log ?? jsonLogger('easel-worker');
-  const models = config.models.map((m) => ({ name: m.name, info: readModelInfo(m.path) }));
+  const models = config.models.map((m) => ({ name: m.name, info: readModelInfo(m.path, { variant: m.variant }) }));
   const engines = await EnginePool.load(config.models, {
     provider: config.engine.provider,
     threads: config.engine.threads,

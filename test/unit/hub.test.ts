@@ -184,8 +184,8 @@ describe('pullModel', () => {
     expect(readModelFolder(plain.path, { variant: 'fp16' }).paths.unet).toBe(join(plain.snapshot, 'unet', 'model.fp16.onnx'));
     const linked = new Set(await Promise.all((await filesUnder(plain.snapshot)).map((f) => realpath(join(plain.snapshot, f)))));
     expect((await readdir(join(storageOf(cacheDir, ROOT), 'blobs'))).length).toBe(linked.size);
-    // Both in one snapshot: the engine would load the plain files, so asking for fp16 is refused rather than ignored.
-    expect(() => resolveCachedModel(ROOT, { variant: 'fp16' }, env)).toThrow(/holds both the plain and the fp16 ONNX files/);
+    // Both in one snapshot: the variant picks its files, no variant the plain ones.
+    expect(resolveCachedModel(ROOT, { variant: 'fp16' }, env).path).toBe(plain.snapshot);
     expect(resolveCachedModel(ROOT, {}, env).path).toBe(plain.snapshot);
     expect(() => resolveCachedModel(ROOT, { variant: 'int8' }, env)).toThrow(/no ONNX pipeline.*int8/);
   });

@@ -26,6 +26,8 @@ import { imageToTensor, maskedImageTensor, maskToLatent, tensorToImage } from '.
 import { needsTiling, type TileGeometry, tiledDecode, tileGeometry } from './vae-tiling.js';
 
 export interface PipelineOptions extends BackendOptions {
+  /** Weights variant, e.g. "fp16": each part's model.fp16.onnx (or the folder's only variant file). */
+  variant?: string;
   /** Most samples per UNet call (classifier-free guidance counts double); larger batches are split. Default 8. */
   maxBatchSize?: number;
   /**
@@ -109,7 +111,7 @@ export class StableDiffusionPipeline implements Pipeline {
 
   /** Loads a model folder and creates its ONNX sessions once; they are reused until dispose(). */
   static async load(dir: string, opts: PipelineOptions = {}): Promise<StableDiffusionPipeline> {
-    const folder = readModelFolder(dir);
+    const folder = readModelFolder(dir, opts.variant ? { variant: opts.variant } : {});
     const timer = new RunTimer();
     const load = (p: string) => OnnxModel.load(p, opts, timer);
     const loaded: OnnxModel[] = [];
