@@ -1,14 +1,13 @@
 // A throwaway Postgres cluster for tests: Debian's initdb/pg_ctl (any installed version) in a temp dir, on a free
 // port, password auth over TCP. As root it runs as the `postgres` user (postgres refuses root). stop() leaves nothing.
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync, readdirSync } from 'node:fs';
 import { chown, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freePort } from './net.js';
 
 const run = promisify(execFile);
 const USER = 'easel';
@@ -34,16 +33,6 @@ export function postgresBinDir(): string | undefined {
     .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
     .sort((a, b) => Number(b) - Number(a));
   return versions[0] ? join(root, versions[0], 'bin') : undefined;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
 }
 
 /** Debian's postgresql package creates the `postgres` user; a bare install of the binaries may not have it. */

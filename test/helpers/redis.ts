@@ -2,7 +2,8 @@
 // nothing survives a restart), killed afterwards. restart() stops and starts it on the same port, data gone.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer, Socket } from 'node:net';
+import { Socket } from 'node:net';
+import { freePort } from './net.js';
 
 export interface TestRedis {
   url: string;
@@ -10,16 +11,6 @@ export interface TestRedis {
   /** Kills the server (SIGKILL: what a crash looks like to clients) and starts a fresh, empty one on the same port. */
   restart(downMs?: number): Promise<void>;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
 }
 
 /** Resolves once the port answers PING with PONG. */

@@ -1,13 +1,12 @@
 // A throwaway S3-compatible server for tests: s3rver (npm) in this process on a free port, its objects in a temp dir.
 // stop()/start() take it down and back on the same port with the same objects, for outage tests. Keys: S3RVER/S3RVER.
 import nodeCrypto from 'node:crypto';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './net.js';
 
 /** The part of s3rver's API used here (it ships no types). */
 interface S3rverInstance {
@@ -60,16 +59,6 @@ export interface TestS3 {
   start(): Promise<void>;
   /** Stops and removes the temp dir. */
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  srv.listen(0, '127.0.0.1');
-  await once(srv, 'listening');
-  const port = (srv.address() as { port: number }).port;
-  srv.close();
-  await once(srv, 'close');
-  return port;
 }
 
 /** s3rver with `buckets` created, on a free port of 127.0.0.1. */
