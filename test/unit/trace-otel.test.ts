@@ -1,51 +1,27 @@
 // OpenTelemetry in the embedded server: with an OTLP exporter configured, one generation's spans reach an OTLP/HTTP
 // collector this test runs (server span under the caller's, queue wait and job under it, the stages under the job);
 // a caller's not-sampled flag is honoured; with no exporter nothing is registered.
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
 import { createEmbeddedServer, type EmbeddedServer } from '../../src/server/start.js';
 import { startTracing, type Tracing, tracingEnabled } from '../../src/telemetry/otel.js';
+import { type OtlpCollector, type OtlpSpan, startOtlpCollector } from '../helpers/otlp.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
 const PARENT = 'b7ad6b7169203331';
 
-interface OtlpSpan {
-  traceId: string;
-  spanId: string;
-  parentSpanId?: string;
-  name: string;
-  kind: number;
-  attributes: Array<{ key: string; value: { stringValue?: string; intValue?: number | string } }>;
-}
-
-const spans: OtlpSpan[] = [];
-let collector: Server;
+let collector: OtlpCollector;
 let server: EmbeddedServer;
 let tracing: Tracing;
 let dir: string;
 
 beforeAll(async () => {
-  collector = createServer((req, res) => {
-    let body = '';
-    req.on('data', (d) => {
-      body += d;
-    });
-    req.on('end', () => {
-      const msg = JSON.parse(body) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: OtlpSpan[] }> }> };
-      for (const rs of msg.resourceSpans) for (const ss of rs.scopeSpans) spans.push(...ss.spans);
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  collector.listen(0, '127.0.0.1');
-  await once(collector, 'listening');
-  const port = (collector.address() as { port: number }).port;
+  collector = await startOtlpCollector();
   expect(tracingEnabled()).toBe(false);
-  tracing = await startTracing({ exporters: ['otlp'], otlpUrl: `http://127.0.0.1:${port}/v1/traces`, serviceName: 'easel-test' });
+  tracing = await startTracing({ exporters: ['otlp'], otlpUrl: `${collector.endpoint}/v1/traces`, serviceName: 'easel-test' });
   dir = mkdtempSync(join(tmpdir(), 'easel-otel-'));
   const file = join(dir, 'easel.json');
   writeFileSync(file, JSON.stringify({ models: [{ name: 'tiny', path: FIXTURE, family: 'gpt-image' }], dataDir: 'data' }));
@@ -55,7 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
   await tracing?.shutdown();
-  collector?.close();
+  await collector?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -76,7 +52,7 @@ describe('OpenTelemetry spans of the embedded server', () => {
     expect((await generate(`00-${unsampled}-${PARENT}-00`)).statusCode).toBe(200);
     await tracing.shutdown(); // flushes the batch processor
     expect(tracingEnabled()).toBe(false);
-    const mine = spans.filter((s) => s.traceId === trace);
+    const mine = collector.spans.filter((s) => s.traceId === trace);
     const root = mine.find((s) => s.name === 'POST /v1/images/generations');
     expect(root).toMatchObject({ parentSpanId: PARENT, kind: 2 });
     const attr = (s: OtlpSpan | undefined, key: string) => s?.attributes.find((a) => a.key === key)?.value;
@@ -88,17 +64,17 @@ describe('OpenTelemetry spans of the embedded server', () => {
     const stages = mine.filter((s) => s.parentSpanId === job?.spanId).map((s) => s.name);
     expect(stages.sort()).toEqual(['denoise', 'encode', 'text_encoder', 'vae']);
     // The caller said not sampled: nothing of that trace is exported.
-    expect(spans.filter((s) => s.traceId === unsampled)).toEqual([]);
+    expect(collector.spans.filter((s) => s.traceId === unsampled)).toEqual([]);
   });
 
   it('registers nothing and exports nothing without an exporter, and still answers traceparent', async () => {
     const off = await startTracing({ exporters: [], serviceName: 'easel-test' });
     expect(off.enabled).toBe(false);
     expect(tracingEnabled()).toBe(false);
-    const before = spans.length;
+    const before = collector.spans.length;
     const res = await generate(`00-${'c'.repeat(32)}-${PARENT}-01`);
     expect(res.headers.traceparent).toMatch(/^00-c{32}-[0-9a-f]{16}-01$/);
     await new Promise((r) => setTimeout(r, 100));
-    expect(spans.length).toBe(before);
+    expect(collector.spans.length).toBe(before);
   });
 });
