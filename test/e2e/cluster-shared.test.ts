@@ -1,7 +1,5 @@
 // A cluster on shared state: 2 API nodes (own data dirs) on one Postgres, one s3rver bucket, one Redis, 2 workers, keys
 // from `easel keys create --db`: url images cross nodes, Usage API totals match the requests, a SIGKILL loses no record.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,29 +7,22 @@ import OpenAI from 'openai';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { easel as easelRun } from '../helpers/cli.js';
+import { cluster, type EaselProcess } from '../helpers/cluster.js';
 import { validateSchema } from '../helpers/openapi.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { S3RVER_CREDENTIALS, startS3rver, type TestS3 } from '../helpers/s3rver.js';
 import { validateUsage } from '../helpers/usage-spec.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
-const FIXTURE = join(ROOT, 'test', 'fixtures', 'tiny-sd');
+const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
 const BUCKET = 'easel-cluster';
 // s3rver checks only the access key id, not the signature (test/helpers/s3rver.ts).
 const AWS_ENV = { AWS_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey };
 // Tiny and cheap on 2 shared cores: dall-e-2 at 256x256, 2 steps.
 const ASK = { model: 'dall-e-2', prompt: 'a red circle', size: '256x256', num_inference_steps: 2 } as const;
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  output: string;
-  exited: Promise<number | null>;
-}
 interface ApiNode {
-  proc: Proc;
+  proc: EaselProcess;
   dataDir: string;
   port: number;
   url: string;
@@ -45,32 +36,7 @@ interface Page {
   data: Array<{ results: Array<{ images: number; num_model_requests: number; api_key_id: string | null }> }>;
 }
 
-const procs: Proc[] = [];
-
-/** Runs `easel ARGS` with no EASEL_* from the test's environment; its stdout and stderr are kept for messages. */
-function easel(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EASEL_')));
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...clean, ...env }, cwd: ROOT });
-  const p: Proc = { name, child, output: '', exited: once(child, 'exit').then(([code]) => code as number | null) };
-  const keep = (d: Buffer) => {
-    p.output += d;
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
-  procs.push(p);
-  return p;
-}
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await Promise.resolve(check()).catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}\n${procs.map((p) => `--- ${p.name}\n${p.output.slice(-3000)}`).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const easel = cluster({ waitMs: 60_000 });
 
 let redis: TestRedis;
 let pg: TestPostgres;
@@ -94,9 +60,8 @@ async function createKey(name: string, admin: boolean): Promise<{ key: string; i
 
 /** `easel serve` on `port` (0: any) with its own data dir; resolves once its /readyz counts both workers. */
 async function startNode(name: string, dataDir: string, port: number): Promise<Omit<ApiNode, 'client' | 'admin'>> {
-  const proc = easel(name, ['serve', '--config', configFile, '--data-dir', dataDir, '--port', String(port)], AWS_ENV);
-  const url = await waitFor(`${name} to listen`, () => /easel listening on (http:\/\/\S+)/.exec(proc.output)?.[1]);
-  await waitFor(`${name}: /readyz 200 with 2 workers`, async () => {
+  const { proc, url } = await easel.serve(name, ['--config', configFile, '--data-dir', dataDir, '--port', String(port)], AWS_ENV);
+  await easel.waitFor(`${name}: /readyz 200 with 2 workers`, async () => {
     const res = await fetch(`${url}/readyz`);
     const body = (await res.json()) as { models?: Array<{ name: string; workers?: number }> };
     return res.status === 200 && body.models?.find((m) => m.name === 'tiny')?.workers === 2;
@@ -177,7 +142,7 @@ beforeAll(async () => {
       urlSecret: 'cluster-shared-test-url-secret',
     }),
   );
-  for (const name of ['worker-1', 'worker-2']) easel(name, ['worker', '--config', configFile], { EASEL_THREADS: '1' });
+  for (const name of ['worker-1', 'worker-2']) easel.worker(name, ['--config', configFile]);
   // Both nodes start at once on the empty database (they take turns migrating it); the keys are made afterwards.
   const started = await Promise.all([startNode('api-a', join(dir, 'a'), 0), startNode('api-b', join(dir, 'b'), 0)]);
   appKey = await createKey('app', false);
@@ -186,8 +151,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  await Promise.all(procs.map((p) => p.exited));
+  await easel.stop();
   await Promise.allSettled([redis?.stop(), pg?.stop(), s3?.close()]);
   rmSync(dir, { recursive: true, force: true });
 });

@@ -3,8 +3,6 @@
 // client. Faults: kill -9 of a worker holding a job, SIGTERM of an API node with requests in flight, and a Redis
 // restart. Every request must end in its right answer (a valid image, or a documented 429/503 with its headers),
 // none may hang, and each delivered answer has exactly one usage row.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,60 +11,23 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSqliteDb } from '../../src/db/index.js';
 import { easel as easelRun } from '../helpers/cli.js';
+import { cluster, type EaselProcess } from '../helpers/cluster.js';
 import { validateSchema } from '../helpers/openapi.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-const MAIN = join(ROOT, 'src', 'cli', 'main.ts');
-const FIXTURE = join(ROOT, 'test', 'fixtures', 'tiny-sd');
+const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
 
-interface Proc {
-  name: string;
-  child: ChildProcess;
-  output: string;
-  exited: Promise<number | null>;
-}
-
-const procs: Proc[] = [];
-
-/** Runs `easel ARGS` with no EASEL_* from the test's environment; its stdout and stderr are kept for assertions. */
-function easel(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EASEL_')));
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...clean, ...env }, cwd: ROOT });
-  const p: Proc = { name, child, output: '', exited: once(child, 'exit').then(([code]) => code as number | null) };
-  child.stdout?.on('data', (d) => {
-    p.output += d;
-  });
-  child.stderr?.on('data', (d) => {
-    p.output += d;
-  });
-  procs.push(p);
-  return p;
-}
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await Promise.resolve(check()).catch(() => undefined);
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}\n${procs.map((p) => `--- ${p.name}\n${p.output.slice(-3000)}`).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const easel = cluster();
+const { waitFor } = easel;
 
 let redis: TestRedis;
 let dataDir: string;
 let configFile: string;
-const api: Array<{ proc: Proc; url: string; client: OpenAI; stopping?: boolean }> = [];
-const workers: Proc[] = [];
+const api: Array<{ proc: EaselProcess; url: string; client: OpenAI; stopping?: boolean }> = [];
+const workers: EaselProcess[] = [];
 
-function startApi(name: string): Proc {
-  return easel(name, ['serve', '--config', configFile, '--port', '0']);
-}
-
-function startWorker(name: string): Proc {
-  return easel(name, ['worker', '--config', configFile], { EASEL_THREADS: '1' });
+function startWorker(name: string): EaselProcess {
+  return easel.worker(name, ['--config', configFile]);
 }
 
 async function readyz(url: string): Promise<{ status: number; body: { models?: Array<{ name: string; workers?: number }> } }> {
@@ -94,8 +55,7 @@ beforeAll(async () => {
     }),
   );
   for (const name of ['api-1', 'api-2']) {
-    const proc = startApi(name);
-    const url = await waitFor(`${name} to listen`, () => /easel listening on (http:\/\/\S+)/.exec(proc.output)?.[1]);
+    const { proc, url } = await easel.serve(name, ['--config', configFile, '--port', '0']);
     api.push({ proc, url, client: new OpenAI({ apiKey: 'sk-any', baseURL: `${url}/v1`, maxRetries: 0, timeout: 60_000 }) });
   }
   workers.push(startWorker('worker-1'), startWorker('worker-2'));
@@ -108,9 +68,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (process.env.EASEL_CLUSTER_LOG)
-    writeFileSync(process.env.EASEL_CLUSTER_LOG, procs.map((p) => `--- ${p.name}\n${p.output}`).join('\n'));
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
-  await Promise.all(procs.map((p) => p.exited));
+    writeFileSync(process.env.EASEL_CLUSTER_LOG, easel.procs.map((p) => `--- ${p.name}\n${p.output}`).join('\n'));
+  await easel.stop();
   await redis?.stop();
   rmSync(dataDir, { recursive: true, force: true });
 });
