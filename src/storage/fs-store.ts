@@ -40,6 +40,30 @@ export interface FsImageStoreOptions {
   fs?: StoreFs;
 }
 
+/**
+ * What a store's put() checks before writing anything (a Buffer, a known image type, a positive finite TTL), and the
+ * record of the image it is about to store: a new id, made at `createdAt`, expiring ttlSeconds later. Shared with
+ * S3ImageStore; `store` names the caller in the errors.
+ */
+export function newStoredImage(store: string, img: EncodedImage, opts: PutOptions, createdAt: number): StoredImage {
+  if (!Buffer.isBuffer(img?.bytes)) throw new TypeError(`${store}.put: bytes must be a Buffer`);
+  if (!isImageContentType(img.contentType)) {
+    throw new TypeError(`${store}.put: unsupported content type ${String(img.contentType)}`);
+  }
+  const ttl = opts?.ttlSeconds;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
+    throw new RangeError(`${store}.put: ttlSeconds must be a positive finite number`);
+  }
+  return {
+    id: newImageId(),
+    contentType: img.contentType,
+    ext: extForContentType(img.contentType),
+    byteLength: img.bytes.length,
+    createdAt,
+    expiresAt: createdAt + Math.round(ttl * 1000),
+  };
+}
+
 const SIDECAR_EXT = '.json';
 const TMP_PREFIX = '.tmp-';
 
@@ -143,24 +167,8 @@ export class FsImageStore implements ImageStore {
 
   async put(img: EncodedImage, opts: PutOptions): Promise<StoredImage> {
     this.checkOpen();
-    if (!Buffer.isBuffer(img?.bytes)) throw new TypeError('FsImageStore.put: bytes must be a Buffer');
-    if (!isImageContentType(img.contentType)) {
-      throw new TypeError(`FsImageStore.put: unsupported content type ${String(img.contentType)}`);
-    }
-    const ttl = opts?.ttlSeconds;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
-      throw new RangeError('FsImageStore.put: ttlSeconds must be a positive finite number');
-    }
+    const meta = newStoredImage('FsImageStore', img, opts, this.now());
     await this.ensureDir();
-    const createdAt = this.now();
-    const meta: StoredImage = {
-      id: newImageId(),
-      contentType: img.contentType,
-      ext: extForContentType(img.contentType),
-      byteLength: img.bytes.length,
-      createdAt,
-      expiresAt: createdAt + Math.round(ttl * 1000),
-    };
     // Image first, sidecar last: an id is only visible once its sidecar exists, so readers never see half an image.
     await this.writeAtomic(this.imagePath(meta.id, meta.ext), img.bytes);
     const sidecar: Sidecar = { v: 1, ...meta };

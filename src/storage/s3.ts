@@ -18,7 +18,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { IMAGE_EXTENSIONS, IMAGE_FORMATS } from '../imaging/formats.js';
-import { DEFAULT_LEFTOVER_GRACE_MS } from './fs-store.js';
+import { DEFAULT_LEFTOVER_GRACE_MS, newStoredImage } from './fs-store.js';
 import { MAX_PRESIGN_SECONDS } from './open.js';
 import {
   type EncodedImage,
@@ -27,7 +27,6 @@ import {
   isImageContentType,
   isImageExt,
   isImageId,
-  newImageId,
   type OpenedImage,
   type PutOptions,
   type StoredImage,
@@ -191,23 +190,7 @@ export class S3ImageStore implements ImageStore {
 
   async put(img: EncodedImage, opts: PutOptions): Promise<StoredImage> {
     this.checkOpen();
-    if (!Buffer.isBuffer(img?.bytes)) throw new TypeError('S3ImageStore.put: bytes must be a Buffer');
-    if (!isImageContentType(img.contentType)) {
-      throw new TypeError(`S3ImageStore.put: unsupported content type ${String(img.contentType)}`);
-    }
-    const ttl = opts?.ttlSeconds;
-    if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) {
-      throw new RangeError('S3ImageStore.put: ttlSeconds must be a positive finite number');
-    }
-    const createdAt = this.now();
-    const meta: StoredImage = {
-      id: newImageId(),
-      contentType: img.contentType,
-      ext: extForContentType(img.contentType),
-      byteLength: img.bytes.length,
-      createdAt,
-      expiresAt: createdAt + Math.round(ttl * 1000),
-    };
+    const meta = newStoredImage('S3ImageStore', img, opts, this.now());
     const command = new PutObjectCommand({
       Bucket: this.bucket,
       Key: this.keyOf(meta.id, meta.ext),
