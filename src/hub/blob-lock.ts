@@ -47,7 +47,8 @@ async function isStale(path: string): Promise<boolean> {
   return age > REMOTE_STALE_MS;
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits `ms`, or rejects with `signal`'s reason once it aborts (hf.ts waits between retries with it too). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const t = setTimeout(resolve, ms);

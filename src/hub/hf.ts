@@ -13,7 +13,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import { downloadFile, listFiles, modelInfo } from '@huggingface/hub';
-import { lockBlob } from './blob-lock.js';
+import { lockBlob, sleep } from './blob-lock.js';
 import { HubError, hubCacheDir, isOffline, type PipelineSpec, parseRepoRef, pipelineRoot, repoStorageDir, SHA_RE } from './cache.js';
 
 export { HubError, type HubErrorCode, parseRepoRef, type RepoRef } from './cache.js';
@@ -298,21 +298,6 @@ async function errorFor(res: Response, client: Client, file: string | undefined)
   }
   const retryable = res.status === 408 || res.status === 429 || res.status >= 500;
   return new HubError(`${what} of ${repo}: HTTP ${res.status}${detail}`, retryable ? 'network' : 'bad_response', res.status, retryable);
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        reject(signal?.reason);
-      },
-      { once: true },
-    );
-  });
 }
 
 /** Run `fn` with retries on transient HubErrors, doubling the delay each time. */
