@@ -14,6 +14,11 @@ export function batchKey(job: Pick<JobSpec, 'model' | 'request'>): string | unde
   return key === undefined ? undefined : `${job.model}\n${key}`;
 }
 
+/** UNet rows a job takes in each call: one per image, two when classifier-free guidance is on. */
+export function batchRows(job: Pick<JobSpec, 'request'>): number {
+  return (job.request.numImages ?? 1) * (job.request.guidanceScale > 1 ? 2 : 1);
+}
+
 /** One job of a batch with its own context (events, abort signal). */
 export interface BatchJob {
   job: JobSpec;

@@ -5,7 +5,7 @@
 // and replayed to its reader, exactly as a Redis-backed queue would deliver them from another process.
 // drain() is the graceful half of shutdown: no new jobs, the admitted ones finish until a deadline; close() is the rest.
 import { randomUUID } from 'node:crypto';
-import { type BatchExecutor, batchKey } from './batch.js';
+import { type BatchExecutor, batchKey, batchRows } from './batch.js';
 import { jobCost } from './cost.js';
 import { FairQueue, fairnessFlow } from './fair.js';
 import {
@@ -35,6 +35,11 @@ export interface InProcessQueueOptions {
   executeBatch?: BatchExecutor;
   /** Most jobs one batch takes (the next in fair order, then compatible ones in fair order); 1: no batching. Default 4. */
   maxBatchJobs?: number;
+  /**
+   * UNet rows per call (engine.maxBatchSize): jobs join a batch only while its rows fit in one call, or in the first
+   * job's own, so a batch runs about as long as one job and fair order still holds between batches. Default 8.
+   */
+  maxBatchRows?: number;
   /**
    * Milliseconds a lane that just finished waits for more compatible jobs before starting the next batch, when others
    * are already waiting and fewer than maxBatchJobs of them fit. An idle lane starts a new job at once. Default 15.
@@ -197,7 +202,7 @@ export class InProcessQueue implements JobQueue {
     if (!head) return;
     lane.busy = true;
     const window = this.opts.batchWindowMs ?? 15;
-    const gather = justFinished && window > 0 && this.maxBatchJobs > 1 && this.batchFor(lane, head).length < this.maxBatchJobs;
+    const gather = justFinished && window > 0 && this.hasRoom(this.batchFor(lane, head));
     const run = () => this.runBatch(lane);
     lane.current = (gather ? new Promise((r) => setTimeout(r, window)).then(run) : run()).then(() => {
       lane.busy = false;
@@ -206,12 +211,28 @@ export class InProcessQueue implements JobQueue {
     });
   }
 
-  /** `head` and the waiting jobs that can run with it, in fair order, up to maxBatchJobs. */
+  /**
+   * `head` and the waiting jobs that can run with it, in fair order: up to maxBatchJobs, and while their UNet rows fit
+   * in max(maxBatchRows, head's rows); a job that does not fit is passed over for smaller ones behind it.
+   */
   private batchFor(lane: Lane, head: Entry): Entry[] {
     const key = this.maxBatchJobs > 1 ? batchKey(head.job) : undefined;
     if (key === undefined) return [head];
-    const others = lane.pending.ordered().filter((e) => e !== head && batchKey(e.job) === key);
-    return [head, ...others.slice(0, this.maxBatchJobs - 1)];
+    const batch = [head];
+    let room = Math.max(this.opts.maxBatchRows ?? 8, batchRows(head.job)) - batchRows(head.job);
+    for (const e of lane.pending.ordered()) {
+      if (batch.length >= this.maxBatchJobs) break;
+      if (e === head || batchKey(e.job) !== key || batchRows(e.job) > room) continue;
+      batch.push(e);
+      room -= batchRows(e.job);
+    }
+    return batch;
+  }
+
+  /** Whether another job could still join this batch (gathering for it may pay). */
+  private hasRoom(batch: readonly Entry[]): boolean {
+    const rows = batch.reduce((sum, e) => sum + batchRows(e.job), 0);
+    return batch.length < this.maxBatchJobs && batchKey(batch[0].job) !== undefined && rows < (this.opts.maxBatchRows ?? 8);
   }
 
   /** Takes the next job in fair order and every compatible waiting one, and runs them to their terminal events. */

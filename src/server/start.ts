@@ -93,6 +93,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
     execute: (job, ctx) => runJob(engines.pipeline(job.model), job, ctx, log, config.images.encoding),
     executeBatch: (jobs) => runJobs(engines.pipeline(jobs[0].job.model), jobs, log, config.images.encoding),
     maxBatchJobs: config.engine.maxBatchJobs,
+    maxBatchRows: config.engine.maxBatchSize,
     batchWindowMs: config.engine.batchWindowMs,
     workers: () => engines.readiness(),
   });

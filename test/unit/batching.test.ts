@@ -112,6 +112,16 @@ describe.each([
     expect((await a).timings.batchImages).toBe(6);
   });
 
+  it("an item whose preview fails ends alone; the others' pixels are unchanged", async () => {
+    const alone = await pipe.generate(requests[2]);
+    const onPreview = () => {
+      throw new Error('encoder broke');
+    };
+    const [broken, ok] = pipe.generateBatch([{ req: requests[0], opts: { previewSteps: [0], onPreview } }, { req: requests[2] }]);
+    await expect(broken).rejects.toThrow('encoder broke');
+    expectSamePixels((await ok).images, alone.images);
+  });
+
   it('an invalid item fails alone; incompatible items run one after another', async () => {
     const [bad, ok, other] = pipe.generateBatch([
       { req: { ...requests[0], width: 65 } },

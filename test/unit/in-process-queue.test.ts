@@ -81,7 +81,7 @@ function deferred(): { promise: Promise<void>; resolve: () => void } {
 describe('in-process queue: batching across requests', () => {
   const bigger = { prompt: 'x', width: 16, height: 16, numInferenceSteps: 3, guidanceScale: 1, seed: 1 };
 
-  function queue(execute: JobExecutor, batches: string[][], maxBatchJobs = 3, batchWindowMs?: number) {
+  function queue(execute: JobExecutor, batches: string[][], maxBatchJobs = 3, batchWindowMs?: number, maxBatchRows?: number) {
     return new InProcessQueue({
       maxWaiting: 16,
       models: ['m', 'other'],
@@ -89,6 +89,7 @@ describe('in-process queue: batching across requests', () => {
       executeBatch: loggingBatches(execute, batches),
       maxBatchJobs,
       batchWindowMs,
+      maxBatchRows,
       workers: () => ({ m: 1, other: 1 }),
     });
   }
@@ -159,6 +160,32 @@ describe('in-process queue: batching across requests', () => {
     const third = await q.submit(spec('m', 'third'));
     await Promise.all([finish(q, second.id), finish(q, third.id)]);
     expect(batches).toEqual([['second', 'third']]);
+    await q.close();
+  });
+
+  it('takes jobs only while their UNet rows fit in one call, passing over a job too big for what is left', async () => {
+    const log: string[] = [];
+    const batches: string[][] = [];
+    const q = queue(steppingExecutor(log, 1), batches, 4, 0, 8);
+    const guided = (prompt: string, numImages: number) =>
+      spec('m', prompt, { request: { prompt, width: 8, height: 8, numInferenceSteps: 3, guidanceScale: 5, seed: 1, numImages } });
+    const first = await q.submit(spec('m', 'first'));
+    const jobs = [];
+    for (const [p, n] of [
+      ['g1', 2],
+      ['g2', 3],
+      ['g3', 2],
+      ['g4', 1],
+      ['g5', 5],
+    ] as const)
+      jobs.push(await q.submit(guided(p, n)));
+    await Promise.all([first, ...jobs].map((j) => finish(q, j.id)));
+    // Rows: g1 4, g2 6, g3 4, g4 2, g5 10 (more than a call: it runs alone, nothing joins it).
+    expect(batches).toEqual([
+      ['g1', 'g3'],
+      ['g2', 'g4'],
+    ]);
+    expect(log.filter((l) => l.startsWith('start ')).map((l) => l.slice(6))).toEqual(['first', 'g1', 'g3', 'g2', 'g4', 'g5']);
     await q.close();
   });
 

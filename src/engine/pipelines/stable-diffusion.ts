@@ -229,9 +229,9 @@ export class StableDiffusionPipeline implements Pipeline {
           m.slot.opts.onStep?.({ step: i, totalSteps: total, timestep: t, predOriginalSample: out.predOriginalSample });
           if (m.previewSteps.has(i) && m.slot.opts.onPreview) {
             const tp = performance.now();
-            const previews = await this.decodeLatents(out.predOriginalSample ?? m.latents, m.slot.opts.signal);
+            // A preview that fails (or is cancelled) ends its own item only.
+            await this.batchPreview(m, i, out.predOriginalSample ?? m.latents).catch((err: unknown) => m.slot.fail(err));
             vaeMs += performance.now() - tp;
-            if (m.slot.live) await m.slot.opts.onPreview(i, previews);
           }
         }
       }
@@ -259,6 +259,12 @@ export class StableDiffusionPipeline implements Pipeline {
     } catch (err) {
       for (const s of slots) s.fail(err);
     }
+  }
+
+  /** Decodes one item's rows and hands them to its onPreview. */
+  private async batchPreview(m: BatchMember, step: number, x0: Tensor): Promise<void> {
+    const previews = await this.decodeLatents(x0, m.slot.opts.signal);
+    if (m.slot.live) await m.slot.opts.onPreview?.(step, previews);
   }
 
   /** An item's own seeds, scheduler, initial noise and per-row text conditioning. */
