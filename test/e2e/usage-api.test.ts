@@ -8,6 +8,7 @@ import OpenAI, { toFile } from 'openai';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/config.js';
+import type { UsagePage as Page } from '../../src/contract/usage-api.js';
 import { openPostgresDb, openSqliteDb } from '../../src/db/index.js';
 import { type RunningServer, startServer } from '../../src/server/start.js';
 import { validateSchema } from '../helpers/openapi.js';
@@ -16,23 +17,6 @@ import { validateUsage } from '../helpers/usage-spec.js';
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
 const DAY = 86_400_000;
-
-interface Result {
-  images: number;
-  num_model_requests: number;
-  source: string | null;
-  size: string | null;
-  project_id: string | null;
-  user_id: string | null;
-  api_key_id: string | null;
-  model: string | null;
-}
-interface Page {
-  object: 'page';
-  data: Array<{ object: 'bucket'; start_time: number; end_time: number; results: Result[] }>;
-  has_more: boolean;
-  next_page: string | null;
-}
 
 let dir: string;
 let server: RunningServer;
