@@ -10,16 +10,16 @@ import OpenAI from 'openai';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { easel } from '../helpers/cli.js';
-import { S3RVER_CREDENTIALS, startS3rver, type TestS3 } from '../helpers/s3rver.js';
+import { S3RVER_CREDENTIALS, startS3rver, type TestS3, useS3rverCredentials } from '../helpers/s3rver.js';
 import { type ServedCli, serveCli, TINY_MODEL } from '../helpers/serve.js';
 
 const BUCKET = 'easel-e2e';
 const ASK = { model: 'dall-e-2', prompt: 'a red circle', size: '256x256', response_format: 'url', num_inference_steps: 2 } as const;
-const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
 
 let s3: TestS3;
 let raw: S3Client;
 let dir: string;
+let restoreEnv: (() => void) | undefined;
 const servers: ServedCli[] = [];
 
 /** The config for a server on this bucket (serveCli adds the tiny model and the data dir). */
@@ -52,8 +52,7 @@ beforeAll(async () => {
   s3 = await startS3rver([BUCKET]);
   raw = new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
   // The servers find their credentials where the AWS SDK looks by default: the environment (serveCli passes it on).
-  process.env.AWS_ACCESS_KEY_ID = S3RVER_CREDENTIALS.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey;
+  restoreEnv = useS3rverCredentials();
 });
 
 afterAll(async () => {
@@ -61,13 +60,7 @@ afterAll(async () => {
   raw?.destroy();
   await s3?.close();
   rmSync(dir, { recursive: true, force: true });
-  for (const [k, v] of [
-    ['AWS_ACCESS_KEY_ID', saved.id],
-    ['AWS_SECRET_ACCESS_KEY', saved.secret],
-  ] as const) {
-    if (v === undefined) delete process.env[k];
-    else process.env[k] = v;
-  }
+  restoreEnv?.();
 });
 
 describe('easel serve --store s3://...', () => {

@@ -47,6 +47,22 @@ function letS3rverPage(): void {
 /** s3rver's one account: it checks that a request names this access key id, but not the V4 signature's secret. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 
+/**
+ * Puts s3rver's keys in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, where the AWS SDK's default chain (and a child
+ * server given this environment) looks; the function returned puts back what the two were, unset ones unset.
+ */
+export function useS3rverCredentials(): () => void {
+  const saved = { AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY };
+  process.env.AWS_ACCESS_KEY_ID = S3RVER_CREDENTIALS.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = S3RVER_CREDENTIALS.secretAccessKey;
+  return () => {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+}
+
 export interface TestS3 {
   /** http://127.0.0.1:PORT, for images.s3.endpoint (with forcePathStyle). */
   endpoint: string;

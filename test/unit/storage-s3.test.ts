@@ -16,7 +16,7 @@ import { openImageStore } from '../../src/storage/open.js';
 import { S3ImageStore, type S3ImageStoreOptions } from '../../src/storage/s3.js';
 import { newImageId, StoreUnavailableError } from '../../src/storage/types.js';
 import { imageStoreContract, JPEG, PNG } from '../contract/image-store.js';
-import { S3RVER_CREDENTIALS, startS3rver, type TestS3 } from '../helpers/s3rver.js';
+import { S3RVER_CREDENTIALS, startS3rver, type TestS3, useS3rverCredentials } from '../helpers/s3rver.js';
 
 const BUCKET = 'easel-test';
 let s3: TestS3;
@@ -160,9 +160,7 @@ describe('S3ImageStore: the start-up check names what failed', () => {
       urlTtlSeconds: 3600,
       s3: { endpoint: s3.endpoint, forcePathStyle: true, timeoutSeconds: 1 },
     };
-    const env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
-    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY };
-    Object.assign(process.env, env); // the SDK's default chain reads the process environment
+    const restoreEnv = useS3rverCredentials(); // the SDK's default chain reads the process environment
     try {
       const opened = await openImageStore({ images: { ...images, store: `s3://${BUCKET}/open` }, dir: '/nonexistent' });
       expect(opened.kind).toBe('s3');
@@ -173,13 +171,7 @@ describe('S3ImageStore: the start-up check names what failed', () => {
       process.env.AWS_ACCESS_KEY_ID = 'AKIAWRONG';
       await expect(openImageStore({ images: { ...images, store: `s3://${BUCKET}` }, dir: '/x' })).rejects.toThrow(/access denied/);
     } finally {
-      for (const [k, v] of [
-        ['AWS_ACCESS_KEY_ID', saved.id],
-        ['AWS_SECRET_ACCESS_KEY', saved.secret],
-      ] as const) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
+      restoreEnv();
     }
     await expect(openImageStore({ images: { ...images, urlMode: 'presigned' }, dir: '/x' })).rejects.toThrow(
       /images.urlMode: "presigned" needs images.store s3:\/\/BUCKET/,
