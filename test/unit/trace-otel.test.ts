@@ -1,42 +1,32 @@
 // OpenTelemetry in the embedded server: with an OTLP exporter configured, one generation's spans reach an OTLP/HTTP
 // collector this test runs (server span under the caller's, queue wait and job under it, the stages under the job);
 // a caller's not-sampled flag is honoured; with no exporter nothing is registered.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
-import { createEmbeddedServer, type EmbeddedServer } from '../../src/server/start.js';
 import { startTracing, type Tracing, tracingEnabled } from '../../src/telemetry/otel.js';
+import { startTinyServer, type TinyServer } from '../helpers/embedded.js';
 import { type OtlpCollector, type OtlpSpan, startOtlpCollector } from '../helpers/otlp.js';
 
-const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
 const PARENT = 'b7ad6b7169203331';
 
 let collector: OtlpCollector;
-let server: EmbeddedServer;
 let tracing: Tracing;
-let dir: string;
+let tiny: TinyServer;
 
 beforeAll(async () => {
   collector = await startOtlpCollector();
   expect(tracingEnabled()).toBe(false);
   tracing = await startTracing({ exporters: ['otlp'], otlpUrl: `${collector.endpoint}/v1/traces`, serviceName: 'easel-test' });
-  dir = mkdtempSync(join(tmpdir(), 'easel-otel-'));
-  const file = join(dir, 'easel.json');
-  writeFileSync(file, JSON.stringify({ models: [{ name: 'tiny', path: FIXTURE, family: 'gpt-image' }], dataDir: 'data' }));
-  server = await createEmbeddedServer(loadConfig({ config: file, port: 0 }, { EASEL_THREADS: '1' }), { waitForWarmUp: true });
+  tiny = await startTinyServer('easel-otel-');
 });
 
 afterAll(async () => {
-  await server?.close();
+  await tiny?.close();
   await tracing?.shutdown();
   await collector?.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 function generate(traceparent: string) {
-  return server.app.inject({
+  return tiny.server.app.inject({
     method: 'POST',
     url: '/v1/images/generations',
     payload: { model: 'tiny', prompt: 'a square', quality: 'low' },

@@ -1,18 +1,13 @@
 // W3C traceparent handling on the real embedded server (tiny fixture, app.inject): a valid one is continued and
 // answered, an invalid one starts a new trace; the codec carries a job's trace; the OTEL_* variables are read strictly.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/config.js';
 import { decodeJobSpec, encodeJobSpec } from '../../src/jobs/codec.js';
-import { createEmbeddedServer, type EmbeddedServer } from '../../src/server/start.js';
 import { jobLogFields } from '../../src/telemetry/jobs.js';
 import { tracingSettings } from '../../src/telemetry/otel.js';
 import { formatTraceparent, parseTraceparent } from '../../src/telemetry/trace-context.js';
 import { spec } from '../contract/job-queue.js';
+import { startTinyServer, type TinyServer } from '../helpers/embedded.js';
 
-const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'tiny-sd');
 const TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const PARENT = '00f067aa0ba902b7';
 const SENT = `00-${TRACE}-${PARENT}-01`;
@@ -80,22 +75,17 @@ describe('OTEL_* settings', () => {
 });
 
 describe('traceparent on HTTP', () => {
-  let server: EmbeddedServer;
-  let dir: string;
+  let tiny: TinyServer;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'easel-trace-'));
-    const file = join(dir, 'easel.json');
-    writeFileSync(file, JSON.stringify({ models: [{ name: 'tiny', path: FIXTURE, family: 'gpt-image' }], dataDir: 'data' }));
-    server = await createEmbeddedServer(loadConfig({ config: file, port: 0 }, { EASEL_THREADS: '1' }), { waitForWarmUp: true });
+    tiny = await startTinyServer('easel-trace-');
   });
 
   afterAll(async () => {
-    await server?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await tiny?.close();
   });
 
-  const get = (headers: Record<string, string> = {}) => server.app.inject({ method: 'GET', url: '/v1/models', headers });
+  const get = (headers: Record<string, string> = {}) => tiny.server.app.inject({ method: 'GET', url: '/v1/models', headers });
 
   it('continues a valid traceparent: same trace id and flags, the request’s own span id, next to x-request-id', async () => {
     const res = await get({ traceparent: SENT });
@@ -119,10 +109,10 @@ describe('traceparent on HTTP', () => {
   });
 
   it('answers errors and generations with it too', async () => {
-    const lost = await server.app.inject({ method: 'GET', url: '/no/such', headers: { traceparent: SENT } });
+    const lost = await tiny.server.app.inject({ method: 'GET', url: '/no/such', headers: { traceparent: SENT } });
     expect(lost.statusCode).toBe(404);
     expect(parseTraceparent(lost.headers.traceparent as string)?.traceId).toBe(TRACE);
-    const made = await server.app.inject({
+    const made = await tiny.server.app.inject({
       method: 'POST',
       url: '/v1/images/generations',
       payload: { model: 'tiny', prompt: 'a square', quality: 'low' },
@@ -133,7 +123,7 @@ describe('traceparent on HTTP', () => {
   });
 
   it('answers a stream (which writes its own head) with it', async () => {
-    const res = await server.app.inject({
+    const res = await tiny.server.app.inject({
       method: 'POST',
       url: '/v1/images/generations',
       payload: { model: 'tiny', prompt: 'a square', quality: 'low', stream: true },
