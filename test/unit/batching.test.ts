@@ -1,7 +1,13 @@
 // Batching across requests (issue 20): requests sharing UNet calls through Pipeline.generateBatch give the pixels each
-// gives alone (same seed, own prompt, n, guidance, previews), and a cancelled item leaves the others' pixels unchanged.
+// gives alone (same seed, own prompt, n, guidance, previews), and a cancelled item leaves the others' pixels unchanged;
+// through the real server, concurrent requests from the official client run as one batch and get their own images.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import OpenAI from 'openai';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/config.js';
 import {
   AbortError,
   type BatchItem,
@@ -10,6 +16,7 @@ import {
   type RgbaImage,
   type StableDiffusionPipeline,
 } from '../../src/engine/index.js';
+import { type RunningServer, startServer } from '../../src/server/start.js';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures');
 const base = { width: 64, height: 64, numInferenceSteps: 3, guidanceScale: 7.5 };
@@ -131,5 +138,56 @@ describe.each([
     await expect(bad).rejects.toThrow(/width must be a positive multiple/);
     expectSamePixels((await ok).images, (await pipe.generate(requests[1])).images);
     expectSamePixels((await other).images, (await pipe.generate({ ...requests[2], numInferenceSteps: 2 })).images);
+  });
+});
+
+describe('batching through the embedded server (official openai client, tiny fixture)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'easel-batching-'));
+  let server: RunningServer;
+  let client: OpenAI;
+  beforeAll(async () => {
+    const file = join(dir, 'easel.json');
+    const models = [{ name: 'tiny', path: join(FIX, 'tiny-sd'), family: 'gpt-image' }];
+    writeFileSync(file, JSON.stringify({ models, dataDir: 'data', limits: { maxSteps: 100, maxImageStepMegapixels: 100_000 } }));
+    server = await startServer(loadConfig({ config: file, port: 0 }, { EASEL_THREADS: '1' }), { waitForWarmUp: true });
+    client = new OpenAI({ apiKey: 'sk-anything', baseURL: `${server.url}/v1`, maxRetries: 0 });
+  });
+  afterAll(async () => {
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  type Body = OpenAI.Images.ImageGenerateParamsNonStreaming & { seed?: number; num_inference_steps?: number };
+  const generate = async (body: Body) => {
+    const res = await client.images.generate({ model: 'gpt-image-1', size: '1024x1024', quality: 'low', ...body } as Body);
+    return Promise.all((res.data ?? []).map((d) => sharp(Buffer.from(d.b64_json!, 'base64')).raw().toBuffer()));
+  };
+  const batchSizeSum = async () => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    return Number(/^easel_batch_size_sum\{model="tiny"\} (\S+)$/m.exec(text)?.[1] ?? 0);
+  };
+
+  it('requests waiting behind a running job run as one batch, each with the pixels it gets alone', async () => {
+    const requests: Body[] = [
+      { prompt: 'a red circle', n: 2, seed: 5 },
+      { prompt: 'a blue square', seed: 9 },
+      { prompt: 'a green triangle', seed: 13 },
+    ];
+    const blocker = generate({ prompt: 'busy', n: 4, seed: 1, num_inference_steps: 100 });
+    await new Promise((r) => setTimeout(r, 20)); // the blocker is running; the three below wait behind it
+    const before = await batchSizeSum();
+    const batched = await Promise.all(requests.map(generate));
+    await blocker;
+    // The blocker observed 4; each of the three observed the 4 images of its batch.
+    expect((await batchSizeSum()) - before).toBe(4 + 3 * 4);
+    for (const [i, req] of requests.entries()) {
+      const alone = await generate(req);
+      expect(batched[i]).toHaveLength(alone.length);
+      for (const [j, img] of alone.entries()) {
+        let max = 0;
+        for (let k = 0; k < img.length; k++) max = Math.max(max, Math.abs(img[k] - batched[i][j][k]));
+        expect(max).toBeLessThanOrEqual(2);
+      }
+    }
   });
 });
