@@ -207,8 +207,9 @@ export class StableDiffusionPipeline implements Pipeline {
     for (const s of slots) s.settleIf(() => this.validate(s.req, s.n));
     try {
       const tText = performance.now();
-      const members: BatchMember[] = [];
-      for (const slot of slots) if (slot.live) members.push(await this.batchMember(slot));
+      const live = slots.filter((slot) => slot.live);
+      const conds = await this.encodeBatchPrompts(live.map((slot) => slot.req));
+      const members = live.filter((slot) => slot.live).map((slot) => this.batchMember(slot, conds[live.indexOf(slot)]));
       const textEncoderMs = performance.now() - tText;
       if (members.length === 0) return;
       const batchImages = members.reduce((sum, m) => sum + m.slot.n, 0);
@@ -267,8 +268,28 @@ export class StableDiffusionPipeline implements Pipeline {
     if (m.slot.live) await m.slot.opts.onPreview?.(step, previews);
   }
 
+  /**
+   * encodePrompts for several requests with one text encoder call over their distinct prompts: each gets its own
+   * [negative, prompt] (or [prompt]) rows, copied, with SDXL's zeroed negative where encodePrompts would zero it.
+   */
+  private async encodeBatchPrompts(reqs: readonly GenerateRequest[]): Promise<TextConditioning[]> {
+    const rowsOf = (req: GenerateRequest) => (req.guidanceScale > 1 ? [req.negativePrompt ?? '', req.prompt] : [req.prompt]);
+    const distinct = [...new Set(reqs.flatMap(rowsOf))];
+    const enc = this.text2 ? await encodeSdxl(this.text, this.text2, distinct) : await encodeSd(this.text, distinct);
+    const pick = (t: Tensor, texts: string[]) => concatBatch(texts.map((p) => sliceBatch(t, distinct.indexOf(p), distinct.indexOf(p) + 1)));
+    return reqs.map((req) => {
+      const texts = rowsOf(req);
+      const cond: TextConditioning = { hiddenStates: pick(enc.hiddenStates, texts), pooled: enc.pooled && pick(enc.pooled, texts) };
+      if (this.text2 && texts.length === 2 && req.negativePrompt === undefined && this.folder.forceZerosForEmptyPrompt) {
+        cond.hiddenStates.data.fill(0, 0, cond.hiddenStates.data.length / 2);
+        cond.pooled?.data.fill(0, 0, cond.pooled.data.length / 2);
+      }
+      return cond;
+    });
+  }
+
   /** An item's own seeds, scheduler, initial noise and per-row text conditioning. */
-  private async batchMember(slot: BatchSlot): Promise<BatchMember> {
+  private batchMember(slot: BatchSlot, cond: TextConditioning): BatchMember {
     const { req } = slot;
     const seed = req.seed ?? randomSeed();
     const rng = new BatchRng(Array.from({ length: slot.n }, (_, i) => createRng((seed + i) >>> 0)));
@@ -282,7 +303,6 @@ export class StableDiffusionPipeline implements Pipeline {
       dims,
     );
     const doCfg = req.guidanceScale > 1;
-    const cond = await this.encodePrompts(req.prompt, req.negativePrompt, doCfg);
     const extras = this.sdxlExtras(cond, req, doCfg);
     const row = (r: number): RowText => ({
       hidden: sliceBatch(cond.hiddenStates, r, r + 1),
