@@ -68,6 +68,19 @@ export class FairQueue<T> {
     return true;
   }
 
+  /**
+   * Hands out a waiting item out of turn (a job joining another's batch): like shift(), it is charged and virtual time
+   * moves to its start if that is later; unlike remove(), its client's finish tag keeps the job's cost.
+   */
+  take(item: T): boolean {
+    const i = this.waiting.findIndex((w) => w.item === item);
+    if (i < 0) return false;
+    const [taken] = this.waiting.splice(i, 1);
+    this.virtualNow = Math.max(this.virtualNow, taken.start);
+    this.forgetIdleFlows();
+    return true;
+  }
+
   /** Waiting items in the order they would be handed out (for positions and Retry-After). */
   ordered(): T[] {
     return [...this.waiting].sort((a, b) => a.start - b.start || a.seq - b.seq).map((w) => w.item);

@@ -240,7 +240,7 @@ export class InProcessQueue implements JobQueue {
     const head = lane.pending.shift();
     if (!head) return;
     const batch = this.batchFor(lane, head);
-    for (const e of batch.slice(1)) lane.pending.remove(e);
+    for (const e of batch.slice(1)) lane.pending.take(e);
     lane.running = batch;
     const started = performance.now();
     for (const e of batch) {

@@ -70,7 +70,7 @@ describe('defaults', () => {
       ...INPUT_IMAGE_LIMITS,
       ...COST_LIMITS,
     });
-    expect(cfg.engine).toEqual({ provider: 'cpu', threads: 2, maxBatchSize: 8 });
+    expect(cfg.engine).toEqual({ provider: 'cpu', threads: 2, maxBatchSize: 8, maxBatchJobs: 4, batchWindowMs: 15 });
     expect(cfg.moderation.lowCategories).toEqual([]);
     expect(Object.keys(cfg.moderation.categories)).toContain('sexual/minors');
     expect(cfg.images).toEqual({

@@ -78,3 +78,18 @@ describe('FairQueue (start-time fair queueing)', () => {
     expect(q.ordered()).toEqual(['a0', 'b0', 'a1']);
   });
 });
+
+describe('FairQueue.take (a job joining a batch out of turn)', () => {
+  it('charges the client as if the job had run in turn', () => {
+    const q = new FairQueue<string>();
+    q.push('a', 'a0', 1);
+    q.push('b', 'b0', 10);
+    expect(q.shift()).toBe('a0');
+    expect(q.take('b0')).toBe(true); // batched with a0
+    expect(q.take('b0')).toBe(false);
+    q.push('b', 'b1', 1);
+    q.push('a', 'a1', 1);
+    // b already had 10 units: a's next job goes first.
+    expect(drain(q)).toEqual(['a1', 'b1']);
+  });
+});
