@@ -9,7 +9,7 @@ import { warmTokenCounter } from '../contract/usage.js';
 import { openDb } from '../db/index.js';
 import { InProcessQueue } from '../jobs/in-process.js';
 import { openImageStore, type StoreFs, startSweeper } from '../storage/index.js';
-import { EnginePool } from '../worker/engine-pool.js';
+import { EnginePool, pipelineOptions } from '../worker/engine-pool.js';
 import { runJob, runJobs } from '../worker/run-job.js';
 import { buildServer } from './app.js';
 import { ModelCatalog } from './catalog.js';
@@ -74,12 +74,7 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
   const db = await openDb({ url: config.db.url, dataDir: config.dataDir, now });
   let engines: EnginePool;
   try {
-    engines = await EnginePool.load(config.models, {
-      provider: config.engine.provider,
-      threads: config.engine.threads,
-      maxBatchSize: config.engine.maxBatchSize,
-      vaeTileSize: config.engine.vaeTileSize,
-    });
+    engines = await EnginePool.load(config.models, pipelineOptions(config));
   } catch (err) {
     await db.close();
     await store.close();

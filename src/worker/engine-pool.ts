@@ -1,11 +1,22 @@
 // The worker's loaded models: one Pipeline (its ONNX sessions) per local model, each warmed by one small
 // generation before it counts as ready. Only worker code holds this; API-side code sees ModelInfo only.
-import type { ModelEntry } from '../config/config.js';
+import type { Config, ModelEntry } from '../config/config.js';
 import { loadPipeline, type Pipeline, type PipelineOptions } from '../engine/index.js';
 
 interface Loaded {
   pipeline: Pipeline;
   warmed: boolean;
+}
+
+/** The engine settings of the config as pipeline options: one place for the embedded server and cluster workers. */
+export function pipelineOptions(config: Pick<Config, 'engine'>): PipelineOptions {
+  const e = config.engine;
+  return {
+    provider: e.provider,
+    threads: e.threads,
+    maxBatchSize: e.maxBatchSize,
+    ...(e.vaeTileSize !== undefined ? { vaeTileSize: e.vaeTileSize } : {}),
+  };
 }
 
 export class EnginePool {

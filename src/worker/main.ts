@@ -5,7 +5,7 @@ import type { Config } from '../config/config.js';
 import { readModelInfo } from '../engine/models/info.js';
 import { listenForMetrics, type MetricsListener } from '../telemetry/metrics-server.js';
 import { BullMqWorker, type WorkerLogger } from './bullmq-worker.js';
-import { EnginePool } from './engine-pool.js';
+import { EnginePool, pipelineOptions } from './engine-pool.js';
 import { WorkerMetrics } from './metrics.js';
 import { runJob } from './run-job.js';
 
@@ -46,11 +46,7 @@ export function jsonLogger(name: string): WorkerLogger {
 export async function startWorker(config: Readonly<Config>, opts: { url: string; log?: WorkerLogger }): Promise<RunningWorker> {
   const log = opts.log ?? jsonLogger('easel-worker');
   const models = config.models.map((m) => ({ name: m.name, info: readModelInfo(m.path, { variant: m.variant }) }));
-  const engines = await EnginePool.load(config.models, {
-    provider: config.engine.provider,
-    threads: config.engine.threads,
-    maxBatchSize: config.engine.maxBatchSize,
-  });
+  const engines = await EnginePool.load(config.models, pipelineOptions(config));
   const metrics = new WorkerMetrics();
   let worker: BullMqWorker | undefined;
   let scrape: MetricsListener | undefined;
