@@ -1,4 +1,4 @@
-// An engine worker's link to the cluster: one BullMQ Worker per local model (one job at a time each), events into
+// An engine worker's link to the cluster: one BullMQ Worker per local model (`concurrency` jobs at a time each), events into
 // each job's Redis stream, cancel flags checked between steps, and heartbeats that tell API nodes what it serves.
 import { hostname } from 'node:os';
 import { type Job, Worker } from 'bullmq';
@@ -27,6 +27,11 @@ export interface BullMqWorkerOptions {
   /** Local models this worker runs, with what API nodes need to plan for them. */
   models: ReadonlyArray<{ name: string; info?: ModelInfo }>;
   execute: JobExecutor;
+  /**
+   * Jobs of one model taken at once (BullMQ's concurrency). Above 1, `execute` batches them (local-batcher.ts, main.ts);
+   * the jobs wait on this worker, their locks renewed, until their batch runs. Default 1.
+   */
+  concurrency?: number;
   /**
    * BullMQ's job lock: renewed every half of it while a job runs; when a worker dies, its job runs again elsewhere
    * about one to two locks later. Default 30 s (main.ts fits it to the models' step times).
@@ -79,7 +84,7 @@ export class BullMqWorker {
     const worker = new Worker(queueName(model), (job: Job, _token?: string) => this.process(model, job), {
       connection: this.redis,
       prefix: this.keys.prefix,
-      concurrency: 1,
+      concurrency: Math.max(1, this.opts.concurrency ?? 1),
       lockDuration: lockMs,
       stalledInterval: lockMs,
       // A job whose worker dies twice in a row fails rather than take down a third.
@@ -160,6 +165,14 @@ export class BullMqWorker {
         if (watch && replies?.[2]?.[1] === 1) watch.abort();
       })
       .catch(() => {});
+  }
+
+  /** For each job id, whether it is still wanted: no cancel flag set (a job waiting for its batch checks once more). */
+  async stillWanted(ids: readonly string[]): Promise<boolean[]> {
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.exists(this.keys.cancel(id));
+    const replies = (await pipe.exec()) ?? [];
+    return ids.map((_, i) => replies[i]?.[1] !== 1);
   }
 
   /** Moving average of the time per cost unit, as the in-process queue measures its lanes. */

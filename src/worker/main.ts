@@ -6,8 +6,9 @@ import { readModelInfo } from '../engine/models/info.js';
 import { listenForMetrics, type MetricsListener } from '../telemetry/metrics-server.js';
 import { BullMqWorker, type WorkerLogger } from './bullmq-worker.js';
 import { EnginePool, pipelineOptions } from './engine-pool.js';
+import { LocalBatcher } from './local-batcher.js';
 import { WorkerMetrics } from './metrics.js';
-import { runJob } from './run-job.js';
+import { runJob, runJobs } from './run-job.js';
 
 export interface RunningWorker {
   worker: BullMqWorker;
@@ -57,10 +58,28 @@ export async function startWorker(config: Readonly<Config>, opts: { url: string;
     await engines.warmUp();
     const warmStepMs = (performance.now() - t0) / Math.max(1, models.length);
     lockMs = config.queue.lockSeconds !== undefined ? config.queue.lockSeconds * 1000 : fitLockMs(warmStepMs);
+    const encoding = config.images.encoding;
+    const batchJobs = Math.max(1, config.engine.maxBatchJobs);
+    // Batching across requests (README "Batching across requests"): each model's jobs taken together run as batches.
+    const batchers = new Map(
+      config.models.map((m) => [
+        m.name,
+        new LocalBatcher({
+          executeBatch: (jobs) => runJobs(engines.pipeline(m.name), jobs, log, encoding),
+          maxBatchJobs: batchJobs,
+          maxBatchRows: config.engine.maxBatchSize,
+          batchWindowMs: config.engine.batchWindowMs,
+          stillWanted: (jobs) => worker?.stillWanted(jobs.map((j) => j.ctx.id)) ?? Promise.resolve(jobs.map(() => true)),
+        }),
+      ]),
+    );
     worker = await BullMqWorker.start({
       url: opts.url,
       models,
-      execute: metrics.observing((job, ctx) => runJob(engines.pipeline(job.model), job, ctx, log, config.images.encoding)),
+      execute: metrics.observing((job, ctx) =>
+        batchJobs > 1 ? batchers.get(job.model)!.run({ job, ctx }) : runJob(engines.pipeline(job.model), job, ctx, log, encoding),
+      ),
+      concurrency: batchJobs,
       lockMs,
       log,
     });
