@@ -1,5 +1,5 @@
 // `easel worker --queue redis://... [--model PATH | --config FILE] [--metrics-port N]`: runs an engine worker for a
-// cluster. The same config as `serve` names the models (and engine settings); SIGTERM finishes the current job, exits 0.
+// cluster. The same config as `serve` names the models (and engine settings); SIGTERM finishes the jobs it holds, exits 0.
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config/config.js';
@@ -42,7 +42,7 @@ export function registerWorkerCommand(program: Command): void {
       const stop = (signal: NodeJS.Signals) => {
         if (stopping) process.exit(130);
         stopping = true;
-        process.stderr.write(`easel worker: ${signal}: finishing the current job; a second signal stops at once\n`);
+        process.stderr.write(`easel worker: ${signal}: finishing the jobs it holds; a second signal stops at once\n`);
         running
           .close()
           .finally(() => tracing.shutdown())
