@@ -69,14 +69,14 @@ export class FairQueue<T> {
   }
 
   /**
-   * Hands out a waiting item out of turn (a job joining another's batch): like shift(), it is charged and virtual time
-   * moves to its start if that is later; unlike remove(), its client's finish tag keeps the job's cost.
+   * Hands out a waiting item out of turn (a job joining another's batch): unlike remove(), its client's finish tag keeps
+   * the job's cost; unlike shift(), virtual time stays at the batch head's tag, so a client that arrives next still
+   * starts before the backlog of others (the batch is one turn, not a jump to its last job's tag).
    */
   take(item: T): boolean {
     const i = this.waiting.findIndex((w) => w.item === item);
     if (i < 0) return false;
-    const [taken] = this.waiting.splice(i, 1);
-    this.virtualNow = Math.max(this.virtualNow, taken.start);
+    this.waiting.splice(i, 1);
     this.forgetIdleFlows();
     return true;
   }

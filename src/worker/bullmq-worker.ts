@@ -51,6 +51,7 @@ export class BullMqWorker {
   private readonly keys: ClusterKeys;
   private readonly workers: Worker[] = [];
   private readonly running = new Map<string, AbortController>();
+  private readonly priorities = new Map<string, number>();
   private readonly msPerUnit = new Map<string, number>();
   private readonly startedAt = Date.now();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -117,7 +118,10 @@ export class BullMqWorker {
       return toWire({ type: 'error', kind: 'cancelled', message: 'generation cancelled before it started' } satisfies Terminal);
     }
     this.running.set(id, controller);
-    await this.advanceFairTime(model, job.priority);
+    // One job at a time: it starts now. Batching: the head of each batch moves the clock when its batch starts
+    // (batchStarting), so jobs that only wait in the batcher do not push the fair clock past the others' backlog.
+    this.priorities.set(id, job.priority);
+    if ((this.opts.concurrency ?? 1) <= 1) await this.advanceFairTime(model, job.priority);
     const emit = (event: JobEvent, watch?: AbortController) => this.append(id, ['e', encodeJobEvent(event), 'a', attempt], watch);
     const spec = decodeJobSpec(job.data);
     const fields = { jobId: id, model, attempt: job.attemptsStarted, ...jobLogFields(spec) };
@@ -142,6 +146,7 @@ export class BullMqWorker {
       end = { type: 'error', kind: 'failed', message: (err as Error)?.message ?? String(err) };
     } finally {
       this.running.delete(id);
+      this.priorities.delete(id);
     }
     const outcome = end.type === 'result' ? 'ok' : end.kind;
     this.opts.log?.info({ ...fields, outcome, ms: Math.round(performance.now() - started) }, 'job ended');
@@ -165,6 +170,16 @@ export class BullMqWorker {
         if (watch && replies?.[2]?.[1] === 1) watch.abort();
       })
       .catch(() => {});
+  }
+
+  /** BullMQ priority (the fair start tag, jobs/fair-redis.ts) of a job this worker holds; 0 when it has none. */
+  priorityOf(id: string): number {
+    return this.priorities.get(id) ?? 0;
+  }
+
+  /** A batch headed by job `id` of `model` starts: the model's fair clock moves to that job's tag. */
+  async batchStarting(model: string, id: string): Promise<void> {
+    await this.advanceFairTime(model, this.priorityOf(id));
   }
 
   /** For each job id, whether it is still wanted: no cancel flag set (a job waiting for its batch checks once more). */

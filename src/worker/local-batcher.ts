@@ -1,6 +1,7 @@
 // Batching across requests on a cluster worker: BullMQ hands the worker up to maxBatchJobs jobs of a model at once, and
-// this runs them as the embedded queue's lanes do: the oldest first, with the compatible ones (same batchKey, while
-// their UNet rows fit in one call) in one engine batch; the rest wait for the next batch, on this worker.
+// this runs them as the embedded queue's lanes do: the first in fair order (lowest BullMQ priority, then arrival),
+// with the compatible ones (same batchKey, while their UNet rows fit in one call) in one engine batch; the rest wait
+// for the next batch, on this worker.
 import { type BatchExecutor, type BatchJob, batchKey, batchRows } from '../jobs/batch.js';
 import type { JobEvent } from '../jobs/types.js';
 
@@ -16,23 +17,33 @@ export interface LocalBatcherOptions {
   batchWindowMs: number;
   /** Just before a batch starts: which of its jobs are still wanted (a cancel flag may have been set meanwhile). */
   stillWanted?(jobs: readonly BatchJob[]): Promise<boolean[]>;
+  /** A batch is about to run, headed by `head` (the cluster moves its fair clock here). */
+  onBatchStart?(head: BatchJob): Promise<void>;
 }
 
 interface Waiting {
   item: BatchJob;
+  /** Fair rank (the job's BullMQ priority: its start tag); lower runs first, then arrival. */
+  rank: number;
+  seq: number;
   resolve(end: Terminal): void;
 }
 
 export class LocalBatcher {
   private readonly waiting: Waiting[] = [];
   private busy = false;
+  private seq = 0;
 
   constructor(private readonly opts: LocalBatcherOptions) {}
 
-  /** Runs the job, alone or with others; resolves to its terminal event, never rejects. */
-  run(item: BatchJob): Promise<Terminal> {
+  /**
+   * Runs the job, alone or with others; resolves to its terminal event, never rejects. `rank` orders the jobs held here
+   * as the cluster's fair order does (their BullMQ priorities), ties by arrival.
+   */
+  run(item: BatchJob, rank = 0): Promise<Terminal> {
     return new Promise<Terminal>((resolve) => {
-      this.waiting.push({ item, resolve });
+      this.waiting.push({ item, rank, seq: this.seq++, resolve });
+      this.waiting.sort((a, b) => a.rank - b.rank || a.seq - b.seq);
       this.pump(false);
     });
   }
@@ -82,6 +93,7 @@ export class LocalBatcher {
       else batch.push(w);
     });
     if (batch.length === 0) return;
+    await this.opts.onBatchStart?.(batch[0].item).catch(() => {});
     const ends = this.opts.executeBatch(batch.map((w) => w.item));
     await Promise.all(
       ends.map((end, i) =>

@@ -70,6 +70,7 @@ export async function startWorker(config: Readonly<Config>, opts: { url: string;
           maxBatchRows: config.engine.maxBatchSize,
           batchWindowMs: config.engine.batchWindowMs,
           stillWanted: (jobs) => worker?.stillWanted(jobs.map((j) => j.ctx.id)) ?? Promise.resolve(jobs.map(() => true)),
+          onBatchStart: async (head) => worker?.batchStarting(m.name, head.ctx.id),
         }),
       ]),
     );
@@ -77,7 +78,9 @@ export async function startWorker(config: Readonly<Config>, opts: { url: string;
       url: opts.url,
       models,
       execute: metrics.observing((job, ctx) =>
-        batchJobs > 1 ? batchers.get(job.model)!.run({ job, ctx }) : runJob(engines.pipeline(job.model), job, ctx, log, encoding),
+        batchJobs > 1
+          ? batchers.get(job.model)!.run({ job, ctx }, worker?.priorityOf(ctx.id))
+          : runJob(engines.pipeline(job.model), job, ctx, log, encoding),
       ),
       concurrency: batchJobs,
       lockMs,

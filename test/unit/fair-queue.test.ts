@@ -93,3 +93,15 @@ describe('FairQueue.take (a job joining a batch out of turn)', () => {
     expect(drain(q)).toEqual(['a1', 'b1']);
   });
 });
+
+describe('FairQueue: a batch is one turn', () => {
+  it('does not move virtual time to the tags of the jobs that joined the head', () => {
+    const q = new FairQueue<string>();
+    for (let i = 1; i <= 4; i++) q.push('a', `a${i}`, 10);
+    for (let i = 1; i <= 4; i++) q.push('b', `b${i}`, 10);
+    expect(q.shift()).toBe('a1');
+    for (const id of ['a2', 'a3', 'a4']) q.take(id); // batched with a1
+    q.push('c', 'c1', 1); // arrives now: starts at a1's tag, before b's backlog
+    expect(q.ordered().slice(0, 2)).toEqual(['b1', 'c1']);
+  });
+});

@@ -42,12 +42,13 @@ async function cluster(maxBatchJobs: number) {
     maxBatchRows: 8,
     batchWindowMs: 15,
     stillWanted: (jobs) => worker!.stillWanted(jobs.map((j) => j.ctx.id)),
+    onBatchStart: (head) => worker!.batchStarting('m', head.ctx.id),
   });
   worker = await BullMqWorker.start({
     url: redis.url,
     prefix,
     models: [{ name: 'm' }],
-    execute: (job, ctx) => batcher.run({ job, ctx }),
+    execute: (job, ctx) => batcher.run({ job, ctx }, worker?.priorityOf(ctx.id)),
     concurrency: maxBatchJobs,
     lockMs: 1000,
     heartbeatMs: 200,
@@ -108,5 +109,34 @@ describe('batching on a cluster worker', () => {
     } finally {
       await c.close();
     }
+  });
+});
+
+describe('LocalBatcher order', () => {
+  it('runs the jobs it holds in fair order (rank, then arrival), not in the order they arrived', async () => {
+    const started: string[] = [];
+    const release: Array<() => void> = [];
+    const executeBatch: BatchExecutor = (jobs) => {
+      started.push(jobs.map((j) => j.job.request.prompt).join('+'));
+      return jobs.map(
+        (j) => new Promise((resolve) => release.push(() => resolve({ type: 'error', kind: 'cancelled', message: j.job.request.prompt }))),
+      );
+    };
+    const batcher = new LocalBatcher({ executeBatch, maxBatchJobs: 4, maxBatchRows: 8, batchWindowMs: 0 });
+    const ctx = (id: string) => ({ id, signal: new AbortController().signal, emit: () => {}, submittedAt: 0 });
+    const size = (w: number) => ({ prompt: `s${w}`, width: w, height: w, numInferenceSteps: 3, guidanceScale: 1, seed: 1 });
+    // A heavy client's jobs of three sizes (never compatible), then a light client's job with the lowest tag.
+    const ends = [
+      batcher.run({ job: spec('m', 'a1', { request: { ...size(8), prompt: 'a1' } }), ctx: ctx('a1') }, 1),
+      batcher.run({ job: spec('m', 'a2', { request: { ...size(16), prompt: 'a2' } }), ctx: ctx('a2') }, 101),
+      batcher.run({ job: spec('m', 'a3', { request: { ...size(24), prompt: 'a3' } }), ctx: ctx('a3') }, 201),
+      batcher.run({ job: spec('m', 'light', { request: { ...size(32), prompt: 'light' } }), ctx: ctx('light') }, 1),
+    ];
+    for (let i = 0; i < 4; i++) {
+      while (release.length === 0) await new Promise((r) => setTimeout(r, 1));
+      release.shift()!();
+    }
+    await Promise.all(ends);
+    expect(started).toEqual(['a1', 'light', 'a2', 'a3']);
   });
 });
