@@ -8,7 +8,7 @@ import { decodeJobSpec, encodeJobEvent, toWire, type Wire } from '../jobs/codec.
 import { jobCost } from '../jobs/cost.js';
 import { advanceFairTime } from '../jobs/fair-redis.js';
 import { bullKey, type ClusterKeys, clusterKeys, queueName, type WorkerRecord } from '../jobs/redis-keys.js';
-import { isTerminal, type JobContext, type JobEvent, type JobExecutor } from '../jobs/types.js';
+import { isTerminal, type JobContext, type JobEvent, type JobExecutor, type JobSpec } from '../jobs/types.js';
 import { jobLogFields } from '../telemetry/jobs.js';
 
 type Terminal = Extract<JobEvent, { type: 'result' | 'error' }>;
@@ -150,7 +150,8 @@ export class BullMqWorker {
     }
     const outcome = end.type === 'result' ? 'ok' : end.kind;
     this.opts.log?.info({ ...fields, outcome, ms: Math.round(performance.now() - started) }, 'job ended');
-    if (end.type === 'result') this.measure(model, jobCost(spec), performance.now() - started);
+    // Batching: the batcher measures whole batches (measureBatch); a job's own time includes its wait and its batch.
+    if (end.type === 'result' && (this.opts.concurrency ?? 1) <= 1) this.measure(model, jobCost(spec), performance.now() - started);
     return toWire(end);
   }
 
@@ -188,6 +189,15 @@ export class BullMqWorker {
     for (const id of ids) pipe.exists(this.keys.cancel(id));
     const replies = (await pipe.exec()) ?? [];
     return ids.map((_, i) => replies[i]?.[1] !== 1);
+  }
+
+  /** A batch of `jobs` of `model` ran whole in `ms`: the worker's speed, per cost unit of all of them. */
+  measureBatch(model: string, jobs: readonly JobSpec[], ms: number): void {
+    this.measure(
+      model,
+      jobs.reduce((sum, j) => sum + jobCost(j), 0),
+      ms,
+    );
   }
 
   /** Moving average of the time per cost unit, as the in-process queue measures its lanes. */

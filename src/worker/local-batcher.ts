@@ -19,6 +19,8 @@ export interface LocalBatcherOptions {
   stillWanted?(jobs: readonly BatchJob[]): Promise<boolean[]>;
   /** A batch is about to run, headed by `head` (the cluster moves its fair clock here). */
   onBatchStart?(head: BatchJob): Promise<void>;
+  /** A batch whose every job produced its result took `ms` (the worker's speed is measured per batch, not per job). */
+  onBatchDone?(jobs: readonly BatchJob[], ms: number): void;
 }
 
 interface Waiting {
@@ -94,13 +96,22 @@ export class LocalBatcher {
     });
     if (batch.length === 0) return;
     await this.opts.onBatchStart?.(batch[0].item).catch(() => {});
+    const t0 = performance.now();
     const ends = this.opts.executeBatch(batch.map((w) => w.item));
-    await Promise.all(
+    const settled = await Promise.all(
       ends.map((end, i) =>
         end
           .catch((err: unknown): Terminal => ({ type: 'error', kind: 'failed', message: (err as Error)?.message ?? String(err) }))
-          .then((e) => batch[i].resolve(e)),
+          .then((e) => {
+            batch[i].resolve(e);
+            return e;
+          }),
       ),
     );
+    if (settled.every((e) => e.type === 'result'))
+      this.opts.onBatchDone?.(
+        batch.map((w) => w.item),
+        performance.now() - t0,
+      );
   }
 }

@@ -71,6 +71,12 @@ export async function startWorker(config: Readonly<Config>, opts: { url: string;
           batchWindowMs: config.engine.batchWindowMs,
           stillWanted: (jobs) => worker?.stillWanted(jobs.map((j) => j.ctx.id)) ?? Promise.resolve(jobs.map(() => true)),
           onBatchStart: async (head) => worker?.batchStarting(m.name, head.ctx.id),
+          onBatchDone: (jobs, ms) =>
+            worker?.measureBatch(
+              m.name,
+              jobs.map((j) => j.job),
+              ms,
+            ),
         }),
       ]),
     );
