@@ -14,7 +14,8 @@ import type { ModelCatalog } from './catalog.js';
 import { ClusterModels } from './cluster-models.js';
 import type { ServerDeps } from './deps.js';
 import { DiskGuard, guardStore } from './disk.js';
-import { listenForMetricsPort, ServerMetrics } from './metrics.js';
+import { listen } from './listen.js';
+import { ServerMetrics } from './metrics.js';
 import { createWordFilter } from './moderation.js';
 import { RedisRateLimitStore } from './rate-limit.js';
 import { UsageRecorder } from './records.js';
@@ -117,21 +118,5 @@ export async function createApiNode(config: Readonly<Config>, opts: StartOptions
 
 /** An API node listening on config.host:config.port (0 picks a free port). */
 export async function startApiNode(config: Readonly<Config>, opts: StartOptions = {}): Promise<ApiNode> {
-  const node = await createApiNode(config, opts);
-  try {
-    const address = await node.app.listen({ host: config.host, port: config.port });
-    const url = address.replace('[::1]', '127.0.0.1');
-    const scrape = await listenForMetricsPort(config, node.metrics);
-    if (!scrape) return Object.assign(node, { url });
-    const { close, shutdown } = node;
-    return Object.assign(node, {
-      url,
-      metricsUrl: scrape.url,
-      close: () => close().finally(() => scrape.close()),
-      shutdown: (drainMs?: number) => shutdown(drainMs).finally(() => scrape.close()),
-    });
-  } catch (err) {
-    await node.close();
-    throw err;
-  }
+  return listen(config, await createApiNode(config, opts));
 }

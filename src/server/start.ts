@@ -14,7 +14,8 @@ import { runJob, runJobs } from '../worker/run-job.js';
 import { buildServer } from './app.js';
 import { ModelCatalog } from './catalog.js';
 import { DiskGuard, type DiskGuardOptions, guardStore } from './disk.js';
-import { listenForMetricsPort, ServerMetrics } from './metrics.js';
+import { listen } from './listen.js';
+import { ServerMetrics } from './metrics.js';
 import { createWordFilter, type ModerationHook } from './moderation.js';
 import { UsageRecorder } from './records.js';
 import { drainThenClose } from './shutdown.js';
@@ -141,19 +142,5 @@ export async function createEmbeddedServer(config: Readonly<Config>, opts: Start
 
 /** The embedded server, listening on config.host:config.port (0 picks a free port). */
 export async function startServer(config: Readonly<Config>, opts: StartOptions = {}): Promise<RunningServer> {
-  const server = await createEmbeddedServer(config, opts);
-  try {
-    const address = await server.app.listen({ host: config.host, port: config.port });
-    const scrape = await listenForMetricsPort(config, server.metrics);
-    return {
-      ...server,
-      url: address.replace('[::1]', '127.0.0.1'),
-      ...(scrape ? { metricsUrl: scrape.url } : {}),
-      close: () => server.close().finally(() => scrape?.close()),
-      shutdown: (drainMs) => server.shutdown(drainMs).finally(() => scrape?.close()),
-    };
-  } catch (err) {
-    await server.close();
-    throw err;
-  }
+  return listen(config, await createEmbeddedServer(config, opts));
 }
