@@ -6,13 +6,14 @@
 //          [--rounds 1]   (cases: engine, raw, engine-b1 (CFG as two batches of 1), engine-all (graph level 'all'),
 //          engine-arena (ORT CPU arena on), engine-unfused (attention as exported), engine-tiled (VAE tiles of 512 px))
 // VAE tiling at 1024x1024: npx tsx bench/sd-size.ts --dir DIR --size 1024x1024 --steps-list 1 --cases engine,engine-tiled
-// Without --dir it fills ../shared/sd15-shape into a temporary folder (4.1 GB, about a minute) and removes it after.
-import { execFileSync, spawnSync } from 'node:child_process';
+// Without --dir it fills bench/fixtures/sd15-shape into a temporary folder (bench/fill-sd15.ts: 4.1 GB) and removes it after.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { fillSd15, SD15_SHAPE } from './fill-sd15.js';
 
 const { values } = parseArgs({
   options: {
@@ -223,9 +224,8 @@ if (values.child) {
   if (!dir) {
     temp = mkdtempSync(join(tmpdir(), 'easel-sd15-'));
     dir = temp;
-    const fill = join(import.meta.dirname, '..', '..', 'shared', 'sd15-shape', 'fill-weights.mjs');
-    console.error(`filling ${dir} from ${fill} ...`);
-    execFileSync(process.execPath, [fill, dir], { stdio: 'inherit' });
+    console.error(`filling ${dir} from ${SD15_SHAPE} (bench/fill-sd15.ts) ...`);
+    fillSd15(dir);
   }
   try {
     const cases = values.cases!.split(',');
