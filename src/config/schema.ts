@@ -389,7 +389,8 @@ function fileSchema(ctx: SchemaContext) {
           /** Partial images one streaming request may ask for (OpenAI allows up to 3). */
           maxPartialImages: z.int().min(0).max(3).default(3),
           /** Seconds a job may take from being queued to its result; then it is cancelled and answered 504. */
-          requestDeadlineSeconds: positiveInt.default(300),
+          // At most what one Node timer can wait (2^31-1 ms): a longer delay would fire at once and cancel every job.
+          requestDeadlineSeconds: positiveInt.max(2_147_483).default(300),
         })
         .strict()
         .prefault({}),

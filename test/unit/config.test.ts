@@ -103,6 +103,11 @@ describe('bad values fail closed, naming the file, the key and what is allowed',
     ['a fractional count', { engine: { maxBatchSize: 1.5 } }, 'engine.maxBatchSize: expected an integer, got 1.5'],
     ['a negative queue', { queue: { maxWaiting: -1 } }, 'queue.maxWaiting: expected a value >= 0, got -1'],
     ['a port out of range', { port: 70000 }, 'port: expected a value <= 65535, got 70000'],
+    [
+      'a deadline no timer can wait',
+      { limits: { requestDeadlineSeconds: 2_147_484 } },
+      'limits.requestDeadlineSeconds: expected a value <= 2147483, got 2147484',
+    ],
     ['an unknown provider', { engine: { provider: 'gpu' } }, 'engine.provider: expected one of "cpu" | "cuda" | "webgpu", got "gpu"'],
     [
       'an unknown family',
